@@ -1,0 +1,45 @@
+"""``landcover info``: what is in the scenes, and the stack they make."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from landcover.cli import options
+
+
+@click.command(short_help="Describe scenes and the stack they make.")
+@options.scenes_arg
+@options.json_opt
+@options.config_opt
+@options.set_opt
+@click.pass_context
+def info(ctx: click.Context, scenes, as_json, config_path, overrides) -> None:
+    """One line per scene (product ID, sensor, date, grid, valid/cloud/shadow/fill shares from QA),
+    then the stack as a whole.
+
+    \b
+        $ landcover info data_samples/
+        $ landcover info scenes/ --json | jq '.stack'
+    """
+    from landcover.config import load_config
+    from landcover.scenes import find_scenes
+    from landcover.summary import format_text, summarize
+
+    cfg = load_config(config_path, overrides)
+    found = find_scenes(scenes, profile=cfg.scenes.profile)
+    quiet = ctx.obj.get("verbosity", 0) < 0
+
+    def progress(items):
+        with click.progressbar(items, label="Reading QA", file=sys.stderr,
+                               show_pos=True) as bar:
+            yield from bar
+
+    report = summarize(found, cfg.scenes, progress=(lambda it: it) if quiet or len(found) < 2
+                       else progress)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_text(report))

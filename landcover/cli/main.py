@@ -1,0 +1,71 @@
+"""The ``landcover`` click group: logging from ``-v/-q``, ``--version``, and the error boundary.
+
+Library errors (:class:`landcover.errors.LandcoverError`) become a one-line ``Error: ...`` on stderr
+and exit code 1 (runtime) or 2 (usage/config); ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+
+from landcover import __version__
+from landcover.errors import LandcoverError
+
+
+class LandcoverGroup(click.Group):
+    """A click group that turns :class:`LandcoverError` into a clean message and exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LandcoverError as exc:
+            verbosity = (ctx.obj or {}).get("verbosity", 0)
+            if verbosity > 0:
+                traceback.print_exc(file=sys.stderr)
+            message = " ".join(str(exc).split())
+            click.echo(f"Error: {message}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def setup_logging(verbosity: int) -> None:
+    level = max(logging.DEBUG, logging.WARNING - 10 * verbosity)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("landcover")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(cls=LandcoverGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", count=True, help="Less output: no progress bars, errors only.")
+@click.version_option(__version__, prog_name="landcover")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
+    """Landsat image time series to land-cover maps.
+
+    SCENES are Landsat scene folders, EarthExplorer .tar archives, or folders that contain them.
+    """
+    verbosity = verbose - quiet
+    ctx.ensure_object(dict)
+    ctx.obj["verbosity"] = verbosity
+    setup_logging(verbosity)
+
+
+def _register() -> None:
+    from landcover.cli.info import info
+
+    cli.add_command(info)
+
+
+_register()
+
+
+def main(args=None) -> None:
+    """Entry point; ``args`` lets tests call the CLI directly."""
+    cli.main(args=args, prog_name="landcover")

@@ -1,0 +1,30 @@
+"""Shared click options, defined once.
+
+==================  =====================================  ==========================
+option              meaning                                used by
+==================  =====================================  ==========================
+``--config FILE``   YAML config on top of the defaults     info (and later stages)
+``--set KEY=VAL``   override one key, repeatable           info (and later stages)
+``--json``          machine-readable output on stdout      info
+``--overwrite``     replace an existing output             stages that write outputs
+==================  =====================================  ==========================
+"""
+
+from __future__ import annotations
+
+import click
+
+config_opt = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+    help="YAML config file (see configs/default.yaml); overrides the built-in defaults.")
+
+set_opt = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override one config key, e.g. --set scenes.chunk_size=512. Repeatable; wins over --config.")
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+
+overwrite_opt = click.option("--overwrite", is_flag=True,
+                             help="Replace an existing output instead of refusing.")
+
+scenes_arg = click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=str))

@@ -1,0 +1,64 @@
+"""One typed error tree for the whole project.
+
+Every error a user can cause derives from :class:`LandcoverError`. Messages name the file, flag or
+config key at fault and say what to do. The CLI turns them into a one-line message and an exit code:
+:class:`UsageError` subclasses exit with 2 (bad flags, bad config keys), everything else with 1.
+"""
+
+from __future__ import annotations
+
+
+class LandcoverError(Exception):
+    """Root of all errors raised by landcover on bad input or failed I/O."""
+
+    exit_code = 1
+
+
+class UsageError(LandcoverError):
+    """The command line or configuration is wrong (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A config file or ``--set`` override is invalid: unknown key, wrong type or value."""
+
+
+class SceneError(LandcoverError):
+    """A scene (folder, archive or file) cannot be used."""
+
+
+class SceneNotFoundError(SceneError):
+    """No recognisable scene where the user pointed."""
+
+
+class UnknownSensorError(SceneError):
+    """A product ID names a sensor that no profile knows."""
+
+
+class MissingBandError(SceneError):
+    """A band (or mask) file that the profile requires is missing."""
+
+
+class MetadataError(SceneError):
+    """A metadata file (MTL txt/json/xml) cannot be parsed or lacks a required field."""
+
+
+class RasterReadError(SceneError):
+    """A raster cannot be opened or read (truncated or corrupt file)."""
+
+
+class BandShapeError(SceneError):
+    """The rasters of one scene disagree in shape, CRS or transform."""
+
+
+class ProfileError(UsageError):
+    """A sensor profile YAML is missing or invalid."""
+
+
+class GridMismatchError(LandcoverError):
+    """Scenes lie on different grids and alignment is off, or have no common grid."""
+
+
+class OutputExistsError(LandcoverError):
+    """An output exists and ``--overwrite`` was not given."""

@@ -1,0 +1,372 @@
+"""Scene discovery: folders, EarthExplorer ``.tar`` archives, or folders that contain them.
+
+:func:`find_scenes` turns the paths a user gives into :class:`Scene` records: product ID, sensor, date,
+band files by common name, scale/offset, nodata and valid range, the quality layers, and the raster grid.
+Archives are read in place through GDAL's ``/vsitar/`` (never extracted).
+
+Shape and transform always come from the rasters. Only when a raster carries no georeferencing at all
+(CRS missing and an identity transform) is it placed from the MTL: ``UTM_ZONE`` and
+``CORNER_UL_PROJECTION_X/Y_PRODUCT`` (pixel centres) with ``GRID_CELL_SIZE_REFLECTIVE``. USGS writes
+southern scenes in the *northern* UTM zone with negative northings (EPSG:326zz); an MTL with positive
+northings and a southern corner latitude is taken as the southern zone (EPSG:327zz).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import logging
+import os
+import re
+import tarfile
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from landcover.errors import (BandShapeError, MetadataError, MissingBandError, RasterReadError,
+                              SceneNotFoundError, UnknownSensorError)
+from landcover.grid import Grid, utm_epsg
+from landcover.mtl import mtl_get, parse_mtl
+from landcover.profiles import Profile, resolve_profiles
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One acquisition of one path/row, ready to be read.
+
+    Attributes:
+        scene_id: product ID (or scene ID for pre-collection layouts).
+        source: the folder or archive it came from.
+        profile: name of the sensor profile that read it.
+        sensor: sensor code as in the ID (``LC08``, ``LE07``, ``LT5`` ...).
+        date: acquisition date.
+        path, row: WRS path and row (``None`` when the ID has none).
+        bands: ``{common band name: GDAL path}`` in profile order.
+        band_numbers: ``{common band name: sensor band number}`` (for QA_RADSAT bits).
+        scale, offset: ``{band: value}``; reflectance = DN * scale + offset.
+        nodata: DN that marks fill (``None`` if the product has none).
+        valid_range: inclusive valid DN range, or ``None``.
+        mask_path, mask_kind, mask_codes: the quality layer (see :mod:`landcover.qa`).
+        radsat_path: QA_RADSAT, if the product has one.
+        grid: the raster grid (from the TIFF; from the MTL only when the TIFF has none).
+        georef_from_mtl: True when the grid came from the MTL.
+        cloud_cover: MTL ``CLOUD_COVER`` (percent) if present.
+        attrs: the other named groups of the ID (level, tier, processing date ...).
+    """
+
+    scene_id: str
+    source: str
+    profile: str
+    sensor: str
+    date: dt.date
+    path: int | None
+    row: int | None
+    bands: dict[str, str]
+    band_numbers: dict[str, int]
+    scale: dict[str, float]
+    offset: dict[str, float]
+    nodata: float | None
+    valid_range: tuple[float, float] | None
+    grid: Grid
+    mask_path: str | None = None
+    mask_kind: str | None = None
+    mask_codes: dict | None = None
+    radsat_path: str | None = None
+    georef_from_mtl: bool = False
+    cloud_cover: float | None = None
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def path_row(self) -> str:
+        return f"{self.path:03d}/{self.row:03d}" if self.path is not None else "-"
+
+
+class _Container:
+    """Files of one scene: a folder on disk or the members of a tar archive."""
+
+    def __init__(self, location: Path, names: list[str], archive: bool):
+        self.location = location
+        self.names = names  # relative names (folder: file names; archive: member names)
+        self.archive = archive
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> _Container:
+        return cls(folder, sorted(n for n in os.listdir(folder) if (folder / n).is_file()), False)
+
+    @classmethod
+    def from_archive(cls, path: Path) -> _Container:
+        try:
+            with tarfile.open(path) as tar:
+                names = sorted(m.name for m in tar.getmembers() if m.isfile())
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise SceneNotFoundError(f"{path}: cannot read the archive ({exc}); re-download it") \
+                from None
+        return cls(path, names, True)
+
+    def glob(self, pattern: str) -> list[str]:
+        return [n for n in self.names if fnmatch.fnmatchcase(os.path.basename(n), pattern)]
+
+    def gdal_path(self, name: str) -> str:
+        if self.archive:
+            return f"/vsitar/{self.location.resolve()}/{name}"
+        return str(self.location / name)
+
+    def read_bytes(self, name: str) -> bytes:
+        if self.archive:
+            with tarfile.open(self.location) as tar:
+                return tar.extractfile(name).read()
+        return (self.location / name).read_bytes()
+
+
+def _is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _match(profiles: Sequence[Profile], container: _Container) -> tuple[Profile, re.Match] | None:
+    """The first profile whose ID pattern matches the container's name, or one of its files."""
+    stem = container.location.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    for profile in profiles:
+        found = profile.match(stem)
+        if found and found.start() == 0:
+            return profile, found
+    for profile in profiles:
+        for name in container.names:
+            found = profile.match(os.path.basename(name))
+            if found and found.start() == 0:
+                return profile, found
+    return None
+
+
+def _scan(path: Path, profiles: Sequence[Profile]) -> list[Scene]:
+    """Open every scene at or under ``path``.
+
+    A folder whose name or files match a profile is a scene (its subfolders are not searched); other
+    folders are searched recursively, and archives inside them are scenes.
+    """
+    if path.is_file():
+        container = _Container.from_archive(path)
+        matched = _match(profiles, container)
+        return [_open_scene(container, *matched)] if matched else []
+    scenes = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        root_path = Path(root)
+        if any(f.lower().endswith((".tif", ".tiff")) for f in files):
+            container = _Container.from_folder(root_path)
+            matched = _match(profiles, container)
+            if matched:
+                scenes.append(_open_scene(container, *matched))
+                dirs[:] = []
+                continue
+        for f in sorted(files):
+            if f.lower().endswith(ARCHIVE_SUFFIXES):
+                scenes.extend(_scan(root_path / f, profiles))
+    return scenes
+
+
+def find_scenes(paths: Sequence[str | os.PathLike], *, profile: str = "auto") -> list[Scene]:
+    """Discover and open every scene under ``paths``, sorted by date then path/row.
+
+    Args:
+        paths: scene folders, ``.tar`` archives, or folders containing them (searched recursively).
+        profile: ``auto``, a shipped profile name, or the path of a profile YAML.
+
+    Raises:
+        SceneNotFoundError: a path does not exist, is empty, or holds no recognisable scene.
+        UnknownSensorError, MissingBandError, MetadataError, BandShapeError, RasterReadError.
+    """
+    profiles = resolve_profiles(profile)
+    scenes: list[Scene] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise SceneNotFoundError(f"{path}: no such file or folder")
+        if path.is_dir() and not any(path.iterdir()):
+            raise SceneNotFoundError(f"{path}: the folder is empty; point to Landsat scene folders "
+                                     "or .tar archives")
+        if path.is_file() and not _is_archive(path):
+            raise SceneNotFoundError(f"{path}: not a scene folder or a .tar archive")
+        found = _scan(path, profiles)
+        if not found:
+            names = ", ".join(p.name for p in profiles)
+            raise SceneNotFoundError(
+                f"{path}: no recognisable Landsat scene (tried profile {names}); expected folders "
+                "or .tar archives named like LC08_L2SP_PPPRRR_YYYYMMDD_YYYYMMDD_02_T1, or pass "
+                "--set scenes.profile=FILE.yaml for another layout")
+        scenes.extend(found)
+    seen: dict[str, str] = {}
+    for scene in scenes:
+        if scene.scene_id in seen:
+            raise SceneNotFoundError(f"{scene.source}: scene {scene.scene_id} is also in "
+                                     f"{seen[scene.scene_id]}; pass each scene once")
+        seen[scene.scene_id] = scene.source
+    return sorted(scenes, key=lambda s: (s.date, s.path or 0, s.row or 0, s.scene_id))
+
+
+def _parse_date(profile: Profile, text: str, where: Path) -> dt.date:
+    try:
+        return dt.datetime.strptime(text, profile.date_format).date()
+    except ValueError:
+        raise MetadataError(f"{where}: {text!r} is not a date in the form "
+                            f"{profile.date_format}") from None
+
+
+def _read_metadata(container: _Container, profile: Profile) -> tuple[dict | None, str | None]:
+    for pattern in profile.metadata:
+        names = container.glob(pattern)
+        if names:
+            name = names[0]
+            return parse_mtl(container.read_bytes(name), container.gdal_path(name)), name
+    return None, None
+
+
+def _one_file(container: _Container, pattern: str, what: str, scene_id: str) -> str | None:
+    names = container.glob(pattern)
+    if len(names) > 1:
+        raise MissingBandError(f"{container.location}: {len(names)} files match {pattern} for "
+                               f"{what} of {scene_id}; keep one")
+    return container.gdal_path(names[0]) if names else None
+
+
+def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Scene:
+    groups = {k: v for k, v in found.groupdict().items() if v is not None}
+    scene_id = found.group(0)
+    sensor = groups.get("sensor", "")
+    where = container.location
+    if sensor not in profile.sensors:
+        raise UnknownSensorError(
+            f"{where}: sensor {sensor or '?'} of {scene_id} is not supported by profile "
+            f"{profile.name} (supported: {', '.join(profile.sensors)}); use another profile with "
+            "--set scenes.profile=...")
+    mtl, mtl_name = _read_metadata(container, profile)
+
+    bands, numbers, scale, offset = {}, {}, {}, {}
+    for band, suffix in profile.sensors[sensor].items():
+        pattern = profile.band_file.format(band=suffix)
+        gdal_path = _one_file(container, pattern, f"band {band}", scene_id)
+        if gdal_path is None:
+            if profile.optional_bands:
+                continue
+            raise MissingBandError(f"{where}: band {band} ({pattern}) of {scene_id} is missing; "
+                                   "re-download the scene")
+        bands[band] = gdal_path
+        number = re.search(r"(\d+)$", suffix)
+        numbers[band] = int(number.group(1)) if number else 0
+        scale[band], offset[band] = profile.scale, profile.offset
+        if mtl is not None and profile.mtl_scale and number:
+            spec = profile.mtl_scale
+            scale[band] = mtl_get(mtl, spec["mult"].format(number=numbers[band]), float,
+                                  group=spec.get("group"), default=profile.scale)
+            offset[band] = mtl_get(mtl, spec["add"].format(number=numbers[band]), float,
+                                   group=spec.get("group"), default=profile.offset)
+    if not bands:
+        raise MissingBandError(f"{where}: no band files of {scene_id} found (expected "
+                               f"{profile.band_file.format(band='...')})")
+
+    mask_path = radsat_path = None
+    if profile.mask:
+        mask_path = _one_file(container, profile.mask["file"], "the quality layer", scene_id)
+        if mask_path is None:
+            log.warning("%s: no quality layer (%s): clouds and shadows of %s cannot be masked",
+                        where, profile.mask["file"], scene_id)
+    if profile.saturation:
+        radsat_path = _one_file(container, profile.saturation["file"], "QA_RADSAT", scene_id)
+
+    files = list(bands.values()) + [p for p in (mask_path, radsat_path) if p]
+    grid, from_mtl = _scene_grid(files, mtl, mtl_name, where)
+    path = int(groups["path"]) if "path" in groups else None
+    row = int(groups["row"]) if "row" in groups else None
+    attrs = {k: v for k, v in groups.items() if k not in ("sensor", "path", "row", "date")}
+    return Scene(
+        scene_id=scene_id, source=str(where), profile=profile.name, sensor=sensor,
+        date=_parse_date(profile, groups["date"], where), path=path, row=row, bands=bands,
+        band_numbers=numbers, scale=scale, offset=offset,
+        nodata=None if profile.nodata is None else float(profile.nodata),
+        valid_range=profile.valid_range, grid=grid,
+        mask_path=mask_path, mask_kind=(profile.mask or {}).get("kind"),
+        mask_codes=(profile.mask or {}).get("codes"), radsat_path=radsat_path,
+        georef_from_mtl=from_mtl,
+        cloud_cover=mtl_get(mtl, "CLOUD_COVER", float) if mtl else None, attrs=attrs,
+    )
+
+
+def _check_readable(src, path: str) -> None:
+    """Cheap truncation check: the last block of a TIFF must lie inside the file."""
+    if path.startswith("/vsi"):
+        return
+    rows, cols = src.block_shapes[0]
+    last = f"BLOCK_OFFSET_{(src.width - 1) // cols}_{(src.height - 1) // rows}"
+    size_key = last.replace("OFFSET", "SIZE")
+    offset = src.get_tag_item(last, "TIFF", bidx=1)
+    length = src.get_tag_item(size_key, "TIFF", bidx=1)
+    if offset and length and int(offset) + int(length) > os.path.getsize(path):
+        raise RasterReadError(f"{path}: the file is truncated (data ends before its last block); "
+                              "re-download the scene")
+
+
+def _scene_grid(files: list[str], mtl: dict | None, mtl_name: str | None,
+                where: Path) -> tuple[Grid, bool]:
+    """Grid shared by all ``files`` of a scene (raises BandShapeError if they disagree)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    grids = []
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                src = rasterio.open(path)
+            with src:
+                _check_readable(src, path)
+                georef = src.crs is not None or not src.transform.is_identity
+                grids.append((path, georef, src.crs, src.transform, src.width, src.height))
+        except RasterioIOError as exc:
+            raise RasterReadError(f"{path}: cannot open the raster ({exc}); the file may be "
+                                  "truncated or corrupt, re-download the scene") from None
+    first = grids[0]
+    for path, georef, crs, transform, width, height in grids[1:]:
+        if (width, height) != (first[4], first[5]) or (georef and (crs != first[2] or
+                                                                   transform != first[3])):
+            raise BandShapeError(
+                f"{path}: grid {width}x{height} differs from {first[0]} ({first[4]}x{first[5]}); "
+                "the bands of one scene must share one grid, re-download the scene")
+    if first[1]:
+        if first[2] is None:
+            raise BandShapeError(f"{first[0]}: the raster has a transform but no CRS; assign one "
+                                 "with gdal_edit.py -a_srs")
+        return Grid.from_rasterio(first[2], first[3], first[4], first[5]), False
+    if mtl is None:
+        raise MetadataError(f"{first[0]}: the raster has no georeferencing and the scene has no "
+                            "MTL to place it; add the MTL file or georeference the rasters")
+    return _grid_from_mtl(mtl, mtl_name, first[4], first[5], where), True
+
+
+def _grid_from_mtl(mtl: dict, mtl_name: str, width: int, height: int, where: Path) -> Grid:
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    projection = mtl_get(mtl, "MAP_PROJECTION")
+    zone = mtl_get(mtl, "UTM_ZONE", int)
+    ulx = mtl_get(mtl, "CORNER_UL_PROJECTION_X_PRODUCT", float)
+    uly = mtl_get(mtl, "CORNER_UL_PROJECTION_Y_PRODUCT", float)
+    res = mtl_get(mtl, "GRID_CELL_SIZE_REFLECTIVE", float)
+    if projection != "UTM" or None in (zone, ulx, uly, res):
+        raise MetadataError(f"{where / mtl_name}: the rasters have no georeferencing and the MTL has "
+                            "no UTM corner coordinates to place them")
+    lat = mtl_get(mtl, "CORNER_UL_LAT_PRODUCT", float, default=0.0)
+    epsg = utm_epsg(zone, south=lat < 0 and uly > 0)
+    lines = mtl_get(mtl, "REFLECTIVE_LINES", int)
+    samples = mtl_get(mtl, "REFLECTIVE_SAMPLES", int)
+    if (lines, samples) != (height, width):
+        raise MetadataError(f"{where / mtl_name}: the MTL describes {samples}x{lines} pixels but the "
+                            f"rasters have {width}x{height}; cannot place ungeoreferenced rasters")
+    transform = from_origin(ulx - res / 2, uly + res / 2, res, res)  # MTL corners are pixel centres
+    return Grid.from_rasterio(CRS.from_epsg(epsg), transform, width, height)

@@ -1,0 +1,332 @@
+"""Lazy, masked spatio-temporal stacks: ``(time, band, y, x)`` reflectance and a ``(time, y, x)`` mask.
+
+:func:`stack_scenes` builds an :class:`xarray.Dataset` backed by dask. Nothing is read until it is
+computed; each dask task opens the files it needs *by path* (no shared handles, so the graph runs on
+threads or on a distributed cluster) and reads one ``chunk_size`` x ``chunk_size`` window of one date.
+Peak memory is therefore about ``workers x (bands + 1) x chunk_size^2 x 4 bytes`` plus what the
+caller keeps, whatever the number of scenes.
+
+Target grid (``scenes.grid``): by default the CRS, pixel size and pixel lattice of the most common scene
+grid, over the union of all scenes' footprints (``extent: intersection`` for the common part). Scenes on
+that lattice are windowed reads (no resampling); scenes on other grids are warped on the fly with GDAL
+(bilinear for reflectance, nearest for quality layers), or refused when ``align`` is false.
+
+Same-date scenes (neighbouring path/rows) are mosaicked: per pixel the first *valid* observation in
+path/row order wins; where none is valid, the first observation with data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from itertools import groupby
+
+import numpy as np
+
+from landcover import qa
+from landcover.config import GridConfig, MaskConfig, ScenesConfig
+from landcover.errors import GridMismatchError, MissingBandError, RasterReadError
+from landcover.grid import Grid, same_crs
+from landcover.scenes import Scene
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------- grid
+def _grid_of_raster(path: str) -> Grid:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise GridMismatchError(f"scenes.grid.like: {path} has no CRS; pick a "
+                                        "georeferenced raster")
+            return Grid.from_rasterio(src.crs, src.transform, src.width, src.height)
+    except RasterioIOError as exc:
+        raise GridMismatchError(f"scenes.grid.like: cannot open {path} ({exc})") from None
+
+
+def _scene_bounds_in(scene: Scene, crs: str) -> tuple[float, float, float, float]:
+    if same_crs(scene.grid.crs, crs):
+        return scene.grid.bounds
+    from rasterio.warp import transform_bounds
+
+    return transform_bounds(scene.grid.crs, crs, *scene.grid.bounds, densify_pts=21)
+
+
+def target_grid(scenes: Sequence[Scene], cfg: GridConfig) -> Grid:
+    """The grid every scene is stacked on (see the module docstring)."""
+    if cfg.like:
+        grid = _grid_of_raster(cfg.like)
+        if not cfg.crs and not cfg.resolution:
+            return grid
+        reference = grid
+    else:
+        keys = [(s.grid.crs, round(s.grid.res[0], 3), round(s.grid.res[1], 3)) for s in scenes]
+        counts = Counter(keys)
+        best = max(counts.values())
+        reference = next(s.grid for s, k in zip(scenes, keys) if counts[k] == best)
+    crs = cfg.crs or reference.crs
+    if cfg.crs:
+        from rasterio.crs import CRS
+
+        from landcover.grid import crs_string
+
+        try:
+            crs = crs_string(CRS.from_user_input(cfg.crs))
+        except Exception:
+            raise GridMismatchError(f"scenes.grid.crs: {cfg.crs!r} is not a CRS; use e.g. "
+                                    "EPSG:32633") from None
+    if cfg.resolution:
+        rx = ry = float(cfg.resolution)
+    elif same_crs(crs, reference.crs):
+        rx, ry = reference.res
+    else:
+        from rasterio.warp import calculate_default_transform
+
+        tf, _, _ = calculate_default_transform(reference.crs, crs, reference.width,
+                                               reference.height, *reference.bounds)
+        rx = ry = abs(tf.a)
+    if same_crs(crs, reference.crs) and math.isclose(rx, reference.res[0], rel_tol=1e-9):
+        ox, oy = reference.transform[2], reference.transform[5]
+    else:
+        ox = oy = 0.0
+    boxes = [_scene_bounds_in(s, crs) for s in scenes]
+    if cfg.extent == "intersection":
+        left, bottom = max(b[0] for b in boxes), max(b[1] for b in boxes)
+        right, top = min(b[2] for b in boxes), min(b[3] for b in boxes)
+        if left >= right or bottom >= top:
+            raise GridMismatchError("the scenes have no area in common; use "
+                                    "scenes.grid.extent=union")
+    else:
+        left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    eps = 1e-6
+    left = ox + math.floor((left - ox) / rx + eps) * rx
+    top = oy + math.ceil((top - oy) / ry - eps) * ry
+    width = max(1, math.ceil((right - left) / rx - eps))
+    height = max(1, math.ceil((top - bottom) / ry - eps))
+    return Grid(crs, (rx, 0.0, left, 0.0, -ry, top), width, height)
+
+
+def check_alignment(scenes: Sequence[Scene], grid: Grid) -> None:
+    """Refuse scenes that would need resampling onto ``grid`` (``scenes.grid.align: false``)."""
+    for scene in scenes:
+        if not grid.same_lattice(scene.grid):
+            other = next((s for s in scenes if s.grid.same_lattice(grid)), None)
+            against = f"{other.scene_id} ({other.grid.describe()})" if other else grid.describe()
+            raise GridMismatchError(
+                f"{scene.source}: grid {scene.grid.describe()} differs from {against}; set "
+                "scenes.grid.align=true to reproject the scenes onto one grid")
+
+
+# ---------------------------------------------------------------------------------------- reading
+def _window_read(path: str, scene_grid: Grid, target: Grid, row0: int, col0: int, h: int, w: int,
+                 fill, *, resampling: str) -> np.ndarray | None:
+    """Read the target window ``(row0, col0, h, w)`` of one single-band raster, or None if disjoint."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                dtype = src.dtypes[0]
+                if target.same_lattice(scene_grid):
+                    dr, dc = target.offset_of(scene_grid)
+                    r0, c0 = max(row0, dr), max(col0, dc)
+                    r1 = min(row0 + h, dr + scene_grid.height)
+                    c1 = min(col0 + w, dc + scene_grid.width)
+                    if r0 >= r1 or c0 >= c1:
+                        return None
+                    out = np.full((h, w), fill, dtype=dtype)
+                    out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(
+                        1, window=Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0))
+                    return out
+                from rasterio.vrt import WarpedVRT
+
+                with WarpedVRT(src, src_crs=scene_grid.crs, src_transform=scene_grid.affine,
+                               crs=target.crs, transform=target.affine, width=target.width,
+                               height=target.height, resampling=Resampling[resampling],
+                               src_nodata=fill, nodata=fill) as vrt:
+                    return vrt.read(1, window=Window(col0, row0, w, h))
+    except RasterioError as exc:
+        raise RasterReadError(f"{path}: cannot read ({exc}); the file may be truncated or corrupt, "
+                              "re-download the scene") from None
+
+
+def _intersects(scene: Scene, target: Grid, row0: int, col0: int, h: int, w: int) -> bool:
+    a, _, c, _, e, f = target.transform
+    wl, wr = c + col0 * a, c + (col0 + w) * a
+    wt, wb = f + row0 * e, f + (row0 + h) * e
+    left, bottom, right, top = _scene_bounds_in(scene, target.crs)
+    return left < wr and right > wl and bottom < wt and top > wb
+
+
+def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskConfig,
+                      row0: int, col0: int, h: int, w: int):
+    """One scene's reflectance and validity over a target window.
+
+    Returns:
+        ``(reflectance, valid, has_data)`` with reflectance float32 ``(band, h, w)`` (NaN where the
+        product has no data), valid bool ``(h, w)`` (``True`` = clear, in range, unsaturated) and
+        has_data bool ``(h, w)``; or None when the scene does not touch the window.
+    """
+    if not _intersects(scene, target, row0, col0, h, w):
+        return None
+    nodata = scene.nodata
+    dns = []
+    for band in bands:
+        dn = _window_read(scene.bands[band], scene.grid, target, row0, col0, h, w,
+                          nodata if nodata is not None else 0, resampling="bilinear")
+        if dn is None:
+            return None
+        dns.append(dn)
+    dn = np.stack(dns).astype(np.float32)
+    missing = dn == nodata if nodata is not None else np.zeros(dn.shape, bool)
+    has_data = ~missing.any(axis=0)
+    invalid = ~has_data
+    if mask.valid_range and scene.valid_range is not None:
+        lo, hi = scene.valid_range
+        invalid |= ((dn < lo) | (dn > hi)).any(axis=0)
+    if scene.mask_path:
+        fill = 1 if scene.mask_kind == "qa_pixel" else 0
+        layer = _window_read(scene.mask_path, scene.grid, target, row0, col0, h, w, fill,
+                             resampling="nearest")
+        invalid |= np.asarray(qa.invalid_mask(scene.mask_kind, layer, mask.invalid_flags,
+                                              scene.mask_codes))
+    if scene.radsat_path and mask.saturation:
+        radsat = _window_read(scene.radsat_path, scene.grid, target, row0, col0, h, w, 0,
+                              resampling="nearest")
+        invalid |= np.asarray(qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands]))
+    scale = np.array([scene.scale[b] for b in bands], np.float32)[:, None, None]
+    offset = np.array([scene.offset[b] for b in bands], np.float32)[:, None, None]
+    reflectance = dn * scale + offset
+    reflectance[missing] = np.nan
+    return reflectance, ~invalid, has_data
+
+
+def read_date_block(scenes: Sequence[Scene], bands: Sequence[str], target: Grid, mask: MaskConfig,
+                    row0: int, col0: int, h: int, w: int) -> np.ndarray:
+    """Mosaic the scenes of one date over a window: float32 ``(1, band + 1, h, w)``.
+
+    Layers ``0..band-1`` hold reflectance (NaN = no data), the last holds validity as 0/1.
+    """
+    out = np.full((len(bands) + 1, h, w), np.nan, np.float32)
+    out[-1] = 0.0
+    filled = np.zeros((h, w), bool)
+    valid = np.zeros((h, w), bool)
+    for scene in scenes:
+        got = read_scene_window(scene, bands, target, mask, row0, col0, h, w)
+        if got is None:
+            continue
+        refl, ok, has_data = got
+        take = (ok & ~valid) | (has_data & ~filled & ~valid)
+        out[:-1][:, take] = refl[:, take]
+        valid |= ok
+        filled |= has_data
+    out[-1] = valid
+    return out[None]
+
+
+# ------------------------------------------------------------------------------------------ stack
+def _chunks(n: int, size: int) -> tuple[int, ...]:
+    return tuple(min(size, n - i) for i in range(0, n, size))
+
+
+def common_bands(scenes: Sequence[Scene]) -> tuple[str, ...]:
+    """Bands that every scene provides, in the order of the first scene."""
+    first = list(scenes[0].bands)
+    return tuple(b for b in first if all(b in s.bands for s in scenes))
+
+
+def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
+                 bands: Sequence[str] | None = None):
+    """Build the lazy stack of ``scenes``.
+
+    Args:
+        scenes: from :func:`landcover.scenes.find_scenes`.
+        cfg: the ``scenes`` config section (bands, chunk size, mask flags, grid).
+        bands: override ``cfg.bands``.
+
+    Returns:
+        ``xarray.Dataset`` with ``reflectance`` float32 ``(time, band, y, x)`` (surface or TOA
+        reflectance; NaN where the product has no data; values under clouds are kept) and ``valid``
+        bool ``(time, y, x)`` (``True`` = usable observation). Coordinates: ``time`` (datetime64,
+        sorted), ``band`` (common names), ``y``/``x`` (pixel centres in the CRS), ``scene_id`` and
+        ``sensor`` per date. Attributes: ``crs``, ``transform`` (GDAL order), ``grid`` description.
+
+    Raises:
+        MissingBandError: a requested band is missing from a scene.
+        GridMismatchError: grids differ and ``cfg.grid.align`` is false.
+    """
+    import dask.array as da
+    import xarray as xr
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    cfg = cfg or ScenesConfig()
+    if not scenes:
+        raise MissingBandError("no scenes to stack")
+    bands = tuple(bands or cfg.bands)
+    for scene in scenes:
+        missing = [b for b in bands if b not in scene.bands]
+        if missing:
+            raise MissingBandError(
+                f"{scene.source}: band {missing[0]} is not available in {scene.scene_id} "
+                f"(profile {scene.profile} has {', '.join(scene.bands)}); choose bands with "
+                "--set scenes.bands=[...]")
+    grid = target_grid(scenes, cfg.grid)
+    if not cfg.grid.align:
+        check_alignment(scenes, grid)
+    resampled = [s.scene_id for s in scenes if not grid.same_lattice(s.grid)]
+    if resampled:
+        log.info("%d scene(s) are reprojected onto %s: %s", len(resampled), grid.describe(),
+                 ", ".join(resampled))
+
+    dates = [(date, tuple(group)) for date, group in groupby(scenes, key=lambda s: s.date)]
+    ych, xch = _chunks(grid.height, cfg.chunk_size), _chunks(grid.width, cfg.chunk_size)
+    name = "landcover-stack-" + tokenize(dates, bands, grid, cfg.mask, cfg.chunk_size)
+    layers = len(bands) + 1
+    dsk = {}
+    for t, (_, group) in enumerate(dates):
+        row0 = 0
+        for i, h in enumerate(ych):
+            col0 = 0
+            for j, w in enumerate(xch):
+                dsk[(name, t, 0, i, j)] = (read_date_block, group, bands, grid, cfg.mask,
+                                           row0, col0, h, w)
+                col0 += w
+            row0 += h
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    data = da.Array(graph, name, chunks=((1,) * len(dates), (layers,), ych, xch),
+                    dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32))
+
+    a, _, c, _, e, f = grid.transform
+    coords = {
+        "time": np.array([np.datetime64(d, "ns") for d, _ in dates]),
+        "band": list(bands),
+        "y": f + (np.arange(grid.height) + 0.5) * e,
+        "x": c + (np.arange(grid.width) + 0.5) * a,
+        "scene_id": ("time", ["+".join(s.scene_id for s in g) for _, g in dates]),
+        "sensor": ("time", ["+".join(sorted({s.sensor for s in g})) for _, g in dates]),
+    }
+    attrs = {"crs": grid.crs, "transform": list(grid.transform), "grid": grid.describe()}
+    reflectance = xr.DataArray(data[:, :-1], dims=("time", "band", "y", "x"), coords=coords,
+                               attrs={**attrs, "units": "reflectance", "nodata": "nan"})
+    valid = xr.DataArray(data[:, -1] > 0.5, dims=("time", "y", "x"),
+                         coords={k: v for k, v in coords.items() if k != "band"},
+                         attrs={**attrs, "meaning": "True = clear, in range, unsaturated"})
+    return xr.Dataset({"reflectance": reflectance, "valid": valid}, attrs=attrs)
+
+
+def grid_of(stack) -> Grid:
+    """The :class:`Grid` of a stack made by :func:`stack_scenes`."""
+    return Grid(stack.attrs["crs"], tuple(stack.attrs["transform"]), stack.sizes["x"],
+                stack.sizes["y"])
