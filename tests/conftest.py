@@ -1,0 +1,49 @@
+"""Shared fixtures: the committed tiny scenes, the CLI runner, the real public samples."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+DATA = Path(__file__).parent / "data"
+SCENES = DATA / "scenes"
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+DESIGNED = "LC08_L2SP_193026_20230610_20230619_02_T1"
+CLEAR = "LC08_L2SP_193026_20230712_20230721_02_T1"
+L7 = "LE07_L2SP_193026_20230618_20230627_02_T1"
+SOUTH = "LC08_L2SP_193027_20230712_20230721_02_T1"
+MISALIGNED = "misaligned/LC09_L2SP_193026_20230704_20230713_02_T1"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def scenes_dir() -> Path:
+    return SCENES
+
+
+@pytest.fixture
+def scene_copy(tmp_path):
+    """Copy one committed scene folder into tmp_path (to break it safely)."""
+
+    def copy(name: str = DESIGNED) -> Path:
+        dst = tmp_path / Path(name).name
+        shutil.copytree(SCENES / name, dst)
+        return dst
+
+    return copy
+
+
+def real(name: str) -> Path:
+    """Path of a real sample folder, skipping the test when it is absent."""
+    path = REAL / name
+    if not path.is_dir():
+        pytest.skip(f"real sample {name} not available at {path}")
+    return path
