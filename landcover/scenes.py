@@ -350,8 +350,8 @@ def _scene_grid(files: list[str], mtl: dict | None, mtl_name: str | None,
 
 
 def _grid_from_mtl(mtl: dict, mtl_name: str, width: int, height: int, where: Path) -> Grid:
+    from affine import Affine
     from rasterio.crs import CRS
-    from rasterio.transform import from_origin
 
     projection = mtl_get(mtl, "MAP_PROJECTION")
     zone = mtl_get(mtl, "UTM_ZONE", int)
@@ -368,5 +368,5 @@ def _grid_from_mtl(mtl: dict, mtl_name: str, width: int, height: int, where: Pat
     if (lines, samples) != (height, width):
         raise MetadataError(f"{where / mtl_name}: the MTL describes {samples}x{lines} pixels but the "
                             f"rasters have {width}x{height}; cannot place ungeoreferenced rasters")
-    transform = from_origin(ulx - res / 2, uly + res / 2, res, res)  # MTL corners are pixel centres
+    transform = Affine(res, 0.0, ulx - res / 2, 0.0, -res, uly + res / 2)  # corners: pixel centres
     return Grid.from_rasterio(CRS.from_epsg(epsg), transform, width, height)
