@@ -15,7 +15,7 @@ import numpy as np
 from landcover import qa
 from landcover.config import ScenesConfig
 from landcover.scenes import Scene
-from landcover.stack import _window_read, common_bands, target_grid
+from landcover.stack import _window_read, check_alignment, common_bands, target_grid
 
 REPORTED_FLAGS = ("cloud", "cloud_shadow", "cirrus", "snow", "water")
 
@@ -77,6 +77,8 @@ def scene_summary(scene: Scene, cfg: ScenesConfig) -> dict:
 def stack_summary(scenes: Sequence[Scene], cfg: ScenesConfig) -> dict:
     """The stack the scenes would make with ``cfg``: grid, dates, bands, size, reprojections."""
     grid = target_grid(scenes, cfg.grid)
+    if not cfg.grid.align:
+        check_alignment(scenes, grid)
     bands = [b for b in cfg.bands if all(b in s.bands for s in scenes)] or list(common_bands(scenes))
     dates = sorted({s.date for s in scenes})
     reprojected = [s.scene_id for s in scenes if not grid.same_lattice(s.grid)]
@@ -95,6 +97,14 @@ def summarize(scenes: Sequence[Scene], cfg: ScenesConfig,
     """Per-scene summaries (through ``progress``, e.g. a progress bar) and the stack summary."""
     return {"scenes": [scene_summary(s, cfg) for s in progress(scenes)],
             "stack": stack_summary(scenes, cfg)}
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return ""  # pragma: no cover
 
 
 def _pct(value) -> str:
@@ -118,7 +128,7 @@ def format_text(report: dict) -> str:
     lines.append(f"stack: {st['dates']} dates ({st['first_date']} .. {st['last_date']}) from "
                  f"{st['scenes']} scenes ({st['mosaicked_dates']} mosaicked), bands "
                  f"{','.join(st['bands'])}")
-    lines.append(f"       grid {st['grid_description']}, {st['size_bytes'] / 1e6:.1f} MB when "
+    lines.append(f"       grid {st['grid_description']}, {_size(st['size_bytes'])} when "
                  f"loaded, chunks of {st['chunk_size']} px; {len(st['reprojected_scenes'])} "
                  "scene(s) reprojected onto it")
     if st["missing_bands"]:

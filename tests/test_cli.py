@@ -77,3 +77,38 @@ def test_console_script_is_installed():
     assert exe.exists(), "the landcover console script is not installed"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True)
     assert "info" in out.stdout
+
+
+def _break(kind, folder):
+    name = folder.name
+    if kind == "missing band":
+        (folder / f"{name}_SR_B4.TIF").unlink()
+    elif kind == "truncated":
+        path = folder / f"{name}_SR_B3.TIF"
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "bad MTL":
+        (folder / f"{name}_MTL.txt").write_text("this is not ODL\n")
+    return folder
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing band", "_SR_B4.TIF) of LC08_L2SP_193026_20230610_20230619_02_T1 is missing"),
+    ("truncated", "_SR_B3.TIF:"),
+    ("bad MTL", "_MTL.txt: cannot parse Landsat metadata"),
+])
+def test_bad_scenes_give_one_line_errors(runner, scene_copy, kind, message):
+    folder = _break(kind, scene_copy())
+    result = runner.invoke(cli, ["info", str(folder)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+
+
+def test_mixed_grids_with_alignment_off(runner, scenes_dir):
+    result = runner.invoke(cli, ["info", str(scenes_dir), "--set", "scenes.grid.align=false"])
+    assert result.exit_code == 1
+    assert "LC09_L2SP_193026_20230704_20230713_02_T1: grid EPSG:32633 64x64 @ 30 m differs" \
+        in result.stderr
