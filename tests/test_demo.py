@@ -1,0 +1,66 @@
+"""The demo region in data_samples/: what the README's main command runs on."""
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+
+from landcover.cli.main import cli
+from landcover.scenes import find_scenes
+from landcover.stack import grid_of, stack_scenes
+from landcover.summary import qa_fractions
+from landcover.config import load_config
+
+DEMO = Path(__file__).resolve().parents[1] / "data_samples"
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return find_scenes([DEMO])
+
+
+def test_demo_is_a_year_of_one_landsat8_path_row(scenes):
+    assert len(scenes) >= 8
+    assert {(s.sensor, s.path, s.row) for s in scenes} == {("LC08", 193, 26)}
+    assert (scenes[-1].date - scenes[0].date).days > 300
+    assert {s.grid for s in scenes} == {scenes[0].grid}
+    assert scenes[0].grid.crs.startswith("EPSG:326") and scenes[0].grid.res == (30.0, 30.0)
+
+
+def test_qa_agrees_with_the_mtl_and_shadows_are_displaced(scenes):
+    cfg = load_config().scenes
+    cloudy = 0
+    for scene in scenes:
+        fractions = qa_fractions(scene, cfg)
+        assert fractions["cloud_fraction"] * 100 == pytest.approx(scene.cloud_cover, abs=0.01)
+        assert 0.02 < fractions["fill_fraction"] < 0.1  # the slanted fill border
+        with rasterio.open(scene.mask_path) as src:
+            qa = src.read(1)
+        cloud, shadow = (qa & (1 << 3)) != 0, (qa & (1 << 4)) != 0
+        assert not (cloud & shadow).any()
+        if cloud.any():
+            cloudy += 1
+            assert shadow.any()
+    assert cloudy >= 4
+
+
+def test_labels_share_the_grid_and_have_a_rare_class(scenes):
+    with rasterio.open(DEMO / "labels.tif") as src:
+        labels = src.read(1)
+        assert src.nodata == 255 and src.colormap(1)[1][:3] != (0, 0, 0)
+        assert grid_of(stack_scenes(scenes[:1])).transform == tuple(src.transform[:6])
+    codes, counts = np.unique(labels[labels != 255], return_counts=True)
+    assert len(codes) >= 5
+    assert 0.01 < counts.min() / counts.sum() < 0.03
+    polygons = gpd.read_file(DEMO / "labels.gpkg", layer="labels")
+    assert {"class_code", "class_name"} <= set(polygons.columns)
+    assert polygons.crs.to_epsg() == int(scenes[0].grid.crs.split(":")[1])
+    assert set(polygons.class_code) == set(codes.tolist())
+
+
+def test_readme_main_command_runs(runner):
+    result = runner.invoke(cli, ["-q", "info", str(DEMO)])
+    assert result.exit_code == 0, result.output
+    assert "stack: 12 dates" in result.stdout
