@@ -88,8 +88,9 @@ def crs_string(crs) -> str:
     from rasterio.crs import CRS
 
     crs = CRS.from_user_input(crs)
-    epsg = crs.to_epsg(confidence_threshold=100)
-    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+    epsg = crs.to_epsg(confidence_threshold=70)
+    # Accept a looser EPSG match only when the two CRSs are equal (e.g. USGS "PS WGS84" = EPSG:3031).
+    return f"EPSG:{epsg}" if epsg and CRS.from_epsg(epsg) == crs else crs.to_wkt()
 
 
 def short_crs(crs: str) -> str:

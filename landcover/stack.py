@@ -58,8 +58,14 @@ def _scene_bounds_in(scene: Scene, crs: str) -> tuple[float, float, float, float
     return transform_bounds(scene.grid.crs, crs, *scene.grid.bounds, densify_pts=21)
 
 
+def _order(scenes: Sequence[Scene]) -> list[Scene]:
+    """Scenes in stacking order: date, then path/row (the mosaic priority), then ID."""
+    return sorted(scenes, key=lambda s: (s.date, s.path or 0, s.row or 0, s.scene_id))
+
+
 def target_grid(scenes: Sequence[Scene], cfg: GridConfig) -> Grid:
-    """The grid every scene is stacked on (see the module docstring)."""
+    """The grid every scene is stacked on (see the module docstring); independent of input order."""
+    scenes = _order(scenes)
     if cfg.like:
         grid = _grid_of_raster(cfg.like)
         if not cfg.crs and not cfg.resolution:
@@ -105,6 +111,10 @@ def target_grid(scenes: Sequence[Scene], cfg: GridConfig) -> Grid:
     else:
         left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
         right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    covered = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes)
+    if (right - left) * (top - bottom) > 4 * covered:
+        log.warning("the scenes are far apart: their union grid is mostly empty; stack scenes of "
+                    "one region, or set scenes.grid.extent=intersection")
     eps = 1e-6
     left = ox + math.floor((left - ox) / rx + eps) * rx
     top = oy + math.ceil((top - oy) / ry - eps) * ry
@@ -274,6 +284,7 @@ def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
     cfg = cfg or ScenesConfig()
     if not scenes:
         raise MissingBandError("no scenes to stack")
+    scenes = _order(scenes)
     bands = tuple(bands or cfg.bands)
     for scene in scenes:
         missing = [b for b in bands if b not in scene.bands]
