@@ -167,12 +167,7 @@ def vm_hwm_mib() -> float:
 
 def child(args) -> None:
     """Subprocess for the memory figures: stack/compute (or the plain loop) and print its peak RSS."""
-    import dask  # noqa: F401  (imports counted in the baseline, like in a user's process)
-    import rasterio  # noqa: F401
-    import xarray  # noqa: F401
-
-    import landcover.stack  # noqa: F401
-
+    import dask, rasterio, xarray, landcover.stack  # noqa: F401,E401  (imports in the baseline)
     folders = [Path(p) for p in args.child_folders]
     before = vm_hwm_mib()
     t0 = time.perf_counter()
@@ -190,10 +185,7 @@ def peak_rss(mode: str, folders, chunk: int) -> dict:
 
 
 def machine() -> str:
-    import dask
-    import rasterio
-
-    import landcover
+    import dask, rasterio, landcover  # noqa: E401
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")

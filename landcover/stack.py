@@ -237,8 +237,11 @@ def read_date_block(scenes: Sequence[Scene], bands: Sequence[str], target: Grid,
         if got is None:
             continue
         refl, ok, has_data = got
-        take = (ok & ~valid) | (has_data & ~filled & ~valid)
-        out[:-1][:, take] = refl[:, take]
+        if len(scenes) == 1:
+            out[:-1] = refl
+        else:
+            take = (ok & ~valid) | (has_data & ~filled & ~valid)
+            np.copyto(out[:-1], refl, where=take[None])
         valid |= ok
         filled |= has_data
     out[-1] = valid
