@@ -218,7 +218,8 @@ def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: Ma
     scale = np.array([scene.scale[b] for b in bands], np.float32)[:, None, None]
     offset = np.array([scene.offset[b] for b in bands], np.float32)[:, None, None]
     reflectance = dn * scale + offset
-    reflectance[missing] = np.nan
+    if not has_data.all():  # a pixel missing in any band is no data in all bands
+        np.copyto(reflectance, np.float32(np.nan), where=~has_data[None])
     return reflectance, ~invalid, has_data
 
 
