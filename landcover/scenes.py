@@ -86,6 +86,11 @@ class Scene:
         return f"{self.path:03d}/{self.row:03d}" if self.path is not None else "-"
 
 
+def stacking_order(scene: Scene) -> tuple:
+    """Sort key of scenes: date, then path/row (the mosaic priority), then ID."""
+    return scene.date, scene.path or 0, scene.row or 0, scene.scene_id
+
+
 class _Container:
     """Files of one scene: a folder on disk or the members of a tar archive."""
 
@@ -208,7 +213,7 @@ def find_scenes(paths: Sequence[str | os.PathLike], *, profile: str = "auto") ->
             raise SceneNotFoundError(f"{scene.source}: scene {scene.scene_id} is also in "
                                      f"{seen[scene.scene_id]}; pass each scene once")
         seen[scene.scene_id] = scene.source
-    return sorted(scenes, key=lambda s: (s.date, s.path or 0, s.row or 0, s.scene_id))
+    return sorted(scenes, key=stacking_order)
 
 
 def _parse_date(profile: Profile, text: str, where: Path) -> dt.date:

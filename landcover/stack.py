@@ -30,7 +30,7 @@ from landcover import qa
 from landcover.config import GridConfig, MaskConfig, ScenesConfig
 from landcover.errors import GridMismatchError, MissingBandError, RasterReadError
 from landcover.grid import Grid, same_crs
-from landcover.scenes import Scene
+from landcover.scenes import Scene, stacking_order
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def _scene_bounds_in(scene: Scene, crs: str) -> tuple[float, float, float, float
 
 
 def _order(scenes: Sequence[Scene]) -> list[Scene]:
-    """Scenes in stacking order: date, then path/row (the mosaic priority), then ID."""
-    return sorted(scenes, key=lambda s: (s.date, s.path or 0, s.row or 0, s.scene_id))
+    return sorted(scenes, key=stacking_order)
 
 
 def target_grid(scenes: Sequence[Scene], cfg: GridConfig) -> Grid:
