@@ -46,10 +46,64 @@ class ScenesConfig:
 
 
 @dataclass(frozen=True)
+class LabelsConfig:
+    column: str | None = None
+    name_column: str | None = None
+    layer: str | None = None
+    nodata: float | None = None
+    overlap: str = "ignore"
+    all_touched: bool = False
+    erode: int = 0
+
+
+@dataclass(frozen=True)
+class PatchesConfig:
+    size: int = 30
+    stride: int = 30
+    min_labelled: float = 0.1
+    min_valid: float = 0.2
+    tile_size: int = 480
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    fill: str = "zero"
+    doy: bool = True
+    min_date_valid: float = 0.05
+    min_valid_dates: int = 1
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    block_size: int = 120
+    gap: int = 0
+    fractions: tuple[float, ...] = (0.7, 0.2, 0.1)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    mode: str = "balanced"
+    cap: float = 10.0
+    manual: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    classes: str | None = None
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    patches: PatchesConfig = field(default_factory=PatchesConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; one attribute per stage."""
 
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(self)
@@ -58,7 +112,12 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_CHOICES = {"scenes.grid.extent": ("union", "intersection")}
+_CHOICES = {
+    "scenes.grid.extent": ("union", "intersection"),
+    "prepare.labels.overlap": ("ignore", "smallest", "first", "last"),
+    "prepare.features.fill": ("zero", "linear"),
+    "prepare.weights.mode": ("balanced", "uniform", "manual"),
+}
 
 
 def _to_plain(obj):
@@ -66,6 +125,8 @@ def _to_plain(obj):
         return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple):
         return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
     return obj
 
 
@@ -84,6 +145,11 @@ def _coerce(value, hint, key: str):
         if not isinstance(value, Sequence):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, e.g. {{7: 5.0}}, got {value!r}")
+        return {_coerce(k, args[0], f"{key} key"): _coerce(v, args[1], f"{key}[{k}]")
+                for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -181,4 +247,36 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     qa.validate_flags(cfg.scenes.mask.invalid_flags)
     if cfg.scenes.chunk_size < 64:
         raise ConfigError(f"scenes.chunk_size: {cfg.scenes.chunk_size} is too small; use 64 or more")
+    _check_prepare(cfg.prepare)
     return cfg
+
+
+def _check_prepare(p: PrepareConfig) -> None:
+    """Value checks that types alone cannot express; each error names its key."""
+    checks = [
+        (p.patches.size >= 4, "prepare.patches.size", "must be 4 or more"),
+        (p.patches.stride >= 1, "prepare.patches.stride", "must be 1 or more"),
+        (0.0 <= p.patches.min_labelled <= 1.0, "prepare.patches.min_labelled", "must be in [0, 1]"),
+        (0.0 <= p.patches.min_valid <= 1.0, "prepare.patches.min_valid", "must be in [0, 1]"),
+        (p.patches.tile_size >= p.patches.size, "prepare.patches.tile_size",
+         "must be at least prepare.patches.size"),
+        (0.0 <= p.features.min_date_valid <= 1.0, "prepare.features.min_date_valid",
+         "must be in [0, 1]"),
+        (p.features.min_valid_dates >= 1, "prepare.features.min_valid_dates", "must be 1 or more"),
+        (p.labels.erode >= 0, "prepare.labels.erode", "must be 0 or more pixels"),
+        (p.split.block_size >= p.patches.size, "prepare.split.block_size",
+         "must be at least prepare.patches.size"),
+        (p.split.gap >= 0, "prepare.split.gap", "must be 0 or more pixels"),
+        (len(p.split.fractions) in (2, 3) and all(f >= 0 for f in p.split.fractions)
+         and p.split.fractions[0] > 0 and abs(sum(p.split.fractions) - 1.0) < 1e-6,
+         "prepare.split.fractions", "must be [train, validation] or [train, validation, test], "
+         "non-negative, train > 0, summing to 1"),
+        (p.weights.cap >= 1.0, "prepare.weights.cap", "must be 1 or more"),
+        (all(w >= 0 for w in p.weights.manual.values()), "prepare.weights.manual",
+         "weights must be 0 or more"),
+        (p.weights.mode != "manual" or bool(p.weights.manual), "prepare.weights.manual",
+         "is empty; give {code: weight} for prepare.weights.mode=manual"),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {message}")

@@ -62,3 +62,19 @@ class GridMismatchError(LandcoverError):
 
 class OutputExistsError(LandcoverError):
     """An output exists and ``--overwrite`` was not given."""
+
+
+class LabelError(LandcoverError):
+    """Labels cannot be used: unreadable, empty, no class column, or no overlap with the scenes."""
+
+
+class ClassTableError(LandcoverError):
+    """A class table (codes, names, colours) is invalid or empty."""
+
+
+class DatasetError(LandcoverError):
+    """No usable training data: no window passes the thresholds, all dates cloudy, empty split."""
+
+
+class SchedulerError(UsageError):
+    """``--scheduler`` is not threads, synchronous, local:N or a tcp:// address, or unreachable."""

@@ -59,8 +59,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 def _register() -> None:
     from landcover.cli.info import info
+    from landcover.cli.prepare import prepare
 
     cli.add_command(info)
+    cli.add_command(prepare)
 
 
 _register()

@@ -7,6 +7,7 @@ option              meaning                                used by
 ``--set KEY=VAL``   override one key, repeatable           info (and later stages)
 ``--json``          machine-readable output on stdout      info
 ``--overwrite``     replace an existing output             stages that write outputs
+``--scheduler``     threads, synchronous, local:N, tcp://  prepare (and later stages)
 ==================  =====================================  ==========================
 """
 
@@ -28,3 +29,8 @@ overwrite_opt = click.option("--overwrite", is_flag=True,
                              help="Replace an existing output instead of refusing.")
 
 scenes_arg = click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=str))
+
+scheduler_opt = click.option(
+    "--scheduler", default="threads", show_default=True, metavar="SPEC",
+    help="Dask scheduler: threads, synchronous, local:N (a LocalCluster of N worker processes) or "
+         "tcp://HOST:PORT (an existing cluster that sees the same paths).")

@@ -1,0 +1,147 @@
+"""The class table: one validated list of (code, name, colour) carried from labels to the output map.
+
+Codes are the values users know (in their label files and in the map we write); the model works on
+contiguous *indices* ``0..K-1`` in code order. :data:`IGNORE` (255) marks pixels without a usable
+label; it is never a class code (codes must lie in 0..254), so it cannot collide with one.
+
+A class table is read from YAML (``yaml.safe_load``): a list of ``{code, name, color}``, or a mapping
+with a ``classes`` key holding that list. ``color`` is ``"#rrggbb"`` or ``[r, g, b]``; when left out a
+colour is taken from a fixed palette.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from landcover.errors import ClassTableError
+
+IGNORE = 255
+MAX_CODE = 254
+
+# A qualitative palette (ColorBrewer Set1/Dark2 style) for classes without a colour.
+PALETTE = ("#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
+           "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada")
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass(frozen=True)
+class LandClass:
+    code: int
+    name: str
+    color: str  # "#rrggbb"
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Classes sorted by code; ``index`` of a class is its position here."""
+
+    classes: tuple[LandClass, ...]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    @property
+    def codes(self) -> list[int]:
+        return [c.code for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[str]:
+        return [c.color for c in self.classes]
+
+    def lut(self) -> np.ndarray:
+        """uint8 lookup table of 256 entries: code -> index, :data:`IGNORE` for unknown codes."""
+        table = np.full(256, IGNORE, np.uint8)
+        table[self.codes] = np.arange(len(self), dtype=np.uint8)
+        return table
+
+    def to_indices(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map an integer code array (-1 = no label) to indices.
+
+        Returns ``(indices uint8, unknown bool)``: ``unknown`` marks labelled pixels whose code is not
+        in the table (they get :data:`IGNORE` and are counted by the caller).
+        """
+        codes = np.asarray(codes)
+        labelled = codes >= 0
+        inside = labelled & (codes <= 255)
+        out = np.full(codes.shape, IGNORE, np.uint8)
+        out[inside] = self.lut()[codes[inside].astype(np.int64)]
+        unknown = labelled & (out == IGNORE)
+        return out, unknown
+
+    def to_list(self) -> list[dict]:
+        return [{"code": c.code, "name": c.name, "color": c.color} for c in self.classes]
+
+    def describe(self) -> str:
+        return ", ".join(f"{c.code} {c.name}" for c in self.classes)
+
+
+def _color(value, i: int, where: str) -> str:
+    if value is None:
+        return PALETTE[i % len(PALETTE)]
+    if isinstance(value, str) and _HEX.match(value):
+        return value.lower()
+    if (isinstance(value, Sequence) and not isinstance(value, str) and len(value) in (3, 4)
+            and all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
+        return "#{:02x}{:02x}{:02x}".format(*value[:3])
+    raise ClassTableError(f"{where}: color {value!r} is not '#rrggbb' or [r, g, b]")
+
+
+def class_table(items: Iterable, source: str = "class table") -> ClassTable:
+    """Validate ``[{code, name, color}, ...]`` into a :class:`ClassTable` (sorted by code)."""
+    if isinstance(items, Mapping):
+        items = items.get("classes")
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise ClassTableError(f"{source}: expected a list of {{code, name, color}}")
+    classes, codes, names = [], set(), set()
+    for i, item in enumerate(items):
+        where = f"{source}: class #{i + 1}"
+        if not isinstance(item, Mapping) or "code" not in item:
+            raise ClassTableError(f"{where}: needs at least a 'code' (and a 'name')")
+        unknown = sorted(set(item) - {"code", "name", "color"})
+        if unknown:
+            raise ClassTableError(f"{where}: unknown key {unknown[0]!r}; use code, name, color")
+        code = item["code"]
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= MAX_CODE:
+            raise ClassTableError(f"{where}: code {code!r} must be an integer 0..{MAX_CODE} "
+                                  f"({IGNORE} is the ignore label)")
+        name = str(item.get("name") or f"class_{code}").strip()
+        if code in codes:
+            raise ClassTableError(f"{source}: code {code} appears twice")
+        if name in names:
+            raise ClassTableError(f"{source}: name {name!r} appears twice")
+        codes.add(code)
+        names.add(name)
+        classes.append((code, name, item.get("color"), where))
+    if not classes:
+        raise ClassTableError(f"{source}: the class table is empty; list at least one class")
+    classes.sort()
+    return ClassTable(tuple(LandClass(code, name, _color(color, i, where))
+                            for i, (code, name, color, where) in enumerate(classes)), source)
+
+
+def load_class_table(path: str | Path) -> ClassTable:
+    """Read a class table YAML (see the module docstring)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ClassTableError(f"prepare.classes: cannot read {path} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ClassTableError(f"{path}: not valid YAML ({exc})") from None
+    return class_table(raw if raw is not None else [], str(path))
