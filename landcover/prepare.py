@@ -430,8 +430,9 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     valid_share = counts_wt[:, t_idx].sum(axis=1) / (s * s * len(t_idx))
     ok = (labelled_n > 0) & (labelled_n / (s * s) >= p.patches.min_labelled) \
         & (valid_share >= p.patches.min_valid)
-    split = assign_splits(rows, cols, s, p.split.block_size, p.split.gap, p.split.fractions,
-                          p.split.seed)
+    split = np.full(len(rows), -1, np.int8)
+    split[ok] = assign_splits(rows[ok], cols[ok], s, p.split.block_size, p.split.gap,
+                              p.split.fractions, p.split.seed)
     straddling = int((ok & (split < 0)).sum())
     if straddling:
         log.info("%d window(s) straddle split blocks (prepare.split.block_size=%d, gap=%d) and are "
