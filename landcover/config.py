@@ -226,6 +226,25 @@ def parse_override(text: str) -> dict:
     return out
 
 
+PATH_KEYS = (("scenes", "profile"), ("scenes", "grid", "like"), ("prepare", "classes"))
+
+
+def _relative_to(data, folder: Path):
+    """Paths in a config file are relative to that file (when the file they name exists there)."""
+    if not isinstance(data, Mapping):
+        return data
+    data = _merge({}, data)
+    for keys in PATH_KEYS:
+        node = data
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            value = Path(node[keys[-1]])
+            if not value.is_absolute() and (folder / value).exists():
+                node[keys[-1]] = str(folder / value)
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Resolve the configuration: built-in defaults, then the YAML file, then ``--set`` overrides.
 
@@ -240,7 +259,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             raise ConfigError(f"--config {path}: cannot read ({exc.strerror})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"--config {path}: not valid YAML ({exc})") from None
-        data = _merge(data, loaded or {})
+        data = _merge(data, _relative_to(loaded or {}, Path(path).parent))
     for text in overrides:
         data = _merge(data, parse_override(text))
     cfg = _build(Config, data, "")

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 NOT_A_CODE = 100_000  # labelled, but not a usable class code (fractional, negative, > 254)
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
 CODE_COLUMNS = ("class_code", "code", "class", "classvalue", "class_id", "label", "id")
-NAME_COLUMNS = ("class_name", "name", "classname", "label_name")
+NAME_COLUMNS = ("class_name", "name", "classname", "label_name", "label", "class")
 
 
 def datum_shift_px(src_crs: str, dst: Grid) -> float:
@@ -261,7 +261,11 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
         codes = np.where(ok, values.fillna(-1).astype(float), -1)
         whole = ok & (codes == np.round(codes)) & (codes >= 0) & (codes <= MAX_CODE)
         codes = np.where(whole, np.round(codes), np.where(ok, NOT_A_CODE, -1)).astype(np.int64)
-        name_column = _pick_column(frame, cfg.name_column, NAME_COLUMNS, "name_column", path)
+        texts = frame[[c for c in frame.columns if c != frame.geometry.name
+                       and not pd.api.types.is_numeric_dtype(frame[c])]]
+        name_column = _pick_column(frame, cfg.name_column, (), "name_column", path) \
+            if cfg.name_column else _pick_column(texts.set_geometry(frame.geometry), None,
+                                                 NAME_COLUMNS, "name_column", path)
         if name_column is not None and name_column != column:
             for code, name in zip(codes, frame[name_column]):
                 if 0 <= code <= MAX_CODE and isinstance(name, str) and name.strip():

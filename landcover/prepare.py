@@ -273,6 +273,20 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{out.parent}: the output folder does not exist; create it first")
 
 
+def _compressor():
+    """Blosc (lz4, byte shuffle): compresses float32 features well and decodes fast."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
+def _gather(arr, runs):
+    """``arr[concatenate(runs)]`` along axis 0, one ascending run at a time (bounded memory)."""
+    import dask.array as da
+
+    return da.concatenate([arr[run] for run in runs if len(run)])
+
+
 def _date_groups(scenes):
     from landcover.stack import _order
 
@@ -375,8 +389,9 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
         for name, parts in (("reflectance", refl_parts), ("valid", valid_parts),
                             ("labels", lab_parts)):
             arr = da.concatenate(parts).rechunk({0: CHUNK_PATCHES})
+            # uncompressed: the work store is read four times and deleted at the end
             stores.append(da.to_zarr(arr, str(work), component=name, overwrite=True,
-                                     compute=False))
+                                     compute=False, compressors=None))
         compute(*stores, label="Cutting patches", show=progress)
         summary = _finalise(work, tmp, np.array(cand_rows), np.array(cand_cols), groups, bands,
                             grid, layout, table, labels, scenes, cfg, unknown, progress)
@@ -442,8 +457,11 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
         raise DatasetError("no window passes prepare.patches.min_labelled="
                            f"{p.patches.min_labelled} and min_valid={p.patches.min_valid} (after "
                            "cloud masking); lower them or add clearer scenes")
-    order = np.lexsort((cols, rows, split))
-    order = order[ok[order]]
+    # Samples sorted by split, then in work-store (tile) order: each split is one ascending run of
+    # indices, so dask gathers it chunk by chunk (an arbitrary permutation would make every output
+    # chunk load many input chunks at once, and memory would grow with the scene).
+    runs = [np.flatnonzero(ok & (split == k)) for k in range(3)]
+    order = np.concatenate(runs)
     split_o = split[order].astype(np.uint8)
     if not (split_o == 0).any():
         raise DatasetError("the training split is empty; lower prepare.split.block_size or raise "
@@ -458,7 +476,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     count = v_tr.sum(axis=(0, 1, 2, 3), dtype=np.int64)
     total = x.sum(axis=(0, 1, 2, 3))
     total2 = (x * x).sum(axis=(0, 1, 2, 3))
-    lab_o = lab_final[order]
+    lab_o = _gather(lab_final, runs)
     class_counts = [da.bincount(lab_o[split_o == k].ravel().astype(np.int64),
                                 minlength=256)[:len(table)] if (split_o == k).any()
                     else np.zeros(len(table), np.int64) for k in range(3)]
@@ -483,8 +501,8 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     doy = np.array([d.timetuple().tm_yday for d in kept_dates], np.float64) if p.features.doy \
         else None
     names = feature_names(bands, p.features.doy)
-    r_o = refl[order][:, t_idx].rechunk((CHUNK_PATCHES, -1, -1, -1, -1))
-    v_o = valid_k[order][..., None].rechunk((CHUNK_PATCHES, -1, -1, -1, -1))
+    r_o = _gather(refl, runs)[:, t_idx].rechunk((CHUNK_PATCHES, -1, -1, -1, -1))
+    v_o = _gather(valid_k, runs)[..., None].rechunk((CHUNK_PATCHES, -1, -1, -1, -1))
     featurize = functools.partial(_features_block, mean=mean, std=std, days=days, doy=doy,
                                   fill=p.features.fill)
     inputs = da.map_blocks(featurize, r_o, v_o, dtype=np.float32,
@@ -555,30 +573,34 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
                                           "year; see attrs features and normalisation"})
     with warnings.catch_warnings():  # consolidated metadata: a zarr-python extension for v3
         warnings.filterwarnings("ignore", message="Consolidated metadata")
-        write = ds.to_zarr(str(tmp), mode="w", compute=False, consolidated=True)
+        write = ds.to_zarr(str(tmp), mode="w", compute=False, consolidated=True,
+                           encoding={name: {"compressors": [_compressor()]}
+                                     for name in ("inputs", "labels", "weights")})
     compute(write, label="Writing dataset", show=progress)
     _preview(tmp, grid, rows_o, cols_o, split_o, s)
     return summary
 
 
 def _preview(tmp: Path, grid: Grid, rows, cols, split, size: int) -> None:
-    """``splits.png``: where the windows of each split lie on the grid."""
+    """``splits.png``: where the windows of each split lie on the grid (one image, not patches)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     colors = ("#1b9e77", "#d95f02", "#7570b3")
+    step = max(1, math.ceil(max(grid.width, grid.height) / 1000))  # at most ~1000 px wide
+    image = np.full((math.ceil(grid.height / step), math.ceil(grid.width / step)), np.nan)
+    for k in range(3):  # later splits never overlap earlier ones: windows of splits are disjoint
+        for r, c in zip(rows[split == k], cols[split == k]):
+            image[r // step:(r + size) // step, c // step:(c + size) // step] = k
     scale = 6.0 / max(grid.width, grid.height)
-    fig, ax = plt.subplots(figsize=(max(3.0, grid.width * scale) + 1.6,
+    fig, ax = plt.subplots(figsize=(max(3.0, grid.width * scale) + 1.8,
                                     max(3.0, grid.height * scale)))
-    for r, c, k in zip(rows, cols, split):
-        ax.add_patch(Rectangle((c, r), size, size, facecolor=colors[k], edgecolor="none",
-                               alpha=0.8))
-    ax.set_xlim(0, grid.width)
-    ax.set_ylim(grid.height, 0)
-    ax.set_aspect("equal")
+    ax.imshow(image, cmap=ListedColormap(colors), vmin=-0.5, vmax=2.5, interpolation="nearest",
+              extent=(0, grid.width, grid.height, 0))
     ax.set_xlabel("column (px)")
     ax.set_ylabel("row (px)")
     ax.set_title("Patches by split")

@@ -68,3 +68,14 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(cfg.to_yaml())
     assert load_config(path) == cfg
+
+
+def test_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "classes.yaml").write_text("- {code: 1, name: a}\n")
+    (folder / "c.yaml").write_text("prepare:\n  classes: classes.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(folder / "c.yaml").prepare.classes == str(folder / "classes.yaml")
+    # --set values stay relative to the working directory
+    assert load_config(None, ["prepare.classes=x.yaml"]).prepare.classes == "x.yaml"

