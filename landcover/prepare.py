@@ -127,7 +127,6 @@ def extract_tile(groups, bands, grid: Grid, mask, labels, lut: np.ndarray, layou
     c0 = min(c for _, c in windows)
     h = max(r for r, _ in windows) + s - r0
     w = max(c for _, c in windows) + s - c0
-    block = np.concatenate([read_date_block(g, bands, grid, mask, r0, c0, h, w) for g in groups])
     codes = window_codes(labels, grid, r0, c0, h, w, erode)
     index = np.full(codes.shape, IGNORE, np.uint8)
     inside = (codes >= 0) & (codes < 256)
@@ -137,10 +136,13 @@ def extract_tile(groups, bands, grid: Grid, mask, labels, lut: np.ndarray, layou
     valid = np.empty((k, T, s, s), bool)
     lab = np.empty((k, s, s), np.uint8)
     for n, (r, c) in enumerate(windows):
-        cut = block[:, :, r - r0:r - r0 + s, c - c0:c - c0 + s]
-        refl[n] = np.moveaxis(cut[:, :-1], 1, -1)
-        valid[n] = cut[:, -1] > 0.5
         lab[n] = index[r - r0:r - r0 + s, c - c0:c - c0 + s]
+    for t, g in enumerate(groups):  # one date in memory at a time, cut straight into the output
+        block = read_date_block(g, bands, grid, mask, r0, c0, h, w)[0]
+        for n, (r, c) in enumerate(windows):
+            cut = block[:, r - r0:r - r0 + s, c - c0:c - c0 + s]
+            refl[n, t] = np.moveaxis(cut[:-1], 0, -1)
+            valid[n, t] = cut[-1] > 0.5
     return refl, valid, lab
 
 
@@ -209,21 +211,42 @@ def make_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np
     Bands are standardised with ``mean``/``std``; invalid observations become 0 (the mean) or are
     interpolated in time; then the validity channel and optional day-of-year sin/cos follow.
     """
-    z = (refl - mean.astype(np.float32)) / std.astype(np.float32)
-    z = np.where(valid[..., None], z, np.float32(0.0))
+    B = refl.shape[-1]
+    out = np.empty(refl.shape[:-1] + (B + 1 + (2 if doy is not None else 0),), np.float32)
+    z = out[..., :B]  # filled in place: no extra copies of the chunk
+    np.subtract(refl, mean.astype(np.float32), out=z)
+    np.divide(z, std.astype(np.float32), out=z)
+    z[~valid] = 0.0
     if fill == "linear":
-        z = interpolate_time(z, valid, days)
-    parts = [z, valid[..., None].astype(np.float32)]
+        z[...] = interpolate_time(z, valid, days)
+    out[..., B] = valid
     if doy is not None:
         angle = 2 * np.pi * doy.astype(np.float64) / 365.25
-        shape = valid.shape + (1,)
-        for values in (np.sin(angle), np.cos(angle)):
-            parts.append(np.broadcast_to(values.astype(np.float32).reshape(1, -1, 1, 1, 1), shape))
-    return np.concatenate(parts, axis=-1)
+        out[..., B + 1] = np.sin(angle).astype(np.float32).reshape(1, -1, 1, 1)
+        out[..., B + 2] = np.cos(angle).astype(np.float32).reshape(1, -1, 1, 1)
+    return out
 
 
-def _features_block(refl, valid, **kwargs):
-    return make_features(refl, valid[..., 0], **kwargs)
+def _read_work(work: str, name: str, index: np.ndarray, t_idx=None) -> np.ndarray:
+    import zarr
+
+    z = zarr.open_array(f"{work}/{name}", mode="r")
+    if t_idx is None:
+        return z.get_orthogonal_selection((index,))
+    return z.get_orthogonal_selection((index, t_idx))
+
+
+def _final_inputs(index, *, work, t_idx, **kwargs):
+    """Features of the samples ``index`` (one output chunk), read from the work store."""
+    refl = _read_work(work, "reflectance", index, t_idx)
+    valid = _read_work(work, "valid", index, t_idx)
+    return make_features(refl, valid, **kwargs)
+
+
+def _final_labels(index, *, work, t_idx, min_valid_dates):
+    lab = _read_work(work, "labels", index)
+    valid = _read_work(work, "valid", index, t_idx)
+    return np.where(valid.sum(axis=1) >= min_valid_dates, lab, np.uint8(IGNORE)).astype(np.uint8)
 
 
 def class_weights(counts: np.ndarray, table: ClassTable, cfg) -> np.ndarray:
@@ -280,13 +303,6 @@ def _compressor():
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
-def _gather(arr, runs):
-    """``arr[concatenate(runs)]`` along axis 0, one ascending run at a time (bounded memory)."""
-    import dask.array as da
-
-    return da.concatenate([arr[run] for run in runs if len(run)])
-
-
 def _date_groups(scenes):
     from landcover.stack import _order
 
@@ -305,12 +321,16 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
     """
     import dask
     import dask.array as da
+    import zarr
 
     from landcover.scenes import find_scenes
     from landcover.scheduler import compute
     from landcover.stack import grid_of, stack_scenes
 
-    out = Path(out)
+    # absolute paths: dask workers (other processes, other machines) open files by path
+    out = Path(out).absolute()
+    scene_paths = [str(Path(sp).absolute()) for sp in scene_paths]
+    labels_path = Path(labels_path).absolute()
     check_output(out, overwrite)
     p = cfg.prepare
     table = load_class_table(p.classes) if p.classes else None
@@ -386,12 +406,15 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
             cand_rows += [r for r, _ in windows]
             cand_cols += [c for _, c in windows]
         stores = []
+        group = zarr.open_group(str(work), mode="w")
         for name, parts in (("reflectance", refl_parts), ("valid", valid_parts),
                             ("labels", lab_parts)):
             arr = da.concatenate(parts).rechunk({0: CHUNK_PATCHES})
-            # uncompressed: the work store is read four times and deleted at the end
-            stores.append(da.to_zarr(arr, str(work), component=name, overwrite=True,
-                                     compute=False, compressors=None))
+            # Uncompressed: read several times, then deleted. Each dask chunk is one Zarr chunk.
+            target = group.create_array(name, shape=arr.shape, dtype=arr.dtype,
+                                        chunks=(CHUNK_PATCHES,) + arr.shape[1:],
+                                        compressors=None)
+            stores.append(da.store(arr, target, lock=False, compute=False))
         compute(*stores, label="Cutting patches", show=progress)
         summary = _finalise(work, tmp, np.array(cand_rows), np.array(cand_cols), groups, bands,
                             grid, layout, table, labels, scenes, cfg, unknown, progress)
@@ -410,13 +433,16 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
               table: ClassTable, labels, scenes, cfg: Config, unknown: dict, progress: bool):
     import dask.array as da
     import xarray as xr
+    import zarr
 
     from landcover.scheduler import compute
 
     p = cfg.prepare
-    refl = da.from_zarr(str(work), component="reflectance")
-    valid = da.from_zarr(str(work), component="valid")
-    lab = da.from_zarr(str(work), component="labels")
+    def open_work(name):
+        z = zarr.open_array(str(work / name), mode="r")
+        return da.from_zarr(z, chunks=(CHUNK_PATCHES,) + z.shape[1:])
+
+    refl, valid, lab = open_work("reflectance"), open_work("valid"), open_work("labels")
     s, T = layout.size, len(groups)
     dates = [d for d, _ in groups]
 
@@ -468,20 +494,23 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
                            "prepare.split.fractions[0]")
     n = len(order)
 
-    # statistics and class counts ------------------------------------------------------------
-    train = order[split_o == 0]
-    r_tr = refl[train][:, t_idx]
-    v_tr = valid_k[train][..., None]
-    x = da.where(v_tr, r_tr, 0.0).astype(np.float64)
-    count = v_tr.sum(axis=(0, 1, 2, 3), dtype=np.int64)
+    # statistics and class counts (masks over the work store, in its own order) ---------------
+    sample_split = np.full(len(rows), -1, np.int64)
+    sample_split[order] = split_o
+    chunks0 = refl.chunks[0]
+    is_train = da.from_array(sample_split == 0, chunks=chunks0)
+    use = valid_k & is_train[:, None, None, None]
+    x = da.where(use[..., None], refl[:, t_idx], 0.0).astype(np.float64)
+    count = use.sum(dtype=np.int64)
     total = x.sum(axis=(0, 1, 2, 3))
     total2 = (x * x).sum(axis=(0, 1, 2, 3))
-    lab_o = _gather(lab_final, runs)
-    class_counts = [da.bincount(lab_o[split_o == k].ravel().astype(np.int64),
-                                minlength=256)[:len(table)] if (split_o == k).any()
-                    else np.zeros(len(table), np.int64) for k in range(3)]
-    count, total, total2, *class_counts = compute(count, total, total2, *class_counts,
-                                                   label="Statistics", show=progress)
+    split_da = da.from_array(sample_split, chunks=chunks0)[:, None, None]
+    key = da.where((split_da >= 0) & (lab_final != IGNORE),
+                   split_da * 256 + lab_final.astype(np.int64), 3 * 256)
+    count, total, total2, bins = compute(count, total, total2,
+                                         da.bincount(key.ravel(), minlength=3 * 256 + 1),
+                                         label="Statistics", show=progress)
+    class_counts = [bins[k * 256:k * 256 + len(table)] for k in range(3)]
     count = int(np.asarray(count).reshape(-1)[0])
     total, total2 = total.reshape(-1), total2.reshape(-1)
     if count == 0:
@@ -501,13 +530,15 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     doy = np.array([d.timetuple().tm_yday for d in kept_dates], np.float64) if p.features.doy \
         else None
     names = feature_names(bands, p.features.doy)
-    r_o = _gather(refl, runs)[:, t_idx].rechunk((CHUNK_PATCHES, -1, -1, -1, -1))
-    v_o = _gather(valid_k, runs)[..., None].rechunk((CHUNK_PATCHES, -1, -1, -1, -1))
-    featurize = functools.partial(_features_block, mean=mean, std=std, days=days, doy=doy,
-                                  fill=p.features.fill)
-    inputs = da.map_blocks(featurize, r_o, v_o, dtype=np.float32,
-                           chunks=r_o.chunks[:4] + ((len(names),),))
-    lab_o = lab_o.rechunk((CHUNK_PATCHES, -1, -1))
+    index = da.from_array(order, chunks=CHUNK_PATCHES)
+    featurize = functools.partial(_final_inputs, work=str(work), t_idx=t_idx, mean=mean, std=std,
+                                  days=days, doy=doy, fill=p.features.fill)
+    inputs = da.map_blocks(featurize, index, dtype=np.float32, new_axis=[1, 2, 3, 4],
+                           chunks=(index.chunks[0], (len(t_idx),), (s,), (s,), (len(names),)))
+    labelize = functools.partial(_final_labels, work=str(work), t_idx=t_idx,
+                                 min_valid_dates=p.features.min_valid_dates)
+    lab_o = da.map_blocks(labelize, index, dtype=np.uint8, new_axis=[1, 2],
+                          chunks=(index.chunks[0], (s,), (s,)))
     weights = da.map_blocks(functools.partial(np.take, weight_lut), lab_o, dtype=np.float32)
 
     split_counts = {SPLITS[k]: int((split_o == k).sum()) for k in range(3)}

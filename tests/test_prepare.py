@@ -481,3 +481,17 @@ def test_string_class_column_and_name_lookup(tmp_path):
     named = open_labels(path, grid, LabelsConfig(column="landuse"), table)
     codes = named.codes(grid, 0, 0, 10, 10)
     assert codes[5, 0] == 10 and codes[5, 8] == 20 and codes[9, 4] == 100_000
+
+
+def test_an_existing_cluster_by_address(tmp_path, labels_tif):
+    from distributed import LocalCluster
+
+    from landcover.scheduler import use_scheduler
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        with use_scheduler(cluster.scheduler_address):
+            summary = run([SCENES / CLEAR], labels_tif, tmp_path / "tcp.zarr",
+                          table_of(labels_tif))
+    assert summary["patches"] > 0
