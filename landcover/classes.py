@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from landcover.errors import ClassTableError
 
@@ -137,11 +136,7 @@ def class_table(items: Iterable, source: str = "class table") -> ClassTable:
 
 def load_class_table(path: str | Path) -> ClassTable:
     """Read a class table YAML (see the module docstring)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ClassTableError(f"prepare.classes: cannot read {path} ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ClassTableError(f"{path}: not valid YAML ({exc})") from None
+    from landcover.config import read_yaml
+
+    raw = read_yaml(path, ClassTableError, "prepare.classes:")
     return class_table(raw if raw is not None else [], str(path))

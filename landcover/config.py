@@ -226,6 +226,16 @@ def parse_override(text: str) -> dict:
     return out
 
 
+def read_yaml(path: str | Path, error: type[Exception], what: str):
+    """``yaml.safe_load`` of a file; unreadable or invalid YAML raises ``error`` naming the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise error(f"{what} {path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from None
+
+
 PATH_KEYS = (("scenes", "profile"), ("scenes", "grid", "like"), ("prepare", "classes"))
 
 
@@ -253,12 +263,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """
     data: dict = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"--config {path}: cannot read ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config {path}: not valid YAML ({exc})") from None
+        loaded = read_yaml(path, ConfigError, "--config")
         data = _merge(data, _relative_to(loaded or {}, Path(path).parent))
     for text in overrides:
         data = _merge(data, parse_override(text))

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from landcover import qa
+from landcover.config import read_yaml
 from landcover.errors import ProfileError
 
 COMMON_BANDS = ("coastal", "blue", "green", "red", "nir", "swir1", "swir2")
@@ -67,12 +67,7 @@ _OPTIONAL = ("description", "nodata", "valid_range", "metadata", "mtl_scale", "o
 def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile YAML (``yaml.safe_load``); errors name the file and the key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read sensor profile ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML ({exc})") from None
+    raw = read_yaml(path, ProfileError, "sensor profile")
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: a sensor profile must be a mapping of keys")
     unknown = sorted(set(raw) - set(_REQUIRED) - set(_OPTIONAL))
