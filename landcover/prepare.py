@@ -443,7 +443,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
         return da.from_zarr(z, chunks=(CHUNK_PATCHES,) + z.shape[1:])
 
     refl, valid, lab = open_work("reflectance"), open_work("valid"), open_work("labels")
-    s, T = layout.size, len(groups)
+    s = layout.size
     dates = [d for d, _ in groups]
 
     # dates -----------------------------------------------------------------------------------

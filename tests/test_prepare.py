@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +190,7 @@ def test_assign_splits_keeps_a_gap_and_respects_fractions():
     assert kept.any() and (~kept).any()
     r, c = rows[kept], cols[kept]
     assert ((r % 120 >= 15) & (r % 120 + 30 + 15 <= 120)).all()
+    assert ((c % 120 >= 15) & (c % 120 + 30 + 15 <= 120)).all()
     share = np.bincount(split[kept], minlength=3) / kept.sum()
     np.testing.assert_allclose(share, [0.6, 0.2, 0.2], atol=0.05)
     assert (assign_splits(rows, cols, 30, 120, 15, (0.6, 0.2, 0.2), 3) == split).all()
