@@ -29,7 +29,8 @@ def prepare(ctx: click.Context, scenes, labels, out, scheduler, overwrite, as_js
     write inputs, labels and per-pixel weights (0 where a label is unusable) to --out.
 
     \b
-        $ landcover prepare data_samples/ --labels data_samples/labels.gpkg --out demo.zarr
+        $ landcover prepare data_samples/ --labels data_samples/labels.gpkg \\
+              --config data_samples/demo.yaml --out demo/dataset.zarr
         $ landcover prepare scenes/ --labels lc.tif --out ds.zarr --scheduler local:4 \\
               --set prepare.patches.stride=15 --set prepare.features.fill=linear
     """
