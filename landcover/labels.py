@@ -74,21 +74,16 @@ def _resolve_crs(crs: str | None, target: Grid, path: str) -> str:
     return crs
 
 
-def _to_codes(values: np.ndarray, nodata) -> np.ndarray:
-    """Raster values -> int32 codes: -1 for nodata/NaN, :data:`NOT_A_CODE` for non-codes."""
+def _to_codes(values: np.ndarray, nodata=None) -> np.ndarray:
+    """Label values -> int32 codes: -1 for nodata/NaN, :data:`NOT_A_CODE` for non-codes."""
     values = np.asarray(values)
-    out = np.full(values.shape, -1, np.int32)
-    if values.dtype.kind == "f":
-        has = np.isfinite(values)
-    else:
-        has = np.ones(values.shape, bool)
+    has = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         has &= values != nodata
     v = values[has]
-    good = (v >= 0) & (v <= MAX_CODE) & (v == np.round(v)) if values.dtype.kind == "f" else \
-        (v >= 0) & (v <= MAX_CODE)
-    out[has] = np.where(good, v.astype(np.int64, copy=False) if values.dtype.kind != "f"
-                        else np.round(np.where(good, v, 0)).astype(np.int64), NOT_A_CODE)
+    good = (v >= 0) & (v <= MAX_CODE) & (v == np.round(v))
+    out = np.full(values.shape, -1, np.int32)
+    out[has] = np.where(good, v, NOT_A_CODE).astype(np.int32)
     return out
 
 
@@ -118,7 +113,7 @@ class RasterLabels:
     def bounds(self) -> tuple[float, float, float, float]:
         return self.grid.bounds
 
-    def _read(self, target: Grid, row0: int, col0: int, h: int, w: int) -> np.ndarray:
+    def codes(self, target: Grid, row0: int, col0: int, h: int, w: int) -> np.ndarray:
         from landcover.stack import _window_read
 
         fill = self.nodata if self.nodata is not None else -1
@@ -127,9 +122,6 @@ class RasterLabels:
         if values is None:
             return np.full((h, w), -1, np.int32)
         return _to_codes(values, fill)
-
-    def codes(self, target: Grid, row0: int, col0: int, h: int, w: int) -> np.ndarray:
-        return self._read(target, row0, col0, h, w)
 
     def table(self, codes_seen) -> ClassTable:
         items = []
@@ -257,10 +249,7 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
     values = frame[column]
     names: dict[int, str] = {}
     if pd.api.types.is_numeric_dtype(values):
-        ok = values.notna() & np.isfinite(values.astype(float))
-        codes = np.where(ok, values.fillna(-1).astype(float), -1)
-        whole = ok & (codes == np.round(codes)) & (codes >= 0) & (codes <= MAX_CODE)
-        codes = np.where(whole, np.round(codes), np.where(ok, NOT_A_CODE, -1)).astype(np.int64)
+        codes = _to_codes(values.to_numpy(dtype=float, na_value=np.nan)).astype(np.int64)
         texts = frame[[c for c in frame.columns if c != frame.geometry.name
                        and not pd.api.types.is_numeric_dtype(frame[c])]]
         name_column = _pick_column(frame, cfg.name_column, (), "name_column", path) \

@@ -31,7 +31,6 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -243,10 +242,15 @@ def _final_inputs(index, *, work, t_idx, **kwargs):
     return make_features(refl, valid, **kwargs)
 
 
-def _final_labels(index, *, work, t_idx, min_valid_dates):
-    lab = _read_work(work, "labels", index)
-    valid = _read_work(work, "valid", index, t_idx)
+def ignore_unobserved(lab, valid, min_valid_dates: int):
+    """The ignore label where a pixel has fewer than ``min_valid_dates`` valid observations
+    (``lab (k, s, s)``, ``valid (k, T, s, s)``; numpy or dask)."""
     return np.where(valid.sum(axis=1) >= min_valid_dates, lab, np.uint8(IGNORE)).astype(np.uint8)
+
+
+def _final_labels(index, *, work, t_idx, min_valid_dates):
+    return ignore_unobserved(_read_work(work, "labels", index),
+                             _read_work(work, "valid", index, t_idx), min_valid_dates)
 
 
 def class_weights(counts: np.ndarray, table: ClassTable, cfg) -> np.ndarray:
@@ -303,12 +307,6 @@ def _compressor():
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
-def _date_groups(scenes):
-    from landcover.stack import _order
-
-    return [(date, tuple(g)) for date, g in groupby(_order(scenes), key=lambda s: s.date)]
-
-
 # ------------------------------------------------------------------------------------------- main
 def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path, cfg: Config,
             *, overwrite: bool = False, progress: bool = True) -> dict:
@@ -325,7 +323,7 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
 
     from landcover.scenes import find_scenes
     from landcover.scheduler import compute
-    from landcover.stack import grid_of, stack_scenes
+    from landcover.stack import date_groups, grid_of, stack_scenes
 
     # absolute paths: dask workers (other processes, other machines) open files by path
     out = Path(out).absolute()
@@ -338,7 +336,7 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
     stack = stack_scenes(scenes, cfg.scenes)  # validates bands and grids; nothing is read
     grid = grid_of(stack)
     bands = [str(b) for b in stack.band.values]
-    groups = _date_groups(scenes)
+    groups = date_groups(scenes)
     labels = open_labels(labels_path, grid, p.labels, table)
     layout = make_layout(grid, cfg)
     tiles = list(layout.tiles())
@@ -463,9 +461,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
                     len(dropped), 100 * p.features.min_date_valid, ", ".join(dropped))
     t_idx = np.flatnonzero(keep_t)
     valid_k = valid[:, t_idx]
-    n_valid = valid_k.sum(axis=1, dtype=np.int16)
-    lab_final = da.where(n_valid >= p.features.min_valid_dates, lab, np.uint8(IGNORE)) \
-        .astype(np.uint8)
+    lab_final = ignore_unobserved(lab, valid_k, p.features.min_valid_dates)
     labelled = (lab_final != IGNORE).sum(axis=(1, 2), dtype=np.int64)
     (labelled_n,) = compute(labelled, label="Checking windows", show=progress)
     valid_share = counts_wt[:, t_idx].sum(axis=1) / (s * s * len(t_idx))
@@ -483,9 +479,8 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
         raise DatasetError("no window passes prepare.patches.min_labelled="
                            f"{p.patches.min_labelled} and min_valid={p.patches.min_valid} (after "
                            "cloud masking); lower them or add clearer scenes")
-    # Samples sorted by split, then in work-store (tile) order: each split is one ascending run of
-    # indices, so dask gathers it chunk by chunk (an arbitrary permutation would make every output
-    # chunk load many input chunks at once, and memory would grow with the scene).
+    # Samples sorted by split, then in work-store (tile) order: within a split the indices ascend,
+    # so each output chunk reads its samples from a few neighbouring work chunks.
     runs = [np.flatnonzero(ok & (split == k)) for k in range(3)]
     order = np.concatenate(runs)
     split_o = split[order].astype(np.uint8)
@@ -495,23 +490,21 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     n = len(order)
 
     # statistics and class counts (masks over the work store, in its own order) ---------------
-    sample_split = np.full(len(rows), -1, np.int64)
-    sample_split[order] = split_o
-    chunks0 = refl.chunks[0]
-    is_train = da.from_array(sample_split == 0, chunks=chunks0)
+    chunks0 = refl.chunks[0]  # split is -1 for every window left out
+    is_train = da.from_array(split == 0, chunks=chunks0)
     use = valid_k & is_train[:, None, None, None]
     x = da.where(use[..., None], refl[:, t_idx], 0.0).astype(np.float64)
     count = use.sum(dtype=np.int64)
     total = x.sum(axis=(0, 1, 2, 3))
     total2 = (x * x).sum(axis=(0, 1, 2, 3))
-    split_da = da.from_array(sample_split, chunks=chunks0)[:, None, None]
+    split_da = da.from_array(split.astype(np.int64), chunks=chunks0)[:, None, None]
     key = da.where((split_da >= 0) & (lab_final != IGNORE),
                    split_da * 256 + lab_final.astype(np.int64), 3 * 256)
     count, total, total2, bins = compute(count, total, total2,
                                          da.bincount(key.ravel(), minlength=3 * 256 + 1),
                                          label="Statistics", show=progress)
     class_counts = [bins[k * 256:k * 256 + len(table)] for k in range(3)]
-    count = int(np.asarray(count).reshape(-1)[0])
+    count = int(count)
     total, total2 = total.reshape(-1), total2.reshape(-1)
     if count == 0:
         raise DatasetError("no valid observation in the training windows; add clearer scenes")

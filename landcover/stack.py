@@ -253,6 +253,11 @@ def _chunks(n: int, size: int) -> tuple[int, ...]:
     return tuple(min(size, n - i) for i in range(0, n, size))
 
 
+def date_groups(scenes: Sequence[Scene]) -> list[tuple]:
+    """``[(date, (scene, ...)), ...]`` in stacking order: one entry per date of the stack."""
+    return [(date, tuple(group)) for date, group in groupby(_order(scenes), key=lambda s: s.date)]
+
+
 def common_bands(scenes: Sequence[Scene]) -> tuple[str, ...]:
     """Bands that every scene provides, in the order of the first scene."""
     first = list(scenes[0].bands)
@@ -304,7 +309,7 @@ def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
         log.info("%d scene(s) are reprojected onto %s: %s", len(resampled), grid.describe(),
                  ", ".join(resampled))
 
-    dates = [(date, tuple(group)) for date, group in groupby(scenes, key=lambda s: s.date)]
+    dates = date_groups(scenes)
     ych, xch = _chunks(grid.height, cfg.chunk_size), _chunks(grid.width, cfg.chunk_size)
     name = "landcover-stack-" + tokenize(dates, bands, grid, cfg.mask, cfg.chunk_size)
     layers = len(bands) + 1
