@@ -99,11 +99,55 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    architecture: str = "convlstm"
+    filters: int = 16
+    layers: int = 3
+    kernel: int = 3
+    head_kernel: int = 1
+    dropout: float = 0.0
+    batch_norm: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "ce"
+    class_weights: bool = True
+    focal_gamma: float = 2.0
+    dice_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flips: bool = True
+    rotations: bool = True
+    drop_dates: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 0.001
+    schedule: str = "cosine"
+    patience: int = 10
+    shuffle_chunks: int = 8
+    seed: int = 0
+    deterministic: bool = True
+    mixed_precision: bool = False
+    jit_compile: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; one attribute per stage."""
 
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(self)
@@ -117,6 +161,9 @@ _CHOICES = {
     "prepare.labels.overlap": ("ignore", "smallest", "first", "last"),
     "prepare.features.fill": ("zero", "linear"),
     "prepare.weights.mode": ("balanced", "uniform", "manual"),
+    "train.model.architecture": ("convlstm", "unet", "unet_convlstm"),
+    "train.loss.kind": ("ce", "focal", "dice", "ce+dice"),
+    "train.schedule": ("cosine", "constant"),
 }
 
 
@@ -272,7 +319,31 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     if cfg.scenes.chunk_size < 64:
         raise ConfigError(f"scenes.chunk_size: {cfg.scenes.chunk_size} is too small; use 64 or more")
     _check_prepare(cfg.prepare)
+    _check_train(cfg.train)
     return cfg
+
+
+def _check_train(t: TrainConfig) -> None:
+    checks = [
+        (t.model.filters >= 1, "train.model.filters", "must be 1 or more"),
+        (1 <= t.model.layers <= 6, "train.model.layers", "must be between 1 and 6"),
+        (t.model.kernel >= 1 and t.model.kernel % 2 == 1, "train.model.kernel",
+         "must be an odd number (1, 3, 5, ...)"),
+        (t.model.head_kernel >= 1 and t.model.head_kernel % 2 == 1, "train.model.head_kernel",
+         "must be an odd number (1, 3, ...)"),
+        (0.0 <= t.model.dropout < 1.0, "train.model.dropout", "must be in [0, 1)"),
+        (t.loss.focal_gamma >= 0, "train.loss.focal_gamma", "must be 0 or more"),
+        (t.loss.dice_weight >= 0, "train.loss.dice_weight", "must be 0 or more"),
+        (0.0 <= t.augment.drop_dates < 1.0, "train.augment.drop_dates", "must be in [0, 1)"),
+        (t.epochs >= 1, "train.epochs", "must be 1 or more"),
+        (t.batch_size >= 1, "train.batch_size", "must be 1 or more"),
+        (t.learning_rate > 0, "train.learning_rate", "must be more than 0"),
+        (t.patience >= 0, "train.patience", "must be 0 (off) or more epochs"),
+        (t.shuffle_chunks >= 1, "train.shuffle_chunks", "must be 1 or more"),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {message}")
 
 
 def _check_prepare(p: PrepareConfig) -> None:

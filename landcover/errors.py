@@ -78,3 +78,7 @@ class DatasetError(LandcoverError):
 
 class SchedulerError(UsageError):
     """``--scheduler`` is not threads, synchronous, local:N or a tcp:// address, or unreachable."""
+
+
+class ModelError(LandcoverError):
+    """A model bundle is missing, corrupt or does not fit the data; or training failed (NaN loss)."""

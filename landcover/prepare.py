@@ -25,9 +25,6 @@ import functools
 import json
 import logging
 import math
-import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,15 +35,15 @@ import numpy as np
 from landcover import __version__
 from landcover.classes import IGNORE, ClassTable, load_class_table
 from landcover.config import Config
-from landcover.errors import DatasetError, LabelError, OutputExistsError
+from landcover.dataset import DATASET_FORMAT, SPLITS
+from landcover.errors import DatasetError, LabelError
 from landcover.grid import Grid
 from landcover.labels import NOT_A_CODE, open_labels, window_codes
+from landcover.outputs import check_output, remove, replace_output, temporary_path
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 CHUNK_PATCHES = 32  # patches per Zarr chunk of the output
-DATASET_FORMAT = 1
 
 
 # --------------------------------------------------------------------------------- window geometry
@@ -292,14 +289,6 @@ def _versions() -> dict:
             "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse to start when the output cannot be written (before any work is done)."""
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: already exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise OutputExistsError(f"{out.parent}: the output folder does not exist; create it first")
-
-
 def _compressor():
     """Blosc (lz4, byte shuffle): compresses float32 features well and decodes fast."""
     from zarr.codecs import BloscCodec
@@ -386,9 +375,7 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
 
     # 2. extraction into a work store ---------------------------------------------------------
     T, B, s = len(groups), len(bands), layout.size
-    token = uuid.uuid4().hex[:8]
-    tmp = out.parent / f".{out.name}.tmp-{token}"
-    work = out.parent / f".{out.name}.work-{token}"
+    tmp, work = temporary_path(out, "tmp"), temporary_path(out, "work")
     try:
         refl_parts, valid_parts, lab_parts = [], [], []
         group_scenes = tuple(g for _, g in groups)
@@ -416,13 +403,10 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
         compute(*stores, label="Cutting patches", show=progress)
         summary = _finalise(work, tmp, np.array(cand_rows), np.array(cand_cols), groups, bands,
                             grid, layout, table, labels, scenes, cfg, unknown, progress)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
+        replace_output(tmp, out)
     finally:
-        for path in (tmp, work):
-            if path.exists():
-                shutil.rmtree(path, ignore_errors=True)
+        remove(tmp)
+        remove(work)
     summary["output"] = str(out)
     return summary
 

@@ -36,7 +36,10 @@ def test_set_overrides_win_over_the_file(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("scenes.chunksize=512", "unknown config key 'scenes.chunksize'"),
-    ("train.epochs=2", "unknown config key 'train'"),
+    ("train.epoch=2", "unknown config key 'train.epoch'"),
+    ("train.epochs=0", "train.epochs: must be 1 or more"),
+    ("train.model.architecture=resnet", "train.model.architecture: 'resnet' is not one of"),
+    ("train.model.kernel=2", "train.model.kernel: must be an odd number"),
     ("scenes.chunk_size=big", "scenes.chunk_size: expected an integer"),
     ("scenes.grid.align=maybe", "scenes.grid.align: expected true or false"),
     ("scenes.grid.extent=everything", "scenes.grid.extent: 'everything' is not one of"),

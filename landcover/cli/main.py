@@ -60,9 +60,11 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 def _register() -> None:
     from landcover.cli.info import info
     from landcover.cli.prepare import prepare
+    from landcover.cli.train import train
 
     cli.add_command(info)
     cli.add_command(prepare)
+    cli.add_command(train)
 
 
 _register()

@@ -35,7 +35,8 @@ def prepare(ctx: click.Context, scenes, labels, out, scheduler, overwrite, as_js
               --set prepare.patches.stride=15 --set prepare.features.fill=linear
     """
     from landcover.config import load_config
-    from landcover.prepare import check_output, prepare as run_prepare
+    from landcover.outputs import check_output
+    from landcover.prepare import prepare as run_prepare
     from landcover.scheduler import check_scheduler, use_scheduler
 
     cfg = load_config(config_path, overrides)

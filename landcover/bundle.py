@@ -1,0 +1,91 @@
+"""The model bundle: a folder with everything classification needs and nothing it must guess.
+
+::
+
+    MODEL_DIR/
+        model.keras            the network (logits out), loads with safe_mode=True, no pickle
+        bundle.json            bands, features, normalisation, patch size, dates, class table,
+                               architecture, metrics, resolved config, versions, content hash
+        config.yaml            the resolved configuration (scenes, prepare, train)
+        history.csv / .json    metrics per epoch
+        learning_curves.png    loss and scores per epoch
+        confusion_matrix.png   validation confusion matrix of the kept (best) epoch
+
+The content hash is the SHA-256 of ``model.keras`` followed by the canonical JSON of
+``bundle.json`` without its ``content_hash`` field; :func:`load_bundle` checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from landcover.errors import ModelError
+
+BUNDLE_FORMAT = 1
+MODEL_FILE = "model.keras"
+META_FILE = "bundle.json"
+
+
+def content_hash(model_path: Path, meta: dict) -> str:
+    digest = hashlib.sha256()
+    with open(model_path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    body = {k: v for k, v in meta.items() if k != "content_hash"}
+    digest.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def write_metadata(folder: Path, meta: dict) -> dict:
+    """Add the content hash and write ``bundle.json`` (``model.keras`` must be there already)."""
+    meta = dict(meta, landcover_model=BUNDLE_FORMAT)
+    meta["content_hash"] = content_hash(folder / MODEL_FILE, meta)
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
+    return meta
+
+
+def read_metadata(folder: str | Path, *, verify: bool = True) -> dict:
+    """``bundle.json`` of a bundle, checked for format and (by default) content hash.
+
+    Raises:
+        ModelError: missing folder or files, unreadable JSON, other format, hash mismatch.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: no such model bundle (a folder written by 'landcover train')")
+    meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
+    for path in (meta_path, model_path):
+        if not path.is_file():
+            raise ModelError(f"{folder}: not a complete model bundle, {path.name} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: cannot read the bundle metadata ({exc})") from None
+    if meta.get("landcover_model") != BUNDLE_FORMAT:
+        raise ModelError(f"{meta_path}: bundle format {meta.get('landcover_model')!r}, this "
+                         f"landcover reads format {BUNDLE_FORMAT}")
+    if verify and content_hash(model_path, meta) != meta.get("content_hash"):
+        raise ModelError(f"{folder}: content hash mismatch: model.keras or bundle.json was "
+                         "changed or is corrupt; train again or restore the bundle")
+    return meta
+
+
+def load_bundle(folder: str | Path):
+    """``(keras model, metadata)``; the model is loaded with ``safe_mode=True`` and not compiled."""
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    import keras
+
+    from landcover.models import TemporalMean
+
+    custom = {"TemporalMean": TemporalMean}  # registered anyway; named here for clarity
+
+    try:
+        model = keras.models.load_model(folder / MODEL_FILE, custom_objects=custom,
+                                           compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a broken archive
+        raise ModelError(f"{folder / MODEL_FILE}: cannot load the model "
+                         f"({type(exc).__name__}: {exc})") from None
+    return model, meta

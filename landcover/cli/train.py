@@ -1,0 +1,64 @@
+"""``landcover train``: a prepared dataset to a model bundle."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from landcover.cli import options
+
+
+@click.command(short_help="Train a model on a prepared dataset; write a model bundle.")
+@click.argument("dataset", type=click.Path(path_type=str))
+@click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              help="Model bundle folder to write.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run of the same --out from its last finished epoch.")
+@options.overwrite_opt
+@options.json_opt
+@options.config_opt
+@options.set_opt
+@click.pass_context
+def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_path,
+          overrides) -> None:
+    """Train a network (ConvLSTM by default) on DATASET, written by 'landcover prepare'.
+
+    Pixels with the ignore label or weight 0 (clouds, no label) are left out of the loss and of
+    every score; class weights act through the per-pixel weight. The best epoch by validation mIoU
+    is kept. The bundle holds the model, everything classification needs, per-epoch history,
+    learning curves and the validation confusion matrix.
+
+    \b
+        $ landcover train demo/dataset.zarr --out demo/model --set train.epochs=5
+        $ landcover train ds.zarr --out model --set train.model.architecture=unet \\
+              --set train.loss.kind=ce+dice
+    """
+    from pathlib import Path
+
+    from landcover.config import load_config
+    from landcover.dataset import open_dataset
+    from landcover.outputs import check_output
+
+    cfg = load_config(config_path, overrides)
+    open_dataset(dataset)
+    check_output(Path(out), overwrite)
+    from landcover.train import train as run_train
+
+    show = ctx.obj.get("verbosity", 0) >= 0
+    summary = run_train(dataset, out, cfg, overwrite=overwrite, resume=resume, progress=show)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    from landcover.scores import format_table
+
+    lines = [f"Wrote {summary['output']} ({summary['content_hash'][:19]}...): "
+             f"{summary['epochs_run']} epochs in {summary['seconds']:.0f} s, kept epoch "
+             f"{summary['best_epoch']} ({summary['monitor']} {summary['best']:.3f})"]
+    for split, result in summary["metrics"].items():
+        lines += ["", f"{split.capitalize()} split (masked pixels excluded):", format_table(result)]
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Writing outputs safely: refuse before work starts, write under a temporary name, rename at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from landcover.errors import OutputExistsError
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse to start when the output cannot be written (before any work is done)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise OutputExistsError(f"{out.parent}: the output folder does not exist; create it first")
+
+
+def temporary_path(out: Path, kind: str = "tmp") -> Path:
+    """A hidden sibling of ``out`` (same file system, so the final rename is atomic)."""
+    return out.parent / f".{out.name}.{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def replace_output(tmp: Path, out: Path) -> None:
+    """Move a finished ``tmp`` to ``out``, removing what was there (checked by :func:`check_output`)."""
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    os.replace(tmp, out)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()

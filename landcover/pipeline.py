@@ -1,0 +1,145 @@
+"""The training input pipeline: stream a prepared dataset from disk into ``(x, y, sample_weight)``.
+
+Reading and shuffling are chunk-aware: each epoch visits the stored chunks (32 patches each) of a
+split in a random order, reads ``shuffle_chunks`` of them at a time (in background threads, ahead of
+use), shuffles the patches of those chunks together, augments them and cuts batches. Memory is
+bounded by ``2 x shuffle_chunks`` chunks whatever the dataset size. :meth:`PatchStream.tf_dataset`
+wraps this in ``tf.data`` (``from_generator`` + ``prefetch``) for ``keras.Model.fit``.
+
+**Randomness is a function of (seed, epoch) only**, not of how many times the pipeline was iterated,
+so an interrupted run resumed at epoch *e* sees exactly the batches the uninterrupted run saw
+(``tf.data``'s own ``shuffle`` cannot promise that). The epoch is set by the training loop
+(:attr:`PatchStream.epoch`) before each epoch begins.
+
+Augmentation (training split only) is applied identically to inputs, labels and weights: random
+90-degree rotations and flips of the patch, and optionally hiding random dates (bands and the
+validity channel set to 0, i.e. "missing" in the dataset's encoding; day of year kept; at least one
+date kept per patch).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from landcover.dataset import PreparedDataset
+
+
+class PatchStream:
+    """Batches of one split of a prepared dataset, as numpy arrays or a ``tf.data.Dataset``.
+
+    Args:
+        ds: the opened dataset.
+        split: ``train``, ``validation`` or ``test``.
+        batch_size: patches per batch (the last batch of an epoch may be smaller).
+        shuffle: visit chunks and patches in a random order (training).
+        augment: ``train.augment`` config (or None for no augmentation).
+        seed: base seed; epoch *e* uses ``default_rng([seed, e])``.
+        class_weights: use the stored per-pixel class weights; False = 1 on every usable pixel.
+        shuffle_chunks: chunks read and shuffled together.
+    """
+
+    def __init__(self, ds: PreparedDataset, split: str, *, batch_size: int, shuffle: bool = False,
+                 augment=None, seed: int = 0, class_weights: bool = True,
+                 shuffle_chunks: int = 8):
+        self.ds = ds
+        self.split = split
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.augment = augment
+        self.seed = int(seed)
+        self.class_weights = class_weights
+        self.shuffle_chunks = max(1, int(shuffle_chunks))
+        self.epoch = 0
+        features = ds.features
+        self._bands = [features.index(b) for b in ds.bands]
+        self._valid = features.index("valid") if "valid" in features else None
+
+    @property
+    def size(self) -> int:
+        return self.ds.split_size(self.split)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return math.ceil(self.size / self.batch_size)
+
+    # ------------------------------------------------------------------------------ numpy batches
+    def batches(self, epoch: int | None = None):
+        """Yield ``(x float32 (B,T,H,W,F), y uint8 (B,H,W), w float32 (B,H,W))`` for one epoch."""
+        epoch = self.epoch if epoch is None else epoch
+        rng = np.random.default_rng([self.seed, epoch])
+        pieces = self.ds.pieces(self.split)
+        if self.shuffle:
+            pieces = [pieces[i] for i in rng.permutation(len(pieces))]
+        k = self.shuffle_chunks if self.shuffle else 1
+        groups = [pieces[i:i + k] for i in range(0, len(pieces), k)]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="landcover-read") as pool:
+            pending = collections.deque()
+
+            def submit(group):
+                pending.append([pool.submit(self.ds.read, a, b) for a, b in group])
+
+            for group in groups[:2]:
+                submit(group)
+            carry = None
+            for gi in range(len(groups)):
+                parts = [f.result() for f in pending.popleft()]
+                if gi + 2 < len(groups):
+                    submit(groups[gi + 2])
+                if carry is not None:
+                    parts.insert(0, carry)
+                x, y, w = (np.concatenate([p[i] for p in parts]) for i in range(3))
+                if self.shuffle:
+                    order = rng.permutation(len(x))
+                    x, y, w = x[order], y[order], w[order]
+                if self.augment is not None:
+                    self._augment(x, y, w, rng)
+                if not self.class_weights:
+                    w = (w > 0).astype(np.float32)
+                n_full = len(x) // self.batch_size * self.batch_size
+                for s in range(0, n_full, self.batch_size):
+                    yield x[s:s + self.batch_size], y[s:s + self.batch_size], \
+                        w[s:s + self.batch_size]
+                carry = (x[n_full:], y[n_full:], w[n_full:]) if n_full < len(x) else None
+            if carry is not None:
+                yield carry
+
+    def _augment(self, x, y, w, rng) -> None:
+        """In place: the same rotation/flip for a patch's inputs, labels and weights."""
+        aug = self.augment
+        square = x.shape[2] == x.shape[3]
+        for i in range(len(x)):
+            k = int(rng.integers(4)) if aug.rotations and square else 0
+            flip = bool(rng.random() < 0.5) if aug.flips else False
+            if k:
+                x[i] = np.rot90(x[i], k, axes=(1, 2))
+                y[i] = np.rot90(y[i], k, axes=(0, 1))
+                w[i] = np.rot90(w[i], k, axes=(0, 1))
+            if flip:
+                x[i] = x[i][:, :, ::-1]
+                y[i] = y[i][:, ::-1]
+                w[i] = w[i][:, ::-1]
+            if aug.drop_dates > 0 and x.shape[1] > 1:
+                drop = rng.random(x.shape[1]) < aug.drop_dates
+                if drop.all():
+                    drop[rng.integers(x.shape[1])] = False
+                for t in np.flatnonzero(drop):
+                    x[i, t, :, :, self._bands] = 0.0
+                    if self._valid is not None:
+                        x[i, t, :, :, self._valid] = 0.0
+
+    # ------------------------------------------------------------------------------------ tf.data
+    def tf_dataset(self):
+        """``tf.data.Dataset`` of the batches of the current :attr:`epoch`, prefetched."""
+        import tensorflow as tf
+
+        t, h, w, f = self.ds.input_shape
+        signature = (tf.TensorSpec((None, t, h, w, f), tf.float32),
+                     tf.TensorSpec((None, h, w), tf.uint8),
+                     tf.TensorSpec((None, h, w), tf.float32))
+        data = tf.data.Dataset.from_generator(lambda: self.batches(), output_signature=signature)
+        data = data.apply(tf.data.experimental.assert_cardinality(len(self)))
+        return data.prefetch(2)

@@ -1,0 +1,476 @@
+"""``landcover train``: a prepared dataset to a model bundle, with masked, class-weighted training.
+
+What each batch contributes (see :mod:`landcover.losses` and ``docs/training.md``):
+
+* inputs ``x`` (B, T, H, W, F), integer labels ``y`` (B, H, W) with 255 = ignore, and per-pixel
+  weights ``w`` (B, H, W) = the class weight of the pixel's class, 0 where the label is unusable;
+* the loss is ``sum(w * pixel loss) / number of valid pixels``; masked pixels contribute nothing;
+* the metric is a confusion matrix over valid pixels (counts, not weights); every score comes from it.
+
+The loop is Keras ``fit`` with one callback (:class:`_Loop`) that seeds each epoch, derives the
+scores, keeps the best epoch by validation mIoU, stops early, and writes a resumable checkpoint
+(``.NAME.partial/`` next to the output) after every epoch. The bundle is written under a temporary
+name and renamed when complete; the checkpoint folder is removed then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from landcover import __version__
+from landcover.bundle import MODEL_FILE, write_metadata
+from landcover.config import Config, TrainConfig
+from landcover.dataset import PreparedDataset, open_dataset
+from landcover.errors import DatasetError, ModelError
+from landcover.outputs import check_output, remove, replace_output, temporary_path
+from landcover.scores import confusion, scores
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _keras():
+    _import_tensorflow_quietly()
+    import keras
+
+    return keras
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with file descriptor 2 silenced.
+
+    TensorFlow's C++ start-up lines (oneDNN notes, CUDA probing on machines without a GPU) are
+    written before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them. They are
+    shown with ``-vv`` (debug logging). Import errors still raise normally.
+    """
+    if "tensorflow" in sys.modules or log.isEnabledFor(logging.DEBUG):
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _accelerators() -> list[str]:
+    keras = _keras()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    return []
+
+
+def _setup(tc: TrainConfig) -> contextlib.AbstractContextManager:
+    """Seeds, determinism, precision; returns the distribution scope for building the model."""
+    keras = _keras()
+    backend = keras.backend.backend()
+    keras.utils.set_random_seed(tc.seed)
+    if tc.deterministic and backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    gpus = _accelerators()
+    if tc.mixed_precision:
+        if gpus:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+            log.info("mixed precision (float16 compute, float32 logits and loss)")
+        else:
+            log.warning("train.mixed_precision: no GPU found, training in float32")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    if backend == "tensorflow" and len(gpus) > 1:
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        log.info("MirroredStrategy over %d GPUs", strategy.num_replicas_in_sync)
+        return strategy.scope()
+    return contextlib.nullcontext()
+
+
+def _seed_generators(model):
+    keras = _keras()
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                found.append(value)
+    return found
+
+
+def _reseed(model, seed: int, epoch: int) -> None:
+    """Dropout randomness as a function of (seed, epoch): Keras does not save seed-generator
+    states with the weights, so this is what makes a resumed run repeat an uninterrupted one."""
+    keras = _keras()
+    for i, gen in enumerate(_seed_generators(model)):
+        start = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1, size=2)
+        gen.state.assign(keras.ops.convert_to_tensor(start.astype(gen.state.dtype)))
+
+
+def _fingerprint(ds: PreparedDataset, tc: TrainConfig) -> str:
+    body = {"dataset": str(ds.path.absolute()), "created": ds.attrs.get("created"),
+            "train": dataclasses.asdict(tc)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _check_dataset(ds: PreparedDataset, tc: TrainConfig) -> None:
+    if ds.split_size("train") == 0:
+        raise DatasetError(f"{ds.path}: the training split is empty; prepare it again with "
+                           "other prepare.split settings")
+    t, h, w, _ = ds.input_shape
+    if tc.model.architecture != "convlstm" and 2**tc.model.layers > 2 * max(h, w):
+        raise DatasetError(f"train.model.layers: {tc.model.layers} down-sampling levels are too "
+                           f"many for {h}x{w} patches; use at most {int(math.log2(2 * max(h, w)))}")
+
+
+# ------------------------------------------------------------------------------------ the callback
+def _make_loop_callback():
+    keras = _keras()
+
+    class _Loop(keras.callbacks.Callback):
+        """Epoch seeding, scores, best/last checkpoints, early stopping, history, progress."""
+
+        def __init__(self, *, stream, metric, names, partial: Path, tc: TrainConfig, state: dict,
+                     monitor: str, progress: bool):
+            super().__init__()
+            self.stream, self.metric, self.names = stream, metric, names
+            self.partial, self.tc, self.state = partial, tc, state
+            self.monitor, self.progress = monitor, progress
+            self.prefix = "val_" if monitor.startswith("val_") else ""
+            self._bar = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.stream.epoch = epoch
+            _reseed(self.model, self.tc.seed, epoch)
+            self._t0 = time.monotonic()
+            if self.progress:
+                import click
+
+                self._bar = click.progressbar(length=len(self.stream), file=sys.stderr,
+                                              label=f"Epoch {epoch + 1}/{self.tc.epochs}")
+                self._bar.__enter__()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self._bar is not None:
+                self._bar.update(1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            if self._bar is not None:
+                self._bar.__exit__(None, None, None)
+                self._bar = None
+            loss = float(logs.get("loss", float("nan")))
+            if not math.isfinite(loss):
+                raise ModelError(f"training diverged: the loss is {loss} at epoch {epoch + 1}; "
+                                 "lower train.learning_rate or check the dataset")
+            cm = np.asarray(keras.ops.convert_to_numpy(self.metric.matrix), dtype=np.int64)
+            s = scores(cm, self.names)
+            p = self.prefix
+            extra = {f"{p}overall_accuracy": s["overall_accuracy"], f"{p}kappa": s["kappa"],
+                     f"{p}macro_f1": s["macro_f1"]}
+            for name, c in s["per_class"].items():
+                extra[f"{p}f1_{name}"] = c["f1"]
+                extra[f"{p}iou_{name}"] = c["iou"]
+            logs.update({k: v for k, v in extra.items() if v is not None})
+            record = {"epoch": epoch + 1,
+                      **{k: _round(v) for k, v in logs.items() if np.isscalar(v)},
+                      "learning_rate": _round(float(keras.ops.convert_to_numpy(
+                          self.model.optimizer.learning_rate))),
+                      "seconds": round(time.monotonic() - self._t0, 2),
+                      f"{p}confusion_matrix": cm.tolist()}
+            st = self.state
+            st["history"].append(record)
+            value = float(logs[self.monitor])
+            if st["best"] is None or value > st["best"] + 1e-9:
+                st.update(best=value, best_epoch=epoch + 1, wait=0)
+                self._save_weights("best.weights.h5")
+            else:
+                st["wait"] += 1
+            self._save_weights("last.weights.h5")
+            opt = [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables]
+            tmp = self.partial / "optimizer.tmp.npz"
+            np.savez(tmp, *opt)
+            os.replace(tmp, self.partial / "optimizer.npz")
+            st["epochs_done"] = epoch + 1
+            _write_history_csv(self.partial / "history.csv", st["history"])
+            _write_atomic(self.partial / STATE_FILE, json.dumps(st, allow_nan=True))
+            if self.progress:
+                import click
+
+                shown = [f"loss {loss:.4f}"]
+                if "val_loss" in logs:
+                    shown.append(f"val_loss {float(logs['val_loss']):.4f}")
+                shown.append(f"{self.monitor} {value:.3f} (best {st['best']:.3f} at epoch "
+                             f"{st['best_epoch']})")
+                if s["overall_accuracy"] is not None:
+                    shown.append(f"{p}OA {s['overall_accuracy']:.3f}")
+                shown.append(f"{record['seconds']:.1f} s")
+                click.echo(f"epoch {epoch + 1}/{self.tc.epochs}: " + ", ".join(shown), err=True)
+            if self.tc.patience and st["wait"] >= self.tc.patience:
+                log.info("early stopping: no better %s for %d epochs", self.monitor, st["wait"])
+                st["stopped_early"] = epoch + 1
+                self.model.stop_training = True
+
+        def _save_weights(self, name: str) -> None:
+            tmp = self.partial / f"tmp.{name}"
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.partial / name)
+
+    return _Loop
+
+
+def _round(v):
+    v = float(v)
+    return round(v, 6) if math.isfinite(v) else None
+
+
+def _write_history_csv(path: Path, history: Sequence[dict]) -> None:
+    keys = []
+    for h in history:
+        keys += [k for k in h if k not in keys and not k.endswith("confusion_matrix")]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------- training
+def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool = False,
+          resume: bool = False, progress: bool = True, callbacks: Sequence = ()) -> dict:
+    """Train on a prepared dataset and write a model bundle to ``out``; returns the summary.
+
+    Args:
+        dataset: a folder written by ``landcover prepare``.
+        out: the bundle folder to write.
+        cfg: resolved configuration; only ``cfg.train`` is used (the dataset's own scenes and
+            prepare settings are copied into the bundle).
+        resume: continue the interrupted run of the same ``out`` (same dataset and train config).
+        callbacks: extra Keras callbacks (after the built-in one).
+
+    Raises:
+        DatasetError, OutputExistsError, ModelError.
+    """
+    out = Path(out).absolute()
+    ds = open_dataset(dataset)
+    tc = cfg.train
+    _check_dataset(ds, tc)
+    check_output(out, overwrite)
+    partial = out.parent / f".{out.name}.partial"
+    fingerprint = _fingerprint(ds, tc)
+    state = _resume_state(partial, fingerprint, out) if resume else None
+    if state is None and partial.exists():
+        log.warning("discarding the interrupted run in %s (pass --resume to continue it)", partial)
+        remove(partial)
+
+    keras = _keras()
+    from landcover.losses import MaskedLoss
+    from landcover.metrics import ConfusionMatrix
+    from landcover.models import build_model
+    from landcover.pipeline import PatchStream
+
+    scope = _setup(tc)
+    k = ds.num_classes
+    names = ds.class_names
+    t, h, w, f = ds.input_shape
+    spec = dataclasses.asdict(tc.model)
+    shape = (t if tc.model.architecture == "unet" else None, h, w, f)
+    common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights)
+    train_stream = PatchStream(ds, "train", shuffle=True, augment=tc.augment,
+                               shuffle_chunks=tc.shuffle_chunks, **common)
+    val_stream = PatchStream(ds, "validation", **common)
+    has_val = val_stream.size > 0
+    monitor = "val_miou" if has_val else "miou"
+    if not has_val:
+        log.warning("%s: no validation split; the best epoch is chosen by the training mIoU "
+                    "(optimistic)", ds.path)
+    with scope:
+        model = build_model(spec, shape, k)
+        steps = len(train_stream) * tc.epochs
+        lr = (keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=steps)
+              if tc.schedule == "cosine" else tc.learning_rate)
+        metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=MaskedLoss(tc.loss.kind, k, ignore_label=ds.ignore_label,
+                                      focal_gamma=tc.loss.focal_gamma,
+                                      dice_weight=tc.loss.dice_weight),
+                      weighted_metrics=[metric], jit_compile=tc.jit_compile)
+    if state is not None:
+        _restore(model, partial)
+        log.info("resuming after epoch %d of %d", state["epochs_done"], tc.epochs)
+    else:
+        partial.mkdir()
+        state = {"fingerprint": fingerprint, "epochs_done": 0, "best": None, "best_epoch": None,
+                 "wait": 0, "history": [], "stopped_early": None}
+        _write_atomic(partial / STATE_FILE, json.dumps(state))
+    loop = _make_loop_callback()(stream=train_stream, metric=metric, names=names, partial=partial,
+                                 tc=tc, state=state, monitor=monitor, progress=progress)
+    t0 = time.monotonic()
+    finished = state.get("stopped_early") or state["epochs_done"] >= tc.epochs
+    try:
+        if not finished:
+            model.fit(train_stream.tf_dataset(), epochs=tc.epochs,
+                      initial_epoch=state["epochs_done"],
+                      validation_data=val_stream.tf_dataset() if has_val else None,
+                      callbacks=[loop, *callbacks], shuffle=False, verbose=0)
+    except BaseException:
+        if state["epochs_done"] == 0:
+            remove(partial)
+        else:
+            log.warning("training stopped after epoch %d; continue with --resume (checkpoint "
+                        "in %s)", state["epochs_done"], partial)
+        raise
+    seconds = time.monotonic() - t0
+
+    # the kept model: the best epoch's weights in a fresh, uncompiled network
+    final = build_model(spec, shape, k)
+    final.load_weights(partial / "best.weights.h5")
+    evaluation = {}
+    for split, stream in (("validation", val_stream),
+                          ("test", PatchStream(ds, "test", **common))):
+        if stream.size:
+            evaluation[split] = evaluate_stream(final, stream, names, ds.ignore_label)
+    summary = _write_bundle(final, ds, cfg, out, partial, state, evaluation, monitor, seconds)
+    remove(partial)
+    return summary
+
+
+def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
+    path = partial / STATE_FILE
+    if not path.is_file() or not (partial / "last.weights.h5").is_file():
+        raise ModelError(f"--resume: no interrupted run of {out} to continue (looked for "
+                         f"{partial}); run without --resume")
+    state = json.loads(path.read_text())
+    if state.get("fingerprint") != fingerprint:
+        raise ModelError(f"--resume: the interrupted run in {partial} used another dataset or "
+                         "other train.* settings; use the same ones, or run without --resume")
+    return state
+
+
+def _restore(model, partial: Path) -> None:
+    """Weights and optimizer state (moments, step count) of the last finished epoch."""
+    model.load_weights(partial / "last.weights.h5")
+    opt = model.optimizer
+    opt.build(model.trainable_variables)
+    with np.load(partial / "optimizer.npz", allow_pickle=False) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(values) != len(opt.variables):
+        raise ModelError(f"{partial}: the optimizer checkpoint does not fit this model; run "
+                         "without --resume")
+    for var, value in zip(opt.variables, values):
+        var.assign(value)
+
+
+def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255) -> dict:
+    """Scores of ``model`` over one split (valid pixels only, counts not weights)."""
+    cm = np.zeros((len(names), len(names)), np.int64)
+    for x, y, w in stream.batches(epoch=0):
+        logits = model.predict_on_batch(x)
+        pred = np.argmax(np.asarray(logits), axis=-1)
+        cm += confusion(y, pred, len(names), mask=w > 0, ignore_label=ignore_label)
+    return scores(cm, names)
+
+
+def _versions() -> dict:
+    import keras
+
+    v = {"landcover": __version__, "keras": keras.__version__,
+         "backend": keras.backend.backend(), "numpy": np.__version__}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        v["tensorflow"] = tf.__version__
+    return v
+
+
+def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: Path, state: dict,
+                  evaluation: dict, monitor: str, seconds: float) -> dict:
+    from landcover.report import plot_confusion, plot_learning_curves
+
+    a = ds.attrs
+    resolved = {**a.get("config", {}), "train": cfg.to_dict()["train"]}
+    t, h, w, f = ds.input_shape
+    meta = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "architecture": resolved["train"]["model"],
+        "input": {"layout": ["time", "y", "x", "feature"], "time_steps": t,
+                  "variable_time_steps": cfg.train.model.architecture != "unet",
+                  "patch_size": h, "features": ds.features, "bands": ds.bands,
+                  "fill": a.get("fill"), "doy": a.get("doy"), "dtype": "float32"},
+        "normalisation": a["normalisation"],
+        "dates": a["dates"], "dates_dropped": a.get("dates_dropped", []),
+        "classes": [{k: c[k] for k in ("index", "code", "name", "color", "weight")}
+                    for c in ds.classes],
+        "ignore_label": ds.ignore_label,
+        "output": {"kind": "logits", "classes": ds.num_classes},
+        "grid": a.get("grid"),
+        "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
+                     "patches": {s: ds.split_size(s) for s in ("train", "validation", "test")},
+                     "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
+                     "monitor": monitor, "best": _round(state["best"]),
+                     "stopped_early": state.get("stopped_early"),
+                     "seconds_this_run": round(seconds, 1),
+                     "loss": resolved["train"]["loss"]},
+        "metrics": evaluation,
+        "config": resolved,
+        "versions": _versions(),
+    }
+    tmp = temporary_path(out)
+    try:
+        tmp.mkdir()
+        model.save(tmp / MODEL_FILE)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        (tmp / "history.json").write_text(json.dumps(state["history"], indent=1))
+        _write_history_csv(tmp / "history.csv", state["history"])
+        plot_learning_curves(state["history"], tmp / "learning_curves.png",
+                             best_epoch=state["best_epoch"], monitor=monitor)
+        if "validation" in evaluation:
+            v = evaluation["validation"]
+            plot_confusion(np.array(v["confusion_matrix"]), v["class_names"],
+                           tmp / "confusion_matrix.png",
+                           title=f"Validation, epoch {state['best_epoch']}: OA "
+                                 f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
+                                 f"macro F1 {v['macro_f1']:.3f}")
+        meta = write_metadata(tmp, meta)
+        replace_output(tmp, out)
+    finally:
+        remove(tmp)
+    return {"output": str(out), "content_hash": meta["content_hash"],
+            "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
+            "monitor": monitor, "best": _round(state["best"]), "metrics": evaluation,
+            "seconds": round(seconds, 1)}
