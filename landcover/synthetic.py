@@ -166,3 +166,82 @@ def write_c2l2_scene(out_dir: str | Path, *, sensor: str, path: int, row: int, d
     if "json" in mtl_formats:
         (folder / f"{pid}_MTL.json").write_text(json.dumps({"LANDSAT_METADATA_FILE": groups}))
     return folder
+
+
+#: Classes of :func:`write_field_series`: (code, name, colour).
+FIELD_CLASSES = ((1, "background", "#bdbdbd"), (2, "crop_a", "#f1c232"), (3, "crop_b", "#6aa84f"),
+                 (4, "rare", "#cc0000"))
+
+
+def write_field_series(out_dir: str | Path, *, size: int = 192, field: int = 8, dates: int = 4,
+                       seed: int = 0, rare_share: float = 0.02, noise: float = 0.02,
+                       rare_shift: float = 1.0, cloud_date: int | None = 1
+                       ) -> tuple[list[Path], Path]:
+    """A seeded learning problem as real-looking L8 C2 L2 scene folders and a label raster.
+
+    * ``background`` (about half the area) is spectrally constant over time;
+    * ``crop_a`` and ``crop_b`` fields have the same spectra at every single date: on each date a
+      field is "green" (high NIR, low red) or "bare" with probability 1/2 for both crops. Crop A
+      follows the pattern green-green-bare-bare (or its complement), crop B green-bare-green-bare
+      (or its complement): only the sequence tells them apart (no single date does);
+    * ``rare`` (``rare_share`` of the pixels, 4x4 px squares inside background) differs from
+      background only by a shift of SWIR1 of ``rare_shift`` noise deviations (hidden in the noise
+      pixel by pixel; only spatial context reveals it).
+
+    Pixel noise is Gaussian with deviation ``noise`` (reflectance). Date ``cloud_date`` gets a
+    cloud blob with its shadow (QA_PIXEL flags as USGS writes them). Returns the scene folders
+    and the path of ``labels.tif`` (codes of :data:`FIELD_CLASSES`, 0 = no label).
+    """
+    import affine
+    import rasterio
+
+    from landcover.qa import encode_qa_pixel
+
+    rng = np.random.default_rng(seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nf = size // field
+    kind = rng.choice([1, 2, 3], size=(nf, nf), p=[0.5, 0.25, 0.25])
+    phase = rng.integers(0, 2, size=(nf, nf))  # pattern or its reverse
+    codes = np.repeat(np.repeat(kind, field, 0), field, 1).astype(np.uint8)
+    phases = np.repeat(np.repeat(phase, field, 0), field, 1)
+    n_rare = int(round(rare_share * size * size / 16))
+    bg = np.argwhere(codes[::4, ::4] == 1)
+    for r, c in bg[rng.choice(len(bg), size=min(n_rare, len(bg)), replace=False)]:
+        codes[r * 4:r * 4 + 4, c * 4:c * 4 + 4] = 4
+    patterns = {2: (1, 1, 0, 0), 3: (1, 0, 1, 0)}
+    transform = affine.Affine(30.0, 0.0, 500010.0, 0.0, -30.0, 5000010.0)
+    base = {"blue": 0.05, "green": 0.08, "red": 0.07, "nir": 0.25, "swir1": 0.20, "swir2": 0.12}
+    scenes = []
+    for d in range(dates):
+        date = dt.date(2024, 4, 1) + dt.timedelta(days=16 * 4 * d)
+        refl = {name: np.full((size, size), value) for name, value in base.items()}
+        for crop, pattern in patterns.items():
+            on = pattern[d % len(pattern)]  # the reverse pattern is the complement
+            green = np.where(phases == 1, 1 - on, on) == 1
+            sel = codes == crop
+            refl["nir"] = np.where(sel, np.where(green, 0.40, 0.18), refl["nir"])
+            refl["red"] = np.where(sel, np.where(green, 0.03, 0.10), refl["red"])
+            refl["swir1"] = np.where(sel, 0.16, refl["swir1"])
+        refl["swir1"] = np.where(codes == 4, refl["swir1"] - rare_shift * noise, refl["swir1"])
+        sr = {name: reflectance_to_dn(v + rng.normal(0, noise, v.shape))
+              for name, v in refl.items()}
+        cloud = np.zeros((size, size), bool)
+        shadow = np.zeros((size, size), bool)
+        if cloud_date is not None and d == cloud_date:
+            yy, xx = np.mgrid[:size, :size]
+            cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
+            cloud = (yy - cy) ** 2 + (xx - cx) ** 2 < (size // 8) ** 2
+            shadow = np.roll(cloud, (size // 10, size // 10), (0, 1)) & ~cloud
+            for name in sr:
+                sr[name] = np.where(cloud, reflectance_to_dn(np.full(cloud.shape, 0.6)), sr[name])
+        qa = encode_qa_pixel(cloud=cloud, dilated_cloud=cloud, cloud_shadow=shadow)
+        scenes.append(write_c2l2_scene(out_dir, sensor="LC08", path=193, row=26, date=date,
+                                       crs_epsg=32632, transform=transform, sr=sr, qa_pixel=qa))
+    labels = out_dir / "labels.tif"
+    with rasterio.open(labels, "w", driver="GTiff", width=size, height=size, count=1,
+                       dtype="uint8", crs="EPSG:32632", transform=transform, nodata=0) as dst:
+        dst.write(codes, 1)
+    (out_dir / "classes.yaml").write_text("".join(
+        f"- {{code: {c}, name: {n}, color: '{col}'}}\n" for c, n, col in FIELD_CLASSES))
+    return scenes, labels

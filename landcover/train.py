@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def _make_loop_callback():
             if not math.isfinite(loss):
                 raise ModelError(f"training diverged: the loss is {loss} at epoch {epoch + 1}; "
                                  "lower train.learning_rate or check the dataset")
-            cm = np.asarray(keras.ops.convert_to_numpy(self.metric.matrix), dtype=np.int64)
+            cm = np.asarray(self.metric.matrix.numpy(), dtype=np.int64)
             s = scores(cm, self.names)
             p = self.prefix
             extra = {f"{p}overall_accuracy": s["overall_accuracy"], f"{p}kappa": s["kappa"],
@@ -220,11 +221,7 @@ def _make_loop_callback():
                 self._save_weights("best.weights.h5")
             else:
                 st["wait"] += 1
-            self._save_weights("last.weights.h5")
-            opt = [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables]
-            tmp = self.partial / "optimizer.tmp.npz"
-            np.savez(tmp, *opt)
-            os.replace(tmp, self.partial / "optimizer.npz")
+            self._save_weights("last.weights.h5")  # with the optimizer's state (Keras 3)
             st["epochs_done"] = epoch + 1
             _write_history_csv(self.partial / "history.csv", st["history"])
             _write_atomic(self.partial / STATE_FILE, json.dumps(st, allow_nan=True))
@@ -383,17 +380,18 @@ def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
 
 
 def _restore(model, partial: Path) -> None:
-    """Weights and optimizer state (moments, step count) of the last finished epoch."""
-    model.load_weights(partial / "last.weights.h5")
-    opt = model.optimizer
-    opt.build(model.trainable_variables)
-    with np.load(partial / "optimizer.npz", allow_pickle=False) as saved:
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    if len(values) != len(opt.variables):
-        raise ModelError(f"{partial}: the optimizer checkpoint does not fit this model; run "
-                         "without --resume")
-    for var, value in zip(opt.variables, values):
-        var.assign(value)
+    """Weights and optimizer state (moments, step count) of the last finished epoch.
+
+    Keras 3 stores a compiled model's optimizer variables in ``.weights.h5`` and loads them only
+    into an optimizer that is already built, so it is built first."""
+    model.optimizer.build(model.trainable_variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "Skipping variable loading" = not restored
+        try:
+            model.load_weights(partial / "last.weights.h5")
+        except (UserWarning, ValueError) as exc:
+            raise ModelError(f"{partial}: the checkpoint does not fit this model ({exc}); run "
+                             "without --resume") from None
 
 
 def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255) -> dict:

@@ -47,3 +47,42 @@ def real(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real sample {name} not available at {path}")
     return path
+
+
+TINY_MODEL = ["train.model.filters=4", "train.model.layers=1", "train.batch_size=8",
+              "train.epochs=2", "train.patience=0"]
+FIELD_PREPARE = ["prepare.patches.size=16", "prepare.patches.stride=16",
+                 "prepare.split.block_size=48"]
+
+
+@pytest.fixture(scope="session")
+def field_series(tmp_path_factory):
+    """The seeded crop-field learning problem (landcover.synthetic.write_field_series)."""
+    from landcover.synthetic import write_field_series
+
+    folder = tmp_path_factory.mktemp("fields")
+    scenes, labels = write_field_series(folder / "scenes")
+    return scenes, labels, folder / "scenes" / "classes.yaml"
+
+
+def _prepare_fields(field_series, tmp_path_factory, scenes):
+    from landcover.config import load_config
+    from landcover.prepare import prepare
+
+    _, labels, classes = field_series
+    out = tmp_path_factory.mktemp("fields_ds") / "ds.zarr"
+    prepare([str(s) for s in scenes], str(labels), out,
+            load_config(None, [*FIELD_PREPARE, f"prepare.classes={classes}"]), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def field_dataset(field_series, tmp_path_factory):
+    """The crop-field series prepared with all 4 dates."""
+    return _prepare_fields(field_series, tmp_path_factory, field_series[0])
+
+
+@pytest.fixture(scope="session")
+def field_dataset_one_date(field_series, tmp_path_factory):
+    """The same fields prepared from the first date only."""
+    return _prepare_fields(field_series, tmp_path_factory, field_series[0][:1])
