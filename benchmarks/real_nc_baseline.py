@@ -20,8 +20,9 @@ What it does, all on one prepared dataset so both methods see exactly the same p
 
 scikit-learn is needed by this script only (not a landcover dependency).
 
-Run:  python benchmarks/real_nc_baseline.py [--epochs 40] [--architecture unet|convlstm|unet_convlstm]
-          [--labels strata.tif|landsat96_polygons.shp] [--seed 0] [--workdir DIR] [--json out.json]
+Run:  python benchmarks/real_nc_baseline.py [--epochs 40]
+          [--architecture unet|convlstm|unet_convlstm] [--labels strata.tif|landsat96_polygons.shp]
+          [--seed 0] [--workdir DIR] [--json out.json]
           [--set prepare.split.block_size=60 ...]
 """
 
@@ -33,8 +34,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 from landcover.scores import confusion, scores
 
@@ -152,6 +151,10 @@ def main(argv=None):
         prep = prepare([str(NC)], str(NC / args.labels), work / "nc.zarr", cfg, overwrite=True,
                        progress=False)
         timings["prepare"] = time.perf_counter() - t0
+        empty = [k for k, n in prep["patches_per_split"].items() if n == 0]
+        if empty:
+            sys.exit(f"real_nc_baseline: empty split(s) {', '.join(empty)}; try a smaller "
+                     "--set prepare.split.block_size")
         t0 = time.perf_counter()
         summary = train(work / "nc.zarr", work / "model", cfg, overwrite=True, progress=True)
         timings[f"train ({args.epochs} epochs, incl. evaluation)"] = time.perf_counter() - t0

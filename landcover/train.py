@@ -178,7 +178,7 @@ def _make_loop_callback():
             self.stream.epoch = epoch
             _reseed(self.model, self.tc.seed, epoch)
             self._t0 = time.monotonic()
-            if self.progress:
+            if self.progress and sys.stderr.isatty():  # off a terminal: the epoch line only
                 import click
 
                 self._bar = click.progressbar(length=len(self.stream), file=sys.stderr,
