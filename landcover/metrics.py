@@ -35,9 +35,12 @@ class ConfusionMatrix(keras.metrics.Metric):
         if sample_weight is not None:
             w = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
             valid = ops.logical_and(valid, ops.greater(w, 0.0))
-        index = ops.where(valid, y * k + ops.cast(pred, "int32"), 0)
-        counts = ops.bincount(index, weights=ops.cast(valid, "float32"), minlength=k * k)
-        counts = ops.reshape(counts[: k * k], (k, k))
+        # counts[i, j] = sum over pixels of [y == i] * [pred == j] * valid, as one small matmul
+        # (ops.bincount needs a static length under JAX's jit; this works on every backend)
+        ref = ops.one_hot(ops.where(valid, y, 0), k, dtype="float32")
+        hit = ops.one_hot(ops.cast(pred, "int32"), k, dtype="float32") * ops.expand_dims(
+            ops.cast(valid, "float32"), -1)
+        counts = ops.matmul(ops.transpose(ref), hit)
         self.matrix.assign_add(ops.cast(counts, "int32"))  # exact integer counts
 
     def result(self):

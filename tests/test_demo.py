@@ -86,3 +86,26 @@ def test_prepare_on_the_demo_with_its_config(tmp_path, runner):
     assert classes["wetland"]["weight"] > 3 * classes["forest"]["weight"]
     assert all(c["pixels"]["train"] > 0 for c in classes.values())
     assert classes["wetland"]["color"] == "#8e7cc3"
+
+
+@pytest.mark.slow
+def test_readme_main_command_prepares_and_trains_the_demo(tmp_path):
+    """The README's main command (prepare + 30 epochs of the default ConvLSTM), ~2 minutes."""
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    readme = (DEMO.parent / "README.md").read_text()
+    command = re.search(r"```bash\n(mkdir -p demo && .*?)\n```", readme).group(1)
+    steps = [s.strip() for s in command.split("&&")][1:]
+    assert [s.split()[1] for s in steps] == ["info", "prepare", "train"]
+    runner = CliRunner()
+    for step in steps:
+        args = [a.replace("demo/", f"{tmp_path}/") for a in step.split()[1:]]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "model" / "bundle.json").read_text())
+    assert meta["training"]["epochs_run"] == 30
+    assert meta["metrics"]["validation"]["mean_iou"] > 0.5
+    assert meta["metrics"]["test"]["overall_accuracy"] > 0.7

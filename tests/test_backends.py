@@ -1,0 +1,58 @@
+"""Model, loss and metric code uses only keras/keras.ops: the same code runs on the JAX backend
+(skipped where JAX is not installed; the backend is chosen per process, hence the subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import numpy as np
+import pytest
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+import keras
+from landcover.losses import MaskedLoss
+from landcover.metrics import ConfusionMatrix
+from landcover.models import build_model
+assert keras.backend.backend() == sys.argv[1]
+rng = np.random.default_rng(0)
+logits = rng.normal(0, 2, (2, 16, 16, 3)).astype("float32")
+y = rng.integers(0, 3, (2, 16, 16)).astype("uint8"); y[:, :4] = 255
+w = np.where(y == 255, 0, rng.uniform(0.5, 2, y.shape)).astype("float32")
+out = {"loss": {k: float(MaskedLoss(k, 3)(y, logits, w)) for k in ("ce", "focal", "dice", "ce+dice")}}
+m = ConfusionMatrix(3); m.update_state(y, logits, w)
+out["matrix"] = np.asarray(keras.ops.convert_to_numpy(m.matrix.value)).tolist()
+spec = dict(filters=4, layers=2, kernel=3, head_kernel=1, dropout=0.1, batch_norm=True)
+x = rng.normal(size=(4, 3, 16, 16, 5)).astype("float32")
+yy = np.concatenate([y, y]); ww = np.concatenate([w, w])
+for arch in ("convlstm", "unet", "unet_convlstm"):
+    model = build_model(dict(spec, architecture=arch), (3 if arch == "unet" else None, 16, 16, 5), 3)
+    model.compile("adam", loss=MaskedLoss("ce", 3), weighted_metrics=[ConfusionMatrix(3)])
+    hist = model.fit(x, yy, sample_weight=ww, batch_size=2, epochs=1, verbose=0)
+    out[arch] = [hist.history["loss"][0], list(model.predict(x, verbose=0).shape)]
+print(json.dumps(out))
+"""
+
+
+def run(backend: str) -> dict:
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    result = subprocess.run([sys.executable, "-c", SCRIPT, backend], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(find_spec("jax") is None or find_spec("tensorflow") is None,
+                    reason="JAX (and TensorFlow) needed to compare backends")
+def test_models_losses_and_metric_run_on_jax_with_the_same_numbers():
+    jax, tf = run("jax"), run("tensorflow")
+    for kind, value in tf["loss"].items():
+        assert jax["loss"][kind] == pytest.approx(value, rel=1e-5)
+    assert jax["matrix"] == tf["matrix"] and np.sum(tf["matrix"]) == 2 * 12 * 16
+    for arch in ("convlstm", "unet", "unet_convlstm"):
+        assert np.isfinite(jax[arch][0]) and jax[arch][1] == [4, 16, 16, 3]
