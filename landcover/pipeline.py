@@ -3,7 +3,8 @@
 Reading and shuffling are chunk-aware: each epoch visits the stored chunks (32 patches each) of a
 split in a random order, reads ``shuffle_chunks`` of them at a time (in background threads, ahead of
 use), shuffles the patches of those chunks together, augments them and cuts batches. Memory is
-bounded by ``2 x shuffle_chunks`` chunks whatever the dataset size. :meth:`PatchStream.tf_dataset`
+bounded by about ``3 x shuffle_chunks`` chunks (read-ahead, group, prefetched batches) whatever
+the dataset size. :meth:`PatchStream.tf_dataset`
 wraps this in ``tf.data`` (``from_generator`` + ``prefetch``) for ``keras.Model.fit``.
 
 **Randomness is a function of (seed, epoch) only**, not of how many times the pipeline was iterated,
@@ -92,20 +93,30 @@ class PatchStream:
                 if carry is not None:
                     parts.insert(0, carry)
                 x, y, w = (np.concatenate([p[i] for p in parts]) for i in range(3))
-                if self.shuffle:
-                    order = rng.permutation(len(x))
-                    x, y, w = x[order], y[order], w[order]
-                if self.augment is not None:
-                    self._augment(x, y, w, rng)
-                if not self.class_weights:
-                    w = (w > 0).astype(np.float32)
+                order = rng.permutation(len(x)) if self.shuffle else None
                 n_full = len(x) // self.batch_size * self.batch_size
                 for s in range(0, n_full, self.batch_size):
-                    yield x[s:s + self.batch_size], y[s:s + self.batch_size], \
-                        w[s:s + self.batch_size]
-                carry = (x[n_full:], y[n_full:], w[n_full:]) if n_full < len(x) else None
+                    yield self._batch(x, y, w, order, s, s + self.batch_size, rng)
+                if n_full < len(x):  # the remainder joins the next group
+                    rest = order[n_full:] if order is not None else slice(n_full, None)
+                    carry = (x[rest], y[rest], w[rest])
+                else:
+                    carry = None
             if carry is not None:
-                yield carry
+                yield self._batch(*carry, None, 0, len(carry[0]), rng)
+
+    def _batch(self, x, y, w, order, start: int, stop: int, rng):
+        """One batch: gathered (copied) from the group, then augmented in place."""
+        if order is not None:
+            idx = order[start:stop]
+            bx, by, bw = x[idx], y[idx], w[idx]
+        else:
+            bx, by, bw = x[start:stop].copy(), y[start:stop].copy(), w[start:stop].copy()
+        if self.augment is not None:
+            self._augment(bx, by, bw, rng)
+        if not self.class_weights:
+            bw = (bw > 0).astype(np.float32)
+        return bx, by, bw
 
     def _augment(self, x, y, w, rng) -> None:
         """In place: the same rotation/flip for a patch's inputs, labels and weights."""
@@ -142,4 +153,12 @@ class PatchStream:
                      tf.TensorSpec((None, h, w), tf.float32))
         data = tf.data.Dataset.from_generator(lambda: self.batches(), output_signature=signature)
         data = data.apply(tf.data.experimental.assert_cardinality(len(self)))
-        return data.prefetch(2)
+        # Buffer a whole shuffle group of batches: the generator's work comes in bursts at group
+        # boundaries (concatenate, shuffle), which this hides behind the model's steps.
+        group = self.shuffle_chunks * self.ds.chunk // self.batch_size if self.shuffle else 1
+        options = tf.data.Options()
+        # tf.data's autotuner is of no use here (nothing is AUTOTUNE) and its thread made the
+        # iterator of each finished epoch wait seconds before it could be destroyed (measured:
+        # 20 s stalls at epoch boundaries, see benchmarks/bench_train.py).
+        options.autotune.enabled = False
+        return data.prefetch(max(2, min(group + 1, len(self)))).with_options(options)

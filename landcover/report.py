@@ -51,7 +51,8 @@ def plot_learning_curves(history: Sequence[dict], path: Path, *, best_epoch: int
     if best_epoch is not None:
         for a in axes:
             a.axvline(best_epoch, color="k", ls=":", lw=1)
-        axes[1].annotate(f"best {monitor}\nepoch {best_epoch}", (best_epoch, 0.02), fontsize=7)
+        axes[1].annotate(f"kept: best {monitor}, epoch {best_epoch} ", (best_epoch, 0.02),
+                         fontsize=7, ha="right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
