@@ -29,7 +29,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-IGNORE = 255
+from landcover.classes import IGNORE
+
 
 
 def _prepare(y_true, y_pred, sample_weight, ignore_label):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-IGNORE = 255
+from landcover.classes import IGNORE
+
 
 
 @keras.saving.register_keras_serializable(package="landcover")

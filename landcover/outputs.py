@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from landcover.errors import OutputExistsError
@@ -22,6 +24,18 @@ def check_output(out: Path, overwrite: bool) -> None:
 def temporary_path(out: Path, kind: str = "tmp") -> Path:
     """A hidden sibling of ``out`` (same file system, so the final rename is atomic)."""
     return out.parent / f".{out.name}.{kind}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; it replaces ``path`` when the block succeeds."""
+    tmp = path.with_name(f"tmp.{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def replace_output(tmp: Path, out: Path) -> None:

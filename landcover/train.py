@@ -38,7 +38,8 @@ from landcover.bundle import MODEL_FILE, write_metadata
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset, open_dataset
 from landcover.errors import DatasetError, ModelError
-from landcover.outputs import check_output, remove, replace_output, temporary_path
+from landcover.outputs import (atomic_file, check_output, remove, replace_output,
+                                temporary_path)
 from landcover.scores import confusion, scores
 
 log = logging.getLogger(__name__)
@@ -143,9 +144,8 @@ def _fingerprint(ds: PreparedDataset, tc: TrainConfig) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def _check_dataset(ds: PreparedDataset, tc: TrainConfig) -> None:
@@ -243,9 +243,8 @@ def _make_loop_callback():
                 self.model.stop_training = True
 
         def _save_weights(self, name: str) -> None:
-            tmp = self.partial / f"tmp.{name}"
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.partial / name)
+            with atomic_file(self.partial / name) as tmp:
+                self.model.save_weights(tmp)
 
     return _Loop
 
@@ -259,12 +258,10 @@ def _write_history_csv(path: Path, history: Sequence[dict]) -> None:
     keys = []
     for h in history:
         keys += [k for k in h if k not in keys and not k.endswith("confusion_matrix")]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------- training
@@ -358,10 +355,12 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     final = build_model(spec, shape, k)
     final.load_weights(partial / "best.weights.h5")
     evaluation = {}
-    for split, stream in (("validation", val_stream),
-                          ("test", PatchStream(ds, "test", **common))):
-        if stream.size:
-            evaluation[split] = evaluate_stream(final, stream, names, ds.ignore_label)
+    if has_val:  # recorded by the metric in the kept epoch; the test split is scored only now
+        kept = state["history"][state["best_epoch"] - 1]
+        evaluation["validation"] = scores(np.array(kept["val_confusion_matrix"]), names)
+    test_stream = PatchStream(ds, "test", **common)
+    if test_stream.size:
+        evaluation["test"] = evaluate_stream(final, test_stream, names, ds.ignore_label)
     summary = _write_bundle(final, ds, cfg, out, partial, state, evaluation, monitor, seconds)
     remove(partial)
     return summary

@@ -34,16 +34,10 @@ def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_p
         $ landcover train ds.zarr --out model --set train.model.architecture=unet \\
               --set train.loss.kind=ce+dice
     """
-    from pathlib import Path
-
     from landcover.config import load_config
-    from landcover.dataset import open_dataset
-    from landcover.outputs import check_output
+    from landcover.train import train as run_train  # TensorFlow is imported after its checks
 
     cfg = load_config(config_path, overrides)
-    open_dataset(dataset)
-    check_output(Path(out), overwrite)
-    from landcover.train import train as run_train
 
     show = ctx.obj.get("verbosity", 0) >= 0
     summary = run_train(dataset, out, cfg, overwrite=overwrite, resume=resume, progress=show)
