@@ -142,12 +142,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ClassifyConfig:
+    window: int | None = None
+    overlap: int | None = None
+    block_size: int = 512
+    batch_size: int = 32
+    probability_dtype: str = "uint8"
+    uncertainty: str = "entropy"
+    quicklook: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; one attribute per stage."""
 
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(self)
@@ -164,6 +176,8 @@ _CHOICES = {
     "train.model.architecture": ("convlstm", "unet", "unet_convlstm"),
     "train.loss.kind": ("ce", "focal", "dice", "ce+dice"),
     "train.schedule": ("cosine", "constant"),
+    "classify.probability_dtype": ("uint8", "uint16"),
+    "classify.uncertainty": ("entropy", "margin"),
 }
 
 
@@ -302,13 +316,15 @@ def _relative_to(data, folder: Path):
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Resolve the configuration: built-in defaults, then the YAML file, then ``--set`` overrides.
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
+                base: Mapping | None = None) -> Config:
+    """Resolve the configuration: built-in defaults, then ``base`` (e.g. the config saved in a model
+    bundle), then the YAML file, then ``--set`` overrides.
 
     Raises:
         ConfigError: unreadable file, unknown key, or a value of the wrong type.
     """
-    data: dict = {}
+    data: dict = _merge({}, base or {})
     if path is not None:
         loaded = read_yaml(path, ConfigError, "--config")
         data = _merge(data, _relative_to(loaded or {}, Path(path).parent))
@@ -320,7 +336,24 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         raise ConfigError(f"scenes.chunk_size: {cfg.scenes.chunk_size} is too small; use 64 or more")
     _check_prepare(cfg.prepare)
     _check_train(cfg.train)
+    _check_classify(cfg.classify)
     return cfg
+
+
+def _check_classify(c: ClassifyConfig) -> None:
+    checks = [
+        (c.window is None or c.window >= 4, "classify.window", "must be null (the model's patch "
+         "size) or 4 or more pixels"),
+        (c.overlap is None or c.overlap >= 0, "classify.overlap", "must be null (half the window) "
+         "or 0 or more pixels"),
+        (c.window is None or c.overlap is None or c.overlap < c.window, "classify.overlap",
+         "must be smaller than classify.window"),
+        (c.block_size >= 64, "classify.block_size", "must be 64 or more pixels"),
+        (c.batch_size >= 1, "classify.batch_size", "must be 1 or more"),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {message}")
 
 
 def _check_train(t: TrainConfig) -> None:

@@ -58,6 +58,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
+    from landcover.cli.classify import classify
     from landcover.cli.info import info
     from landcover.cli.prepare import prepare
     from landcover.cli.train import train
@@ -65,6 +66,7 @@ def _register() -> None:
     cli.add_command(info)
     cli.add_command(prepare)
     cli.add_command(train)
+    cli.add_command(classify)
 
 
 _register()
