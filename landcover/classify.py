@@ -413,22 +413,60 @@ def _check_bands(scenes, bands: Sequence[str], model_dir: Path) -> None:
                 "that provide these bands, or train a model on bands they share")
 
 
+def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, meta: dict,
+               store: str | Path, probabilities: bool = False):
+    """Check the bundle and the scenes against each other and plan the run (reads no pixels).
+
+    Returns ``(plan, kept dates [(date, scenes)], class table)``.
+    """
+    from landcover.scenes import find_scenes
+    from landcover.stack import date_groups, grid_of, stack_scenes
+
+    model_dir = Path(model_dir).absolute()
+    c = cfg.classify
+    bands, table = _check_bundle(meta, model_dir)
+    scenes = find_scenes([str(Path(sp).absolute()) for sp in scene_paths],
+                         profile=cfg.scenes.profile)
+    _check_bands(scenes, bands, model_dir)
+    stack = stack_scenes(scenes, cfg.scenes, bands=bands)  # checks grids; reads nothing
+    grid = grid_of(stack)
+    kept = _dates(meta, date_groups(scenes), model_dir)
+    inp = meta["input"]
+    window = c.window or inp["patch_size"]
+    overlap = c.overlap if c.overlap is not None else window // 2
+    if overlap >= window:
+        raise ConfigError(f"classify.overlap: {overlap} must be smaller than the window ({window})")
+    day0 = kept[0][0]
+    norm = meta["normalisation"]
+    plan = Plan(
+        bundle=str(model_dir), content_hash=meta["content_hash"],
+        groups=tuple(g for _, g in kept), bands=tuple(bands), grid=grid, mask=cfg.scenes.mask,
+        mean=tuple(norm["mean"]), std=tuple(norm["std"]),
+        days=tuple(float((d - day0).days) for d, _ in kept),
+        doy=tuple(float(d.timetuple().tm_yday) for d, _ in kept) if inp.get("doy") else None,
+        fill=inp["fill"], window=window, overlap=overlap, batch_size=c.batch_size,
+        codes=tuple(table.codes), block=c.block_size, store=str(Path(store).absolute()),
+        probabilities=probabilities, probability_dtype=c.probability_dtype,
+        uncertainty=c.uncertainty, time_steps=inp.get("time_steps"),
+        patch_size=inp["patch_size"])
+    return plan, kept, table
+
+
 def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
              cfg: Config | None = None, *, meta: dict | None = None,
              probabilities: bool = False, overwrite: bool = False, resume: bool = False,
              progress: bool = True) -> dict:
     """Classify the scenes with a model bundle; returns a summary of the run.
 
-    Runs on the current dask scheduler (see :mod:`landcover.scheduler`).
+    Runs on the current dask scheduler (see :mod:`landcover.scheduler`). Everything that can be
+    checked (bundle, scenes, bands, grids, dates, outputs) is checked before anything is written.
 
     Raises:
         ModelError, OutputExistsError, SceneError, GridMismatchError, ConfigError.
     """
     import dask
 
-    from landcover.scenes import find_scenes
     from landcover.scheduler import compute
-    from landcover.stack import date_groups, grid_of, stack_scenes
 
     t_start = time.perf_counter()
     model_dir = Path(model_dir).absolute()
@@ -439,37 +477,14 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
     out = paths["map"]
     for path in paths.values():
         check_output(path, overwrite)
-    bands, table = _check_bundle(meta, model_dir)
-    scene_paths = [str(Path(sp).absolute()) for sp in scene_paths]
-    scenes = find_scenes(scene_paths, profile=cfg.scenes.profile)
-    _check_bands(scenes, bands, model_dir)
-    stack = stack_scenes(scenes, cfg.scenes, bands=bands)  # checks grids; reads nothing
-    grid = grid_of(stack)
-    kept = _dates(meta, date_groups(scenes), model_dir)
-
-    inp = meta["input"]
-    window = c.window or inp["patch_size"]
-    overlap = c.overlap if c.overlap is not None else window // 2
-    if overlap >= window:
-        raise ConfigError(f"classify.overlap: {overlap} must be smaller than the window ({window})")
-    day0 = kept[0][0]
-    norm = meta["normalisation"]
     store = partial_path(out)
-    plan = Plan(
-        bundle=str(model_dir), content_hash=meta["content_hash"],
-        groups=tuple(g for _, g in kept), bands=tuple(bands), grid=grid, mask=cfg.scenes.mask,
-        mean=tuple(norm["mean"]), std=tuple(norm["std"]),
-        days=tuple(float((d - day0).days) for d, _ in kept),
-        doy=tuple(float(d.timetuple().tm_yday) for d, _ in kept) if inp.get("doy") else None,
-        fill=inp["fill"], window=window, overlap=overlap, batch_size=c.batch_size,
-        codes=tuple(table.codes), block=c.block_size, store=str(store),
-        probabilities=probabilities, probability_dtype=c.probability_dtype,
-        uncertainty=c.uncertainty, time_steps=inp.get("time_steps"),
-        patch_size=inp["patch_size"])
+    plan, kept, table = build_plan(scene_paths, model_dir, cfg, meta, store, probabilities)
+    worker_model(plan)  # a corrupt model fails here, before anything is written
+    grid = plan.grid
     fingerprint = _fingerprint(plan, kept, cfg)
     resumed = _open_store(plan, fingerprint, resume)
     log.info("%d dates, grid %s, window %d px (overlap %d), %d blocks of %d px%s", len(kept),
-             grid.describe(), window, overlap, len(plan.blocks()), c.block_size,
+             grid.describe(), plan.window, plan.overlap, len(plan.blocks()), c.block_size,
              f", {resumed} already done" if resumed else "")
 
     tasks = [dask.delayed(classify_block, pure=False)(plan, i, j) for i, j in plan.blocks()]
@@ -509,7 +524,7 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
     return {
         "output": str(out), "files": {k: str(v) for k, v in paths.items()},
         "grid": grid.to_dict(), "dates": [d.isoformat() for d, _ in kept],
-        "window": window, "overlap": overlap, "block_size": c.block_size,
+        "window": plan.window, "overlap": plan.overlap, "block_size": c.block_size,
         "blocks": len(results), "blocks_resumed": resumed,
         "windows": int(sum(r["windows"] for r in results)),
         "windows_skipped": int(sum(r["windows_skipped"] for r in results)),
@@ -596,10 +611,18 @@ def _tags(meta: dict, kept, cfg: Config, plan: Plan) -> dict:
     }
 
 
-def _cog(src: Path, dst: Path, resampling: str) -> None:
+def tiff_block(width: int, height: int) -> int:
+    """Tile size: 512, smaller for small maps so that they still get internal overviews."""
+    size = TIFF_BLOCK
+    while size > 64 and max(width, height) <= size:
+        size //= 2
+    return size
+
+
+def _cog(src: Path, dst: Path, resampling: str, block: int) -> None:
     from rasterio.shutil import copy
 
-    copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=TIFF_BLOCK,
+    copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=block,
          OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER")
 
 
@@ -613,10 +636,11 @@ def _write_blocks(plan: Plan, name: str, path: Path, count: int, dtype: str, nod
     g = plan.grid
     arr = zarr.open_group(plan.store, mode="r")[name]
     plain = path.with_name(path.name + ".plain.tif")
+    block = tiff_block(g.width, g.height)
     try:
         with rasterio.open(plain, "w", driver="GTiff", width=g.width, height=g.height,
                            count=count, dtype=dtype, crs=g.crs, transform=g.affine, nodata=nodata,
-                           tiled=True, blockxsize=TIFF_BLOCK, blockysize=TIFF_BLOCK,
+                           tiled=True, blockxsize=block, blockysize=block,
                            compress="deflate", BIGTIFF="IF_SAFER") as dst:
             for i, j in plan.blocks():
                 r0, r1, c0, c1 = plan.block_window(i, j)
@@ -627,7 +651,7 @@ def _write_blocks(plan: Plan, name: str, path: Path, count: int, dtype: str, nod
                 else:
                     dst.write(data, window=window)
             decorate(dst)
-        _cog(plain, path, "NEAREST" if name == "classes" else "AVERAGE")
+        _cog(plain, path, "NEAREST" if name == "classes" else "AVERAGE", block)
     finally:
         remove(plain)
 

@@ -86,3 +86,16 @@ def field_dataset(field_series, tmp_path_factory):
 def field_dataset_one_date(field_series, tmp_path_factory):
     """The same fields prepared from the first date only."""
     return _prepare_fields(field_series, tmp_path_factory, field_series[0][:1])
+
+
+@pytest.fixture(scope="session")
+def field_bundle(field_dataset, tmp_path_factory):
+    """A small ConvLSTM bundle trained briefly on the crop fields (patch size 16); it learns them."""
+    from landcover.config import load_config
+    from landcover.train import train
+
+    out = tmp_path_factory.mktemp("fields_model") / "model"
+    train(field_dataset, out, load_config(None, [
+        "train.model.filters=8", "train.model.layers=1", "train.epochs=6", "train.batch_size=8",
+        "train.learning_rate=0.005", "train.patience=0"]), progress=False)
+    return out

@@ -1,0 +1,402 @@
+"""``landcover classify``: tiled inference, blending, the GeoTIFF, resume and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+rasterio = pytest.importorskip("rasterio")
+
+from landcover import classify as lc  # noqa: E402
+from landcover.cli.main import cli  # noqa: E402
+from landcover.config import load_config  # noqa: E402
+from landcover.errors import GridMismatchError, ModelError, OutputExistsError  # noqa: E402
+from landcover.scheduler import use_scheduler  # noqa: E402
+
+
+def run(scenes, model, out, *sets, probabilities=False, **kw):
+    meta, cfg = lc.resolve_config(model, None, list(sets))
+    return lc.classify([str(s) for s in scenes], model, out, cfg, meta=meta,
+                       probabilities=probabilities, progress=False, **kw)
+
+
+def read(path, band=None):
+    with rasterio.open(path) as src:
+        return src.read(band) if band else src.read()
+
+
+@pytest.fixture(scope="module")
+def reference(field_series, field_bundle, tmp_path_factory):
+    """The field series classified in 64 px blocks, with probabilities."""
+    folder = tmp_path_factory.mktemp("classified")
+    summary = run(field_series[0], field_bundle, folder / "map.tif",
+                  "classify.block_size=64", probabilities=True)
+    return folder / "map.tif", summary
+
+
+# ----------------------------------------------------------------------------------- the lattice
+@pytest.mark.parametrize("window,overlap", [(16, 8), (16, 5), (16, 0), (15, 7), (30, 10)])
+def test_blending_weights_are_a_partition_of_unity(window, overlap):
+    n = 97
+    total = np.zeros((n, n))
+    weights = lc.taper(window, overlap)
+    for y in lc.window_origins(n, window, window - overlap):
+        for x in lc.window_origins(n, window, window - overlap):
+            ya, yb, xa, xb = max(y, 0), min(y + window, n), max(x, 0), min(x + window, n)
+            if ya < yb and xa < xb:
+                total[ya:yb, xa:xb] += weights[ya - y:yb - y, xa - x:xb - x]
+    # every pixel is covered; away from the far edge (where the lattice may stop before the next
+    # window's ramp) the overlapping ramps sum to exactly 1 (results are divided by the sum anyway)
+    assert total.min() > 0.5
+    inner = n - window
+    np.testing.assert_allclose(total[:inner, :inner], 1.0, atol=1e-6)
+    assert weights.min() > 0 and weights.max() <= 1.0
+    if overlap:  # falls off towards the edges
+        assert weights[0, window // 2] < weights[overlap // 2, window // 2] < weights[window // 2,
+                                                                                  window // 2]
+
+
+def test_window_origins_cover_the_axis_centred_on_the_edges():
+    origins = lc.window_origins(100, 16, 8)
+    assert origins[0] == -8 and origins[-1] + 8 >= 99 and origins[-2] + 8 < 99
+    assert lc.window_origins(1, 16, 8).tolist() == [-8]
+
+
+def test_reflect_index():
+    idx = np.arange(-3, 8)
+    assert lc.reflect_index(idx, 5).tolist() == [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]
+    assert lc.reflect_index(np.arange(-20, 20), 3).min() == 0
+    assert lc.reflect_index(np.arange(-20, 20), 3).max() == 2
+
+
+# --------------------------------------------------------------------------------- the inputs
+def test_inputs_are_built_exactly_as_in_training(field_series, field_dataset, field_bundle,
+                                                  tmp_path):
+    """The features classify builds for a training window equal the stored training inputs."""
+    from landcover.dataset import open_dataset
+
+    ds = open_dataset(field_dataset)
+    meta, cfg = lc.resolve_config(field_bundle)
+    plan, kept, _ = lc.build_plan([str(s) for s in field_series[0]], field_bundle, cfg, meta,
+                                  tmp_path / "store")
+    stored = ds.read(0, 6)[0]
+    rows, cols = ds.group["row"][:6], ds.group["col"][:6]
+    s = ds.input_shape[1]
+    for k in range(6):
+        feats, _ = plan_features(plan, rows[k], cols[k], s)
+        np.testing.assert_allclose(feats, stored[k], rtol=0, atol=1e-6)
+    assert [d.isoformat() for d, _ in kept] == meta["dates"]
+
+
+def plan_features(plan, row, col, s):
+    return lc.read_features(plan, np.arange(row, row + s), np.arange(col, col + s))
+
+
+# --------------------------------------------------------------------------------- the GeoTIFF
+def test_map_is_a_georeferenced_cog_with_colours_names_and_tags(reference, field_series,
+                                                                 field_bundle):
+    from landcover.bundle import read_metadata
+    from landcover.scenes import find_scenes
+    from landcover.stack import grid_of, stack_scenes
+
+    path, summary = reference
+    meta = read_metadata(field_bundle)
+    grid = grid_of(stack_scenes(find_scenes([str(s) for s in field_series[0]])))
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == 32632 or src.crs.to_wkt()
+        assert src.crs == rasterio.crs.CRS.from_user_input(grid.crs)
+        assert tuple(src.transform)[:6] == tuple(grid.affine)[:6]
+        assert (src.width, src.height) == (grid.width, grid.height)
+        assert src.dtypes == ("uint8",) and src.nodata == 255 and src.count == 1
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.profile["tiled"] and src.profile["compress"] == "deflate"
+        assert src.overviews(1), "internal overviews"
+        cmap = src.colormap(1)
+        for c in meta["classes"]:
+            rgb = tuple(int(c["color"][i:i + 2], 16) for i in (1, 3, 5))
+            assert cmap[c["code"]] == (*rgb, 255)
+            assert src.tags(1)[f"CLASS_{c['code']}"] == c["name"]
+        assert cmap[255][3] == 0  # nodata transparent
+        assert src.descriptions == ("land cover class",)
+        tags = src.tags()
+        assert tags["LANDCOVER_MODEL_HASH"] == meta["content_hash"]
+        assert json.loads(tags["LANDCOVER_DATES"]) == meta["dates"]
+        config = json.loads(tags["LANDCOVER_CONFIG"])
+        assert config["classify"]["block_size"] == 64 and config["classify"]["window"] == 16
+        codes = src.read(1)
+        # overview: nearest resampling keeps class codes (no averaged, non-existent codes)
+        ov = src.read(1, out_shape=(src.height // 2, src.width // 2))
+    allowed = {c["code"] for c in meta["classes"]} | {255}
+    assert set(np.unique(codes)) <= allowed and set(np.unique(ov)) <= allowed
+    assert lc.read_map_table(path).codes == [c["code"] for c in meta["classes"]]
+    assert summary["classified_pixels"] == int((codes != 255).sum())
+
+
+def test_map_learns_the_fields(reference, field_series):
+    """The map agrees with the field labels about as well as the model scored in training."""
+    path, _ = reference
+    codes = read(path, 1)
+    with rasterio.open(field_series[1]) as src:
+        truth = src.read(1)
+    ok = truth != 0
+    assert len(np.unique(codes)) >= 2
+    agreement = (codes[ok] == truth[ok]).mean()
+    assert agreement > 0.8, agreement
+
+
+def test_qml_style_lists_every_class(reference, field_bundle):
+    from landcover.bundle import read_metadata
+
+    path, summary = reference
+    style = Path(summary["files"]["style"])
+    assert style == path.with_suffix(".qml")
+    root = ET.parse(style).getroot()
+    renderer = root.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "paletted" and renderer.get("band") == "1"
+    entries = {int(e.get("value")): (e.get("label"), e.get("color"))
+               for e in renderer.iter("paletteEntry")}
+    meta = read_metadata(field_bundle)
+    assert entries == {c["code"]: (c["name"], c["color"].lower()) for c in meta["classes"]}
+
+
+def test_quicklook_png(reference):
+    _, summary = reference
+    png = Path(summary["files"]["quicklook"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[0] > 100
+
+
+def test_probabilities_and_uncertainty(reference):
+    path, summary = reference
+    probs = Path(summary["files"]["probabilities"])
+    codes = read(path, 1)
+    with rasterio.open(probs) as src:
+        data = src.read()
+        K = src.count - 1
+        assert src.dtypes[0] == "uint8" and src.nodata == 255
+        assert src.scales[0] == pytest.approx(1 / 250)
+        assert src.descriptions[-1].startswith("uncertainty")
+        assert src.descriptions[0].startswith("p(")
+        assert src.overviews(1)
+    nodata = codes == 255
+    assert (data[:, nodata] == 255).all()
+    p = data[:K, ~nodata].astype(int)
+    assert np.abs(p.sum(axis=0) - 250).max() <= K  # rounding of each band
+    assert data[K, ~nodata].max() <= 250
+    table = lc.read_map_table(path)
+    top = np.asarray(table.codes)[p.argmax(axis=0)]
+    # the map is the argmax of the unrounded probabilities: equal except near-ties
+    assert (top == codes[~nodata]).mean() > 0.995
+
+
+# ------------------------------------------------------------------------- blocks and schedulers
+def test_block_size_does_not_change_the_result_and_has_no_seams(reference, field_series,
+                                                                field_bundle, tmp_path):
+    path64, _ = reference
+    s96 = run(field_series[0], field_bundle, tmp_path / "b96.tif", "classify.block_size=96",
+              probabilities=True)
+    s192 = run(field_series[0], field_bundle, tmp_path / "b192.tif", "classify.block_size=192")
+    assert (s96["blocks"], s192["blocks"]) == (4, 1)
+    a, b, c = read(path64, 1), read(tmp_path / "b96.tif", 1), read(tmp_path / "b192.tif", 1)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    pa = read(Path(str(path64).replace(".tif", "_probabilities.tif")))
+    pb = read(tmp_path / "b96_probabilities.tif")
+    np.testing.assert_array_equal(pa, pb)
+    # seams: rows/cols on both sides of the 64 px block edges agree with the one-block run
+    for edge in (63, 64, 127, 128):
+        np.testing.assert_array_equal(a[edge], c[edge])
+        np.testing.assert_array_equal(a[:, edge], c[:, edge])
+
+
+def test_local_cluster_gives_the_same_map_as_threads(reference, field_series, field_bundle,
+                                                     tmp_path):
+    pytest.importorskip("distributed")
+    with use_scheduler("local:2"):
+        run(field_series[0], field_bundle, tmp_path / "cluster.tif", "classify.block_size=64",
+            probabilities=True)
+    np.testing.assert_array_equal(read(reference[0]), read(tmp_path / "cluster.tif"))
+    np.testing.assert_array_equal(
+        read(Path(str(reference[0]).replace(".tif", "_probabilities.tif"))),
+        read(tmp_path / "cluster_probabilities.tif"))
+
+
+def test_interrupted_run_leaves_no_output_and_resumes(reference, field_series, field_bundle,
+                                                      tmp_path, monkeypatch):
+    out = tmp_path / "map.tif"
+    real = lc.predict_windows
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lc, "predict_windows", failing)
+    with use_scheduler("synchronous"), pytest.raises(KeyboardInterrupt):
+        run(field_series[0], field_bundle, out, "classify.block_size=64")
+    assert not out.exists() and not out.with_suffix(".qml").exists()
+    partial = lc.partial_path(out)
+    done = len(list((partial / "done").glob("*.json")))
+    assert 1 <= done < 9
+    monkeypatch.setattr(lc, "predict_windows", real)
+    with pytest.raises(OutputExistsError, match="other settings"):
+        run(field_series[0], field_bundle, out, "classify.block_size=96", resume=True)
+    summary = run(field_series[0], field_bundle, out, "classify.block_size=64", resume=True)
+    assert summary["blocks_resumed"] == done
+    assert not partial.exists()
+    np.testing.assert_array_equal(read(out), read(reference[0]))
+
+
+def test_pixels_without_any_valid_observation_are_nodata(field_series, field_bundle, tmp_path):
+    """A corner with fill on every date, and a cloud on one date: nodata exactly where no date is
+    valid (as decoded by the stack), classes elsewhere."""
+    from landcover.scenes import find_scenes
+    from landcover.stack import stack_scenes
+
+    scenes = []
+    for src in field_series[0]:
+        dst = tmp_path / "scenes" / src.name
+        shutil.copytree(src, dst)
+        for tif in dst.glob("*_SR_B*.TIF"):
+            with rasterio.open(tif, "r+") as ds:
+                band = ds.read(1)
+                band[:40, :30] = 0
+                ds.write(band, 1)
+        scenes.append(dst)
+    summary = run(scenes, field_bundle, tmp_path / "map.tif", "classify.block_size=64")
+    codes = read(tmp_path / "map.tif", 1)
+    stack = stack_scenes(find_scenes([str(s) for s in scenes]))
+    observed = stack.valid.any("time").values
+    assert not observed[:40, :30].any()
+    np.testing.assert_array_equal(codes == 255, ~observed)
+    assert summary["nodata_pixels"] == int((~observed).sum())
+    assert summary["windows_skipped"] >= 1  # windows wholly inside the corner
+
+
+# -------------------------------------------------------------------------------------- the CLI
+def test_cli_classify(runner, field_series, field_bundle, tmp_path):
+    out = tmp_path / "cli.tif"
+    args = ["classify", *map(str, field_series[0]), "--model", str(field_bundle), "--out",
+            str(out), "--set", "classify.block_size=96"]
+    result = runner.invoke(cli, ["-q", *args])
+    assert result.exit_code == 0, result.output
+    assert "Classified area:" in result.output and out.exists()
+    assert out.with_suffix(".qml").exists() and (tmp_path / "cli_quicklook.png").exists()
+    before = out.stat().st_mtime_ns
+    again = runner.invoke(cli, ["-q", *args])
+    assert again.exit_code == 1 and "already exists; pass --overwrite" in again.output
+    assert out.stat().st_mtime_ns == before
+    js = runner.invoke(cli, ["-q", *args, "--overwrite", "--json"])
+    assert js.exit_code == 0 and json.loads(js.output)["blocks"] == 4
+
+
+def _listing(folder):
+    return sorted(p.name for p in Path(folder).iterdir())
+
+
+def _bad(runner, args, code, *fragments, folder):
+    before = _listing(folder)
+    result = runner.invoke(cli, ["-q", "classify", *args])
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert _listing(folder) == before, "nothing written"
+
+
+def test_bad_input_is_one_line_and_writes_nothing(runner, field_series, field_bundle, tmp_path):
+    scenes = [str(s) for s in field_series[0]]
+    out = tmp_path / "map.tif"
+    # an output folder that does not exist
+    _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(tmp_path / "no" / "m.tif")],
+         1, "does not exist", folder=tmp_path)
+    # not a GeoTIFF name
+    _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(tmp_path / "m.png")],
+         2, "--out", folder=tmp_path)
+    # a missing bundle / a tampered bundle / a corrupt model file
+    _bad(runner, [*scenes, "--model", str(tmp_path / "nothing"), "--out", str(out)], 1,
+         "no such model bundle", folder=tmp_path)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(field_bundle, tampered)
+    meta = json.loads((tampered / "bundle.json").read_text())
+    meta["normalisation"]["mean"][0] += 0.01
+    (tampered / "bundle.json").write_text(json.dumps(meta))
+    _bad(runner, [*scenes, "--model", str(tampered), "--out", str(out)], 1, "content hash",
+         folder=tmp_path)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(field_bundle, corrupt)
+    from landcover.bundle import read_metadata, write_metadata
+
+    data = (corrupt / "model.keras").read_bytes()
+    (corrupt / "model.keras").write_bytes(data[:len(data) // 2])
+    write_metadata(corrupt, {k: v for k, v in read_metadata(corrupt, verify=False).items()
+                             if k not in ("content_hash", "landcover_model")})
+    _bad(runner, [*scenes, "--model", str(corrupt), "--out", str(out)], 1, "cannot load the model",
+         folder=tmp_path)
+    # --resume with nothing to resume
+    _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(out), "--resume"], 1,
+         "nothing to resume", folder=tmp_path)
+    # a bad classify key
+    _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(out), "--set",
+                  "classify.overlap=99"], 2, "classify.overlap", folder=tmp_path)
+
+
+def test_bundle_from_another_band_set(runner, field_series, field_bundle, tmp_path):
+    """A model trained on bands the scenes do not have (here: thermal) is refused by name."""
+    from landcover.bundle import read_metadata, write_metadata
+
+    other = tmp_path / "thermal_model"
+    shutil.copytree(field_bundle, other)
+    meta = read_metadata(other)
+    inp = meta["input"]
+    inp["bands"] = inp["bands"] + ["thermal"]
+    inp["features"] = inp["bands"] + inp["features"][len(inp["bands"]) - 1:]
+    for key in ("mean", "std"):
+        meta["normalisation"][key] = meta["normalisation"][key] + [1.0]
+    write_metadata(other, {k: v for k, v in meta.items()
+                           if k not in ("content_hash", "landcover_model")})
+    (tmp_path / "out").mkdir()
+    _bad(runner, [*map(str, field_series[0]), "--model", str(other), "--out",
+                  str(tmp_path / "out" / "map.tif")], 1, "trained on bands", "thermal",
+         folder=tmp_path / "out")
+
+
+def test_scenes_on_no_common_grid(field_series, field_bundle, tmp_path):
+    """Scenes on another lattice with scenes.grid.align=false: a clear error before any work."""
+    from landcover.errors import LandcoverError
+
+    moved = tmp_path / "moved" / field_series[0][1].name
+    shutil.copytree(field_series[0][1], moved)
+    for tif in moved.glob("*.TIF"):
+        with rasterio.open(tif, "r+") as ds:
+            t = ds.transform
+            ds.transform = rasterio.Affine(t.a, t.b, t.c + 15, t.d, t.e, t.f)  # half a pixel
+    (tmp_path / "out").mkdir()
+    scenes = [field_series[0][0], moved]
+    with pytest.raises(GridMismatchError, match="grid"):
+        run(scenes, field_bundle, tmp_path / "out" / "map.tif", "scenes.grid.align=false")
+    assert _listing(tmp_path / "out") == []
+    assert issubclass(GridMismatchError, LandcoverError)
+
+
+def test_fixed_date_model_needs_its_number_of_dates(field_series, field_dataset, tmp_path):
+    from landcover.train import train
+
+    model = tmp_path / "unet"
+    train(field_dataset, model, load_config(None, ["train.model.architecture=unet",
+                                                   "train.model.filters=4", "train.epochs=1",
+                                                   "train.model.layers=1"]), progress=False)
+    with pytest.raises(ModelError, match="exactly 4 dates"):
+        run(field_series[0][:3], model, tmp_path / "map.tif")
