@@ -83,7 +83,9 @@ def _to_codes(values: np.ndarray, nodata=None) -> np.ndarray:
     v = values[has]
     good = (v >= 0) & (v <= MAX_CODE) & (v == np.round(v))
     out = np.full(values.shape, -1, np.int32)
-    out[has] = np.where(good, v, NOT_A_CODE).astype(np.int32)
+    codes = np.full(v.shape, NOT_A_CODE, np.int32)
+    codes[good] = v[good].astype(np.int32)  # only in-range values are cast (no overflow)
+    out[has] = codes
     return out
 
 

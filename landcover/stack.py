@@ -154,7 +154,10 @@ def _window_read(path: str, scene_grid: Grid, target: Grid, row0: int, col0: int
                     c1 = min(col0 + w, dc + scene_grid.width)
                     if r0 >= r1 or c0 >= c1:
                         return None
-                    out = np.full((h, w), fill, dtype=dtype)
+                    # a fill the raster's type cannot hold (-1 for uint8 labels without nodata)
+                    # widens the window's type instead of overflowing
+                    wide = np.result_type(dtype, np.min_scalar_type(fill))
+                    out = np.full((h, w), fill, dtype=wide)
                     out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(
                         1, window=Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0))
                     return out

@@ -495,3 +495,24 @@ def test_an_existing_cluster_by_address(tmp_path, labels_tif):
             summary = run([SCENES / CLEAR], labels_tif, tmp_path / "tcp.zarr",
                           table_of(labels_tif))
     assert summary["patches"] > 0
+
+
+def test_uint8_labels_without_nodata_on_the_grid_read_outside_as_unlabelled(tmp_path):
+    """A uint8 label raster without a nodata value, on the grid's lattice but smaller: pixels
+    outside it are unlabelled (-1), not an overflow."""
+    import rasterio
+    from affine import Affine
+
+    from landcover.grid import Grid
+    from landcover.labels import open_labels
+
+    grid = Grid("EPSG:32632", (30.0, 0.0, 500000.0, 0.0, -30.0, 5000000.0), 20, 20)
+    path = tmp_path / "labels.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8",
+                       crs="EPSG:32632", transform=Affine(30.0, 0, 500150.0, 0, -30.0, 4999850.0)
+                       ) as dst:
+        dst.write(np.full((10, 10), 3, np.uint8), 1)
+    codes = open_labels(path, grid).codes(grid, 0, 0, 20, 20)
+    expected = np.full((20, 20), -1)
+    expected[5:15, 5:15] = 3
+    np.testing.assert_array_equal(codes, expected)

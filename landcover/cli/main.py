@@ -59,6 +59,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 def _register() -> None:
     from landcover.cli.classify import classify
+    from landcover.cli.evaluate import evaluate
     from landcover.cli.info import info
     from landcover.cli.prepare import prepare
     from landcover.cli.train import train
@@ -67,6 +68,7 @@ def _register() -> None:
     cli.add_command(prepare)
     cli.add_command(train)
     cli.add_command(classify)
+    cli.add_command(evaluate)
 
 
 _register()
