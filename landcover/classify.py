@@ -267,6 +267,9 @@ def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
                           np.asarray(plan.days), None if plan.doy is None else np.asarray(plan.doy),
                           plan.fill)[0]
     del refl
+    if len(ry) == y1 - y0 and len(rx) == x1 - x0 and (ry == np.arange(y0, y1)).all() and \
+            (rx == np.arange(x0, x1)).all():
+        return feats, valid[0]  # nothing reflected: no copy
     iy, ix = (ry - y0)[:, None], (rx - x0)[None, :]
     return feats[:, iy, ix], valid[0][:, iy, ix]
 

@@ -89,8 +89,9 @@ def test_prepare_on_the_demo_with_its_config(tmp_path, runner):
 
 
 @pytest.mark.slow
-def test_readme_main_command_prepares_and_trains_the_demo(tmp_path):
-    """The README's main command (prepare + 30 epochs of the default ConvLSTM), ~2 minutes."""
+def test_readme_main_command_runs_the_demo_end_to_end(tmp_path):
+    """The README's main command: prepare, 30 epochs of the default ConvLSTM, classify the whole
+    demo region, evaluate the map against the demo labels; ~2-3 minutes."""
     import json
     import re
 
@@ -99,7 +100,7 @@ def test_readme_main_command_prepares_and_trains_the_demo(tmp_path):
     readme = (DEMO.parent / "README.md").read_text()
     command = re.search(r"```bash\n(mkdir -p demo && .*?)\n```", readme).group(1)
     steps = [s.strip() for s in command.split("&&")][1:]
-    assert [s.split()[1] for s in steps] == ["info", "prepare", "train"]
+    assert [s.split()[1] for s in steps] == ["info", "prepare", "train", "classify", "evaluate"]
     runner = CliRunner()
     for step in steps:
         args = [a.replace("demo/", f"{tmp_path}/") for a in step.split()[1:]]
@@ -109,3 +110,12 @@ def test_readme_main_command_prepares_and_trains_the_demo(tmp_path):
     assert meta["training"]["epochs_run"] == 30
     assert meta["metrics"]["validation"]["mean_iou"] > 0.5
     assert meta["metrics"]["test"]["overall_accuracy"] > 0.7
+    with rasterio.open(tmp_path / "map.tif") as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.tags()["LANDCOVER_MODEL_HASH"] == meta["content_hash"]
+        codes = src.read(1)
+    assert set(np.unique(codes)) <= {c["code"] for c in meta["classes"]} | {255}
+    for name in ("map.qml", "map_quicklook.png", "map_probabilities.tif"):
+        assert (tmp_path / name).exists(), name
+    report = json.loads((tmp_path / "accuracy" / "evaluation.json").read_text())
+    assert report["scores"]["overall_accuracy"] > 0.7
