@@ -48,7 +48,7 @@ from landcover import __version__
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
 from landcover.errors import ConfigError, ModelError, OutputExistsError, UsageError
-from landcover.grid import Grid
+from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import check_output, remove, temporary_path
 
 log = logging.getLogger(__name__)
@@ -514,14 +514,13 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
             remove(p)
     remove(store)
 
-    px_area = abs(grid.transform[0] * grid.transform[4])
-    metres = _metres(grid.crs)
+    px_area = pixel_area_m2(grid.crs, grid.transform)
     total = int(counts.sum())
     classes = []
     for cl, n in zip(table.classes, counts):
         row = {"code": cl.code, "name": cl.name, "pixels": int(n),
                "share": round(float(n) / total, 6) if total else None}
-        if metres:
+        if px_area is not None:
             row["hectares"] = round(float(n) * px_area / 1e4, 2)
         classes.append(row)
     return {
@@ -537,16 +536,6 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
         "seconds": round(time.perf_counter() - t_start, 2),
         "seconds_classifying": round(t_model - t_start, 2),
     }
-
-
-def _metres(crs: str) -> bool:
-    from rasterio.crs import CRS
-
-    try:
-        parsed = CRS.from_user_input(crs)
-        return parsed.is_projected and abs(parsed.linear_units_factor[1] - 1.0) < 1e-9
-    except Exception:  # noqa: BLE001 - an unusual CRS only loses the hectares
-        return False
 
 
 def _fingerprint(plan: Plan, kept, cfg: Config) -> dict:
@@ -750,14 +739,5 @@ def write_quicklook(map_path: Path, table: ClassTable, counts, path: Path, *, ti
     plt.close(fig)
 
 
-def read_map_table(path: str | Path) -> ClassTable | None:
-    """The class table stored in a map written by :func:`classify` (None for other rasters)."""
-    import rasterio
-
-    with rasterio.open(path) as src:
-        raw = src.tags().get("LANDCOVER_CLASSES")
-    return class_table(json.loads(raw), source=str(path)) if raw else None
-
-
-__all__ = ["classify", "resolve_config", "read_map_table", "window_origins", "reflect_index",
+__all__ = ["classify", "resolve_config", "build_plan", "window_origins", "reflect_index",
            "taper"]

@@ -49,7 +49,7 @@ import numpy as np
 from landcover.classes import IGNORE, ClassTable, class_table, load_class_table
 from landcover.config import LabelsConfig
 from landcover.errors import ClassTableError, LabelError, RasterReadError
-from landcover.grid import Grid
+from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import check_output, remove, replace_output, temporary_path
 from landcover.scores import confusion, scores
 
@@ -226,18 +226,7 @@ def open_map(path: str | Path) -> ClassMap:
                                   "--classes classes.yaml") from None
         table = class_table(items, f"{path} ({CLASSES_TAG} tag)")
     return ClassMap(str(path), Grid.from_rasterio(crs, transform, width, height),
-                    tuple(sorted(values)), _pixel_area(crs, transform), table)
-
-
-def _pixel_area(crs, transform) -> float | None:
-    """Pixel area in m² for a projected CRS (any linear unit), None for geographic ones."""
-    if not crs.is_projected:
-        return None
-    try:
-        unit = crs.linear_units_factor[1]
-    except Exception:  # rasterio raises CRSError when the unit is unknown
-        return None
-    return abs(transform.a * transform.e - transform.b * transform.d) * unit**2
+                    tuple(sorted(values)), pixel_area_m2(crs, transform), table)
 
 
 def resolve_classes(cmap: ClassMap, classes: str | Path | None) -> tuple[ClassTable, str]:

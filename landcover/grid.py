@@ -115,3 +115,22 @@ def utm_epsg(zone: int, *, south: bool) -> int:
     if not 1 <= int(zone) <= 60:
         raise ValueError(f"UTM zone {zone} is outside 1..60")
     return (32700 if south else 32600) + int(zone)
+
+
+def pixel_area_m2(crs, transform) -> float | None:
+    """Pixel area in square metres for a projected CRS (any linear unit); None for geographic ones.
+
+    ``crs``: a rasterio CRS or anything :meth:`rasterio.crs.CRS.from_user_input` reads;
+    ``transform``: an :class:`affine.Affine` or its 6 GDAL-order coefficients.
+    """
+    from rasterio.crs import CRS
+
+    try:
+        crs = CRS.from_user_input(crs)
+        if not crs.is_projected:
+            return None
+        unit = crs.linear_units_factor[1]
+    except Exception:  # noqa: BLE001 - rasterio raises CRSError when the unit is unknown
+        return None
+    a, b, _, d, e, _ = tuple(transform)[:6]
+    return abs(a * e - b * d) * unit ** 2

@@ -16,6 +16,7 @@ rasterio = pytest.importorskip("rasterio")
 from landcover import classify as lc  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
 from landcover.config import load_config  # noqa: E402
+from landcover.evaluate import open_map  # noqa: E402
 from landcover.errors import GridMismatchError, ModelError, OutputExistsError  # noqa: E402
 from landcover.scheduler import use_scheduler  # noqa: E402
 
@@ -134,7 +135,7 @@ def test_map_is_a_georeferenced_cog_with_colours_names_and_tags(reference, field
         ov = src.read(1, out_shape=(src.height // 2, src.width // 2))
     allowed = {c["code"] for c in meta["classes"]} | {255}
     assert set(np.unique(codes)) <= allowed and set(np.unique(ov)) <= allowed
-    assert lc.read_map_table(path).codes == [c["code"] for c in meta["classes"]]
+    assert open_map(path).table.codes == [c["code"] for c in meta["classes"]]
     assert summary["classified_pixels"] == int((codes != 255).sum())
 
 
@@ -191,7 +192,7 @@ def test_probabilities_and_uncertainty(reference):
     p = data[:K, ~nodata].astype(int)
     assert np.abs(p.sum(axis=0) - 250).max() <= K  # rounding of each band
     assert data[K, ~nodata].max() <= 250
-    table = lc.read_map_table(path)
+    table = open_map(path).table
     top = np.asarray(table.codes)[p.argmax(axis=0)]
     # the map is the argmax of the unrounded probabilities: equal except near-ties
     assert (top == codes[~nodata]).mean() > 0.995
