@@ -116,6 +116,15 @@ def reflect_index(index: np.ndarray, n: int) -> np.ndarray:
     return np.where(m >= n, period - m, m)
 
 
+def aligned_block(block_size: int, stride: int) -> int:
+    """``block_size`` rounded down to a multiple of the window stride (at least one stride).
+
+    Block edges then fall on window origins, so one window per row/column straddles an edge
+    instead of two: fewer windows are predicted twice (once for each block they touch).
+    """
+    return max(stride, block_size // stride * stride)
+
+
 def taper(window: int, overlap: int) -> np.ndarray:
     """2-D blending weights: 1 inside, ``sin^2`` ramps over ``overlap`` pixels at each edge.
 
@@ -248,30 +257,39 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int) -> np.ndarray:
 def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
     """Model inputs over the global pixel rows/cols (which may lie outside the grid: reflected).
 
+    Built date by date into one array with :func:`landcover.prepare.make_features` (the function
+    that made the training inputs); gap filling in time, when configured, runs over all dates.
     Returns ``(features (T, len(rows), len(cols), F), valid (T, len(rows), len(cols)))``.
     """
-    from landcover.prepare import make_features
+    from landcover.prepare import interpolate_time, make_features
     from landcover.stack import read_date_block
 
     g = plan.grid
     ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
     y0, y1, x0, x1 = int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1
     T, B = len(plan.groups), len(plan.bands)
-    refl = np.empty((1, T, y1 - y0, x1 - x0, B), np.float32)
-    valid = np.empty((1, T, y1 - y0, x1 - x0), bool)
+    mean, std = np.asarray(plan.mean), np.asarray(plan.std)
+    days = np.asarray(plan.days)
+    doy = None if plan.doy is None else np.asarray(plan.doy)
+    feats = None
+    valid = np.empty((T, y1 - y0, x1 - x0), bool)
     for t, group in enumerate(plan.groups):
         block = read_date_block(group, plan.bands, g, plan.mask, y0, x0, y1 - y0, x1 - x0)[0]
-        refl[0, t] = np.moveaxis(block[:-1], 0, -1)
-        valid[0, t] = block[-1] > 0.5
-    feats = make_features(refl, valid, np.asarray(plan.mean), np.asarray(plan.std),
-                          np.asarray(plan.days), None if plan.doy is None else np.asarray(plan.doy),
-                          plan.fill)[0]
-    del refl
+        valid[t] = block[-1] > 0.5
+        one = make_features(np.moveaxis(block[:-1], 0, -1)[None, None], valid[t][None, None],
+                            mean, std, days[t:t + 1], None if doy is None else doy[t:t + 1],
+                            "zero")[0, 0]
+        if feats is None:
+            feats = np.empty((T,) + one.shape, np.float32)
+        feats[t] = one
+        del block, one
+    if plan.fill == "linear":
+        feats[..., :B] = interpolate_time(feats[None, ..., :B], valid[None], days)[0]
     if len(ry) == y1 - y0 and len(rx) == x1 - x0 and (ry == np.arange(y0, y1)).all() and \
             (rx == np.arange(x0, x1)).all():
-        return feats, valid[0]  # nothing reflected: no copy
+        return feats, valid  # nothing reflected: no copy
     iy, ix = (ry - y0)[:, None], (rx - x0)[None, :]
-    return feats[:, iy, ix], valid[0][:, iy, ix]
+    return feats[:, iy, ix], valid[:, iy, ix]
 
 
 def _marker(plan: Plan, i: int, j: int) -> Path:
@@ -448,7 +466,8 @@ def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, m
         days=tuple(float((d - day0).days) for d, _ in kept),
         doy=tuple(float(d.timetuple().tm_yday) for d, _ in kept) if inp.get("doy") else None,
         fill=inp["fill"], window=window, overlap=overlap, batch_size=c.batch_size,
-        codes=tuple(table.codes), block=c.block_size, store=str(Path(store).absolute()),
+        codes=tuple(table.codes), block=aligned_block(c.block_size, window - overlap),
+        store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
         uncertainty=c.uncertainty, time_steps=inp.get("time_steps"),
         patch_size=inp["patch_size"])
@@ -487,7 +506,7 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
     fingerprint = _fingerprint(plan, kept, cfg)
     resumed = _open_store(plan, fingerprint, resume)
     log.info("%d dates, grid %s, window %d px (overlap %d), %d blocks of %d px%s", len(kept),
-             grid.describe(), plan.window, plan.overlap, len(plan.blocks()), c.block_size,
+             grid.describe(), plan.window, plan.overlap, len(plan.blocks()), plan.block,
              f", {resumed} already done" if resumed else "")
 
     tasks = [dask.delayed(classify_block, pure=False)(plan, i, j) for i, j in plan.blocks()]
@@ -526,7 +545,7 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
     return {
         "output": str(out), "files": {k: str(v) for k, v in paths.items()},
         "grid": grid.to_dict(), "dates": [d.isoformat() for d, _ in kept],
-        "window": plan.window, "overlap": plan.overlap, "block_size": c.block_size,
+        "window": plan.window, "overlap": plan.overlap, "block_size": plan.block,
         "blocks": len(results), "blocks_resumed": resumed,
         "windows": int(sum(r["windows"] for r in results)),
         "windows_skipped": int(sum(r["windows_skipped"] for r in results)),

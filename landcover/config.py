@@ -145,7 +145,7 @@ class TrainConfig:
 class ClassifyConfig:
     window: int | None = None
     overlap: int | None = None
-    block_size: int = 512
+    block_size: int = 1024
     batch_size: int = 32
     probability_dtype: str = "uint8"
     uncertainty: str = "entropy"

@@ -401,3 +401,16 @@ def test_fixed_date_model_needs_its_number_of_dates(field_series, field_dataset,
                                                    "train.model.layers=1"]), progress=False)
     with pytest.raises(ModelError, match="exactly 4 dates"):
         run(field_series[0][:3], model, tmp_path / "map.tif")
+
+
+def test_a_larger_window_rebuilds_the_network_with_the_same_weights(reference, field_series,
+                                                                   field_bundle, tmp_path):
+    """classify.window=32 on a model trained on 16 px patches: same weights, wider input; the map
+    stays close to the patch-size map (ConvLSTM is fully convolutional)."""
+    summary = run(field_series[0], field_bundle, tmp_path / "w32.tif", "classify.window=32",
+                  "classify.block_size=96")
+    assert (summary["window"], summary["overlap"]) == (32, 16)
+    a, b = read(reference[0], 1), read(tmp_path / "w32.tif", 1)
+    assert (a == b).mean() > 0.95
+    model = lc.load_model(field_bundle, 32)
+    assert model.input_shape[2:4] == (32, 32)

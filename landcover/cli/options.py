@@ -3,11 +3,11 @@
 ==================  =====================================  ==========================
 option              meaning                                used by
 ==================  =====================================  ==========================
-``--config FILE``   YAML config on top of the defaults     info (and later stages)
-``--set KEY=VAL``   override one key, repeatable           info (and later stages)
-``--json``          machine-readable output on stdout      info
-``--overwrite``     replace an existing output             stages that write outputs
-``--scheduler``     threads, synchronous, local:N, tcp://  prepare (and later stages)
+``--config FILE``   YAML config on top of the defaults     info, prepare, train, classify
+``--set KEY=VAL``   override one key, repeatable           info, prepare, train, classify
+``--json``          machine-readable output on stdout      every command
+``--overwrite``     replace an existing output             prepare, train, classify, evaluate
+``--scheduler``     threads, synchronous, local:N, tcp://  prepare, classify
 ==================  =====================================  ==========================
 """
 
