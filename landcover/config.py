@@ -340,6 +340,13 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
     return cfg
 
 
+def _raise_first(checks) -> None:
+    """Raise a ConfigError naming the key of the first failed ``(ok, key, message)`` check."""
+    for ok, key, message in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {message}")
+
+
 def _check_classify(c: ClassifyConfig) -> None:
     checks = [
         (c.window is None or c.window >= 4, "classify.window", "must be null (the model's patch "
@@ -351,9 +358,7 @@ def _check_classify(c: ClassifyConfig) -> None:
         (c.block_size >= 64, "classify.block_size", "must be 64 or more pixels"),
         (c.batch_size >= 1, "classify.batch_size", "must be 1 or more"),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise ConfigError(f"{key}: {message}")
+    _raise_first(checks)
 
 
 def _check_train(t: TrainConfig) -> None:
@@ -374,9 +379,7 @@ def _check_train(t: TrainConfig) -> None:
         (t.patience >= 0, "train.patience", "must be 0 (off) or more epochs"),
         (t.shuffle_chunks >= 1, "train.shuffle_chunks", "must be 1 or more"),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise ConfigError(f"{key}: {message}")
+    _raise_first(checks)
 
 
 def _check_prepare(p: PrepareConfig) -> None:
@@ -405,6 +408,4 @@ def _check_prepare(p: PrepareConfig) -> None:
         (p.weights.mode != "manual" or bool(p.weights.manual), "prepare.weights.manual",
          "is empty; give {code: weight} for prepare.weights.mode=manual"),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise ConfigError(f"{key}: {message}")
+    _raise_first(checks)
