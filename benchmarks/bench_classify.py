@@ -120,22 +120,12 @@ def _plan(folder: Path, model: Path, out: Path):
     return plan, table
 
 
-def _whole_scene(plan):
-    """Padded features of the whole scene and the windows landcover predicts (lattice order)."""
-    from landcover.classify import window_origins
-
-    g, s = plan.grid, plan.window
-    oy = window_origins(g.height, s, plan.stride)
-    ox = window_origins(g.width, s, plan.stride)
-    return oy, ox
-
-
 def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
     from landcover.classify import load_model, read_features
 
     plan, _ = _plan(folder, model_dir, out)
     s = plan.window
-    oy, ox = _whole_scene(plan)
+    oy, ox = plan.origins()  # the lattice landcover uses
     feats, valid = read_features(plan, np.arange(oy[0], oy[-1] + s), np.arange(ox[0], ox[-1] + s))
     anyv = valid.any(axis=0)
     windows = [(y - oy[0], x - ox[0]) for y in oy for x in ox

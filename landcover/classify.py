@@ -164,8 +164,6 @@ class Plan:
     probabilities: bool
     probability_dtype: str
     uncertainty: str
-    time_steps: int | None
-    patch_size: int
 
     @property
     def stride(self) -> int:
@@ -179,6 +177,11 @@ class Plan:
         ny = math.ceil(self.grid.height / self.block)
         nx = math.ceil(self.grid.width / self.block)
         return [(i, j) for i in range(ny) for j in range(nx)]
+
+    def origins(self) -> tuple[np.ndarray, np.ndarray]:
+        """Window origins along y and x: the lattice over the whole grid."""
+        return (window_origins(self.grid.height, self.window, self.stride),
+                window_origins(self.grid.width, self.window, self.stride))
 
     def block_window(self, i: int, j: int) -> tuple[int, int, int, int]:
         r0, c0 = i * self.block, j * self.block
@@ -201,7 +204,7 @@ def _keras():
     return keras
 
 
-def load_model(bundle: str | Path, window: int, time_steps: int | None = None):
+def load_model(bundle: str | Path, window: int):
     """The bundle's network for ``window`` x ``window`` inputs (ConvLSTM layers need static
     spatial shapes, so another window size rebuilds the network and copies the weights)."""
     _keras()
@@ -306,8 +309,7 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     t0 = time.perf_counter()
     r0, r1, c0, c1 = plan.block_window(i, j)
     s = plan.window
-    oy = window_origins(plan.grid.height, s, plan.stride)
-    ox = window_origins(plan.grid.width, s, plan.stride)
+    oy, ox = plan.origins()
     oy = oy[(oy < r1) & (oy + s > r0)]
     ox = ox[(ox < c1) & (ox + s > c0)]
     gy0, gx0 = int(oy[0]), int(ox[0])
@@ -469,8 +471,7 @@ def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, m
         codes=tuple(table.codes), block=aligned_block(c.block_size, window - overlap),
         store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
-        uncertainty=c.uncertainty, time_steps=inp.get("time_steps"),
-        patch_size=inp["patch_size"])
+        uncertainty=c.uncertainty)
     return plan, kept, table
 
 
