@@ -75,7 +75,10 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
+    by: str = "blocks"
     block_size: int = 120
+    column: str | None = None
+    raster: str | None = None
     gap: int = 0
     fractions: tuple[float, ...] = (0.7, 0.2, 0.1)
     seed: int = 0
@@ -85,6 +88,7 @@ class SplitConfig:
 class WeightsConfig:
     mode: str = "balanced"
     cap: float = 10.0
+    beta: float = 0.999
     manual: dict[int, float] = field(default_factory=dict)
 
 
@@ -106,7 +110,7 @@ class ModelConfig:
     kernel: int = 3
     head_kernel: int = 1
     dropout: float = 0.0
-    batch_norm: bool = True
+    norm: str = "batch"
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,15 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     epochs: int = 30
+    min_epoch_steps: int = 0
     batch_size: int = 16
     learning_rate: float = 0.001
     schedule: str = "cosine"
+    warmup_epochs: int = 0
+    lr_floor: float = 0.0
     patience: int = 10
+    min_epochs: int = 0
+    baseline: str = "random_forest"
     shuffle_chunks: int = 8
     seed: int = 0
     deterministic: bool = True
@@ -172,7 +181,10 @@ _CHOICES = {
     "scenes.grid.extent": ("union", "intersection"),
     "prepare.labels.overlap": ("ignore", "smallest", "first", "last"),
     "prepare.features.fill": ("zero", "linear"),
-    "prepare.weights.mode": ("balanced", "uniform", "manual"),
+    "prepare.split.by": ("blocks", "column", "raster"),
+    "prepare.weights.mode": ("balanced", "inverse_sqrt", "effective", "uniform", "manual"),
+    "train.model.norm": ("batch", "group", "layer", "none"),
+    "train.baseline": ("random_forest", "none"),
     "train.model.architecture": ("convlstm", "unet", "unet_convlstm"),
     "train.loss.kind": ("ce", "focal", "dice", "ce+dice"),
     "train.schedule": ("cosine", "constant"),
@@ -297,7 +309,8 @@ def read_yaml(path: str | Path, error: type[Exception], what: str):
         raise error(f"{path}: not valid YAML ({exc})") from None
 
 
-PATH_KEYS = (("scenes", "profile"), ("scenes", "grid", "like"), ("prepare", "classes"))
+PATH_KEYS = (("scenes", "profile"), ("scenes", "grid", "like"), ("prepare", "classes"),
+             ("prepare", "split", "raster"))
 
 
 def _relative_to(data, folder: Path):
@@ -374,6 +387,11 @@ def _check_train(t: TrainConfig) -> None:
         (t.loss.dice_weight >= 0, "train.loss.dice_weight", "must be 0 or more"),
         (0.0 <= t.augment.drop_dates < 1.0, "train.augment.drop_dates", "must be in [0, 1)"),
         (t.epochs >= 1, "train.epochs", "must be 1 or more"),
+        (t.min_epoch_steps >= 0, "train.min_epoch_steps", "must be 0 (off) or more steps"),
+        (0 <= t.warmup_epochs < t.epochs, "train.warmup_epochs",
+         "must be 0 or more and less than train.epochs"),
+        (0.0 <= t.lr_floor < 1.0, "train.lr_floor", "must be in [0, 1)"),
+        (t.min_epochs >= 0, "train.min_epochs", "must be 0 or more epochs"),
         (t.batch_size >= 1, "train.batch_size", "must be 1 or more"),
         (t.learning_rate > 0, "train.learning_rate", "must be more than 0"),
         (t.patience >= 0, "train.patience", "must be 0 (off) or more epochs"),
@@ -395,8 +413,11 @@ def _check_prepare(p: PrepareConfig) -> None:
          "must be in [0, 1]"),
         (p.features.min_valid_dates >= 1, "prepare.features.min_valid_dates", "must be 1 or more"),
         (p.labels.erode >= 0, "prepare.labels.erode", "must be 0 or more pixels"),
-        (p.split.block_size >= p.patches.size, "prepare.split.block_size",
-         "must be at least prepare.patches.size"),
+        (p.split.block_size >= 1, "prepare.split.block_size", "must be 1 or more pixels"),
+        (p.split.by != "raster" or bool(p.split.raster), "prepare.split.raster",
+         "is empty; give a raster of split codes (1 train, 2 validation, 3 test, 0 none) for "
+         "prepare.split.by=raster"),
+        (0.0 < p.weights.beta < 1.0, "prepare.weights.beta", "must be in (0, 1)"),
         (p.split.gap >= 0, "prepare.split.gap", "must be 0 or more pixels"),
         (len(p.split.fractions) in (2, 3) and all(f >= 0 for f in p.split.fractions)
          and p.split.fractions[0] > 0 and abs(sum(p.split.fractions) - 1.0) < 1e-6,

@@ -144,6 +144,7 @@ class VectorLabels:
     overlap: str = "ignore"
     all_touched: bool = False
     kind: str = "vector"
+    extra: dict = field(default_factory=dict)  # the file's other columns, row by row with frame
 
     def bounds(self) -> tuple[float, float, float, float]:
         return tuple(float(v) for v in self.frame.total_bounds)
@@ -289,8 +290,11 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
     if missing:
         log.warning("%s: %d feature(s) have no class in column %r and are ignored", path, missing,
                     column)
+    others = {c: frame[c].to_numpy() for c in frame.columns if c != frame.geometry.name}
     frame = gpd.GeoDataFrame({"code": codes}, geometry=frame.geometry.values, crs=frame.crs)
-    frame = frame[(frame["code"] >= 0) & frame.geometry.notna() & ~frame.geometry.is_empty]
+    usable = ((frame["code"] >= 0) & frame.geometry.notna() & ~frame.geometry.is_empty).to_numpy()
+    frame = frame[usable]
+    others = {c: v[usable] for c, v in others.items()}
     if len(frame) == 0:
         raise LabelError(f"{path}: no feature has a usable class in column {column!r}")
     invalid = ~frame.geometry.is_valid
@@ -303,7 +307,7 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
     else:
         frame = frame.to_crs(target.crs)
     frame = frame.reset_index(drop=True)
-    return VectorLabels(str(path), frame, names, cfg.overlap, cfg.all_touched)
+    return VectorLabels(str(path), frame, names, cfg.overlap, cfg.all_touched, others)
 
 
 def open_labels(path: str | Path, target: Grid, cfg: LabelsConfig | None = None,

@@ -1,8 +1,10 @@
 """Landsat MTL metadata in its three forms: ODL text (``_MTL.txt``), JSON and XML.
 
 All three parse to the same nested ``dict``: ``{"LANDSAT_METADATA_FILE": {"PRODUCT_CONTENTS": {...}}}``
-(Collection 1 text files use ``L1_METADATA_FILE`` as the root group). Values stay strings; use
-:func:`mtl_get` with a converter to read one.
+(Collection 1 and pre-collection text files use ``L1_METADATA_FILE`` as the root group; the oldest
+pre-collection files have other keys, e.g. ``LMAX_BAND1`` / ``QCALMAX_BAND1`` instead of
+``RADIOMETRIC_RESCALING``). Values stay strings; use :func:`mtl_get` with a converter to read one.
+Text after the ``END`` line is ignored, and NUL bytes that pad a file after ``END`` are dropped.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from landcover.errors import MetadataError
 
 
 def parse_odl(text: str) -> dict:
-    """Parse USGS ODL text (``GROUP = X`` / ``KEY = VALUE`` / ``END_GROUP = X`` / ``END``)."""
+    """Parse USGS ODL text (``GROUP = X`` / ``KEY = VALUE`` / ``END_GROUP = X`` / ``END``).
+
+    Parsing stops at the ``END`` line; blank lines and NUL padding are skipped.
+    """
     root: dict = {}
     stack = [root]
     names: list[str] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line == "END":
+        line = raw.strip().strip("\x00").strip()
+        if line == "END":
+            break
+        if not line:
             continue
         if "=" not in line:
             raise ValueError(f"line {lineno}: expected KEY = VALUE, got {line[:40]!r}")
@@ -60,7 +67,7 @@ def parse_mtl(data: bytes, name: str) -> dict:
     """
     lower = name.lower()
     try:
-        text = data.decode("utf-8")
+        text = data.rstrip(b"\x00 \t\r\n").decode("utf-8")
         if lower.endswith(".json"):
             parsed = json.loads(text)
         elif lower.endswith(".xml"):

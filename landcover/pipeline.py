@@ -45,7 +45,7 @@ class PatchStream:
 
     def __init__(self, ds: PreparedDataset, split: str, *, batch_size: int, shuffle: bool = False,
                  augment=None, seed: int = 0, class_weights: bool = True,
-                 shuffle_chunks: int = 8):
+                 shuffle_chunks: int = 8, repeats: int = 1):
         self.ds = ds
         self.split = split
         self.batch_size = int(batch_size)
@@ -54,6 +54,7 @@ class PatchStream:
         self.seed = int(seed)
         self.class_weights = class_weights
         self.shuffle_chunks = max(1, int(shuffle_chunks))
+        self.repeats = max(1, int(repeats))
         self.epoch = 0
         features = ds.features
         self._bands = [features.index(b) for b in ds.bands]
@@ -64,14 +65,19 @@ class PatchStream:
         return self.ds.split_size(self.split)
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        return math.ceil(self.size / self.batch_size)
+        """Batches per epoch (``repeats`` passes over the split)."""
+        return math.ceil(self.size / self.batch_size) * self.repeats
 
     # ------------------------------------------------------------------------------ numpy batches
     def batches(self, epoch: int | None = None):
-        """Yield ``(x float32 (B,T,H,W,F), y uint8 (B,H,W), w float32 (B,H,W))`` for one epoch."""
+        """Yield ``(x float32 (B,T,H,W,F), y uint8 (B,H,W), w float32 (B,H,W))`` for one epoch:
+        ``repeats`` passes over the split, each shuffled and augmented anew."""
         epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng([self.seed, epoch])
+        for r in range(self.repeats):
+            rng = np.random.default_rng([self.seed, epoch] if r == 0 else [self.seed, epoch, r])
+            yield from self._pass(rng)
+
+    def _pass(self, rng):
         pieces = self.ds.pieces(self.split)
         if self.shuffle:
             pieces = [pieces[i] for i in rng.permutation(len(pieces))]

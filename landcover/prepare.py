@@ -47,6 +47,17 @@ CHUNK_PATCHES = 32  # patches per Zarr chunk of the output
 
 
 # --------------------------------------------------------------------------------- window geometry
+def _origins(length: int, size: int, stride: int) -> tuple[int, ...]:
+    """Window origins along one axis: every ``stride`` pixels, plus one flush with the far edge when
+    the lattice leaves pixels uncovered there (so every pixel is inside some window)."""
+    if length < size:
+        return ()
+    out = list(range(0, length - size + 1, stride))
+    if out[-1] + size < length:
+        out.append(length - size)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Window lattice and processing tiles over a grid."""
@@ -57,121 +68,176 @@ class Layout:
     stride: int
     tile: int  # tile side in pixels, a multiple of stride
 
+    @functools.cached_property
+    def row_origins(self) -> tuple[int, ...]:
+        return _origins(self.height, self.size, self.stride)
+
+    @functools.cached_property
+    def col_origins(self) -> tuple[int, ...]:
+        return _origins(self.width, self.size, self.stride)
+
     @property
     def n_rows(self) -> int:
-        return 0 if self.height < self.size else (self.height - self.size) // self.stride + 1
+        return len(self.row_origins)
 
     @property
     def n_cols(self) -> int:
-        return 0 if self.width < self.size else (self.width - self.size) // self.stride + 1
+        return len(self.col_origins)
+
+    def owned(self, origins: tuple[int, ...], i: int, length: int) -> tuple[int, int]:
+        """Pixels ``[a, b)`` a window owns along one axis: from its origin to the next one."""
+        return origins[i], origins[i + 1] if i + 1 < len(origins) else length
 
     def tiles(self):
         """Yield ``(core, windows)``: core ``(r0, c0, r1, c1)`` and the (row, col) of the windows
         whose top-left pixel lies in it."""
-        m = self.tile // self.stride
         for ti in range(math.ceil(self.height / self.tile)):
             for tj in range(math.ceil(self.width / self.tile)):
                 core = (ti * self.tile, tj * self.tile, min(self.height, (ti + 1) * self.tile),
                         min(self.width, (tj + 1) * self.tile))
-                rows = [i * self.stride for i in range(ti * m, min(self.n_rows, (ti + 1) * m))]
-                cols = [j * self.stride for j in range(tj * m, min(self.n_cols, (tj + 1) * m))]
+                rows = [r for r in self.row_origins if core[0] <= r < core[2]]
+                cols = [c for c in self.col_origins if core[1] <= c < core[3]]
                 yield core, [(r, c) for r in rows for c in cols]
 
 
 def make_layout(grid: Grid, cfg: Config) -> Layout:
-    p = cfg.prepare.patches
-    tile = max(p.stride, (p.tile_size // p.stride) * p.stride)
-    layout = Layout(grid.height, grid.width, p.size, p.stride, tile)
+    p = cfg.prepare
+    tile = max(p.patches.stride, (p.patches.tile_size // p.patches.stride) * p.patches.stride)
+    layout = Layout(grid.height, grid.width, p.patches.size, p.patches.stride, tile)
     if layout.n_rows == 0 or layout.n_cols == 0:
         raise DatasetError(f"the stack grid ({grid.width} x {grid.height} px) is smaller than one "
-                           f"window; lower prepare.patches.size ({p.size})")
+                           f"window; lower prepare.patches.size ({p.patches.size})")
     return layout
 
 
-# ------------------------------------------------------------------------------------ label survey
-def survey_tile(labels, grid: Grid, layout: Layout, core, windows, known: np.ndarray, erode: int):
-    """Code histogram of the tile's core pixels and labelled pixels of each window."""
-    r0, c0, r1, c1 = core
-    if windows:
-        r1w = max(r + layout.size for r, _ in windows)
-        c1w = max(c + layout.size for _, c in windows)
-    else:
-        r1w, c1w = r1, c1
-    R1, C1 = max(r1, r1w), max(c1, c1w)
-    codes = window_codes(labels, grid, r0, c0, R1 - r0, C1 - c0, erode)
-    body = codes[:r1 - r0, :c1 - c0]
-    hist = np.bincount(body[(body >= 0) & (body < 256)].ravel(), minlength=256)
-    not_a_code = int((body == NOT_A_CODE).sum())
+# ----------------------------------------------------------------------------- pixels and groups
+def _usable(codes: np.ndarray, known: np.ndarray) -> np.ndarray:
     usable = np.zeros(codes.shape, bool)
     inside = (codes >= 0) & (codes < 256)
     usable[inside] = known[codes[inside]]
+    return usable
+
+
+def pixel_splits(groups, grid: Grid, r0: int, c0: int, h: int, w: int, lookup, gap: int):
+    """Split code per pixel (0, 1, 2; -1 = none) from the group source and ``lookup`` = (sorted
+    group ids, their split codes). With ``gap``, pixels within ``gap`` pixels of another split's
+    pixel get none (a buffer between splits)."""
+    R0, C0 = max(0, r0 - gap), max(0, c0 - gap)
+    R1, C1 = min(grid.height, r0 + h + gap), min(grid.width, c0 + w + gap)
+    g = groups.groups(grid, R0, C0, R1 - R0, C1 - C0)
+    keys, values = lookup
+    idx = np.clip(np.searchsorted(keys, g), 0, max(0, len(keys) - 1))
+    found = (len(keys) > 0) & (keys[idx] == g) if len(keys) else np.zeros(g.shape, bool)
+    split = np.where(found, values[idx] if len(keys) else -1, -1).astype(np.int8)
+    split[split > 2] = -1
+    if gap > 0:
+        H, W = split.shape
+        padded = np.pad(split, gap, constant_values=-1)
+        keep = np.ones(split.shape, bool)
+        for dy in range(2 * gap + 1):
+            for dx in range(2 * gap + 1):
+                other = padded[dy:dy + H, dx:dx + W]
+                keep &= (other < 0) | (other == split)
+        split = np.where(keep, split, -1).astype(np.int8)
+    return split[r0 - R0:r0 - R0 + h, c0 - C0:c0 - C0 + w]
+
+
+# ------------------------------------------------------------------------------------ label survey
+def survey_tile(labels, groups, grid: Grid, core, erode: int):
+    """Code histogram of the tile's pixels, unusable label values, and labelled pixels per
+    (group, code) as ``(keys = group * 256 + code, counts)``."""
+    r0, c0, r1, c1 = core
+    codes = window_codes(labels, grid, r0, c0, r1 - r0, c1 - c0, erode)
+    hist = np.bincount(codes[(codes >= 0) & (codes < 256)].ravel(), minlength=256)
+    not_a_code = int((codes == NOT_A_CODE).sum())
+    g = groups.groups(grid, r0, c0, r1 - r0, c1 - c0)
+    labelled = (codes >= 0) & (codes < 256)
+    no_group = np.bincount(codes[labelled & (g < 0)].ravel(), minlength=256)
+    key = g[labelled & (g >= 0)] * 256 + codes[labelled & (g >= 0)]
+    keys, counts = np.unique(key, return_counts=True)
+    return hist, not_a_code, keys, counts, no_group
+
+
+def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarray, erode: int,
+              lookup, gap: int, min_labelled: float):
+    """``(row, col, split)`` of the windows with their origin in the tile's core.
+
+    A window is cut for split *k* when at least ``min_labelled`` of its pixels are labelled pixels of
+    split *k*, or when it owns (see :meth:`Layout.owned`) a labelled split-*k* pixel that no such
+    window covers: every labelled pixel ends up in a window of its own split."""
+    r0, c0, r1, c1 = core
     s = layout.size
-    counts = np.array([usable[r - r0:r - r0 + s, c - c0:c - c0 + s].sum() for r, c in windows],
-                      np.int64)
-    return hist, not_a_code, counts
+    ri = [i for i, r in enumerate(layout.row_origins) if r0 <= r < r1]
+    ci = [j for j, c in enumerate(layout.col_origins) if c0 <= c < c1]
+    if not ri or not ci:
+        return []
+    R0 = max(0, layout.row_origins[ri[0]] - s + 1)
+    C0 = max(0, layout.col_origins[ci[0]] - s + 1)
+    R1, C1 = layout.row_origins[ri[-1]] + s, layout.col_origins[ci[-1]] + s
+    codes = window_codes(labels, grid, R0, C0, R1 - R0, C1 - C0, erode)
+    usable = _usable(codes, known)
+    split = pixel_splits(groups, grid, R0, C0, R1 - R0, C1 - C0, lookup, gap)
+    rows = [r for r in layout.row_origins if R0 <= r <= R1 - s]
+    cols = [c for c in layout.col_origins if C0 <= c <= C1 - s]
+    out = []
+    for k in range(3):
+        m = usable & (split == k)
+        if not m.any():
+            continue
+        integral = np.pad(m.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        ra, ca = np.array(rows) - R0, np.array(cols) - C0
+        n = (integral[ra[:, None] + s, ca[None, :] + s] - integral[ra[:, None], ca[None, :] + s]
+             - integral[ra[:, None] + s, ca[None, :]] + integral[ra[:, None], ca[None, :]])
+        passing = (n > 0) & (n >= min_labelled * s * s)
+        covered = np.zeros(m.shape, bool)
+        for a, b in zip(*np.nonzero(passing)):
+            covered[ra[a]:ra[a] + s, ca[b]:ca[b] + s] = True
+        left = m & ~covered
+        for i in ri:
+            a = rows.index(layout.row_origins[i])
+            ya, yb = layout.owned(layout.row_origins, i, grid.height)
+            for j in ci:
+                b = cols.index(layout.col_origins[j])
+                if n[a, b] == 0:
+                    continue
+                xa, xb = layout.owned(layout.col_origins, j, grid.width)
+                if passing[a, b] or left[ya - R0:yb - R0, xa - C0:xb - C0].any():
+                    out.append((layout.row_origins[i], layout.col_origins[j], k))
+    return out
 
 
 # -------------------------------------------------------------------------------------- extraction
-def extract_tile(groups, bands, grid: Grid, mask, labels, lut: np.ndarray, layout: Layout,
-                 windows, erode: int):
-    """Cut ``windows`` from every date: reflectance ``(k, T, s, s, B)`` float32 (NaN = no data),
-    valid ``(k, T, s, s)`` bool and label indices ``(k, s, s)`` uint8 (255 = ignore)."""
+def extract_tile(date_groups_, bands, grid: Grid, mask, labels, groups, lut: np.ndarray,
+                 layout: Layout, windows, erode: int, lookup, gap: int):
+    """Cut ``windows`` ``(row, col, split)`` from every date: reflectance ``(k, T, s, s, B)``
+    float32 (NaN = no data), valid ``(k, T, s, s)`` bool and label indices ``(k, s, s)`` uint8
+    (255 = ignore, also on the pixels of other splits)."""
     from landcover.stack import read_date_block
 
     s = layout.size
-    r0 = min(r for r, _ in windows)
-    c0 = min(c for _, c in windows)
-    h = max(r for r, _ in windows) + s - r0
-    w = max(c for _, c in windows) + s - c0
+    r0 = min(r for r, _, _ in windows)
+    c0 = min(c for _, c, _ in windows)
+    h = max(r for r, _, _ in windows) + s - r0
+    w = max(c for _, c, _ in windows) + s - c0
     codes = window_codes(labels, grid, r0, c0, h, w, erode)
     index = np.full(codes.shape, IGNORE, np.uint8)
     inside = (codes >= 0) & (codes < 256)
     index[inside] = lut[codes[inside]]
-    k, T, B = len(windows), len(groups), len(bands)
+    split = pixel_splits(groups, grid, r0, c0, h, w, lookup, gap)
+    k, T, B = len(windows), len(date_groups_), len(bands)
     refl = np.empty((k, T, s, s, B), np.float32)
     valid = np.empty((k, T, s, s), bool)
     lab = np.empty((k, s, s), np.uint8)
-    for n, (r, c) in enumerate(windows):
-        lab[n] = index[r - r0:r - r0 + s, c - c0:c - c0 + s]
-    for t, g in enumerate(groups):  # one date in memory at a time, cut straight into the output
+    for n, (r, c, sp) in enumerate(windows):
+        cut = index[r - r0:r - r0 + s, c - c0:c - c0 + s]
+        lab[n] = np.where(split[r - r0:r - r0 + s, c - c0:c - c0 + s] == sp, cut, IGNORE)
+    for t, g in enumerate(date_groups_):  # one date in memory at a time, cut straight into the output
         block = read_date_block(g, bands, grid, mask, r0, c0, h, w)[0]
-        for n, (r, c) in enumerate(windows):
+        for n, (r, c, _) in enumerate(windows):
             cut = block[:, r - r0:r - r0 + s, c - c0:c - c0 + s]
             refl[n, t] = np.moveaxis(cut[:-1], 0, -1)
             valid[n, t] = cut[-1] > 0.5
     return refl, valid, lab
-
-
-# ------------------------------------------------------------------------------------------ splits
-def assign_splits(rows: np.ndarray, cols: np.ndarray, size: int, block: int, gap: int,
-                  fractions: Sequence[float], seed: int) -> np.ndarray:
-    """Split code per window (0 train, 1 validation, 2 test; -1 = dropped: not inside one block).
-
-    Blocks are ``block`` x ``block`` pixel squares from the grid origin; a window belongs to the
-    block that contains it whole, at least ``gap`` pixels from the block's edges. Blocks are shuffled
-    with ``seed`` and each goes to the split furthest below its target share of windows.
-    """
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    bi, bj = rows // block, cols // block
-    inside = ((rows - bi * block >= gap) & (cols - bj * block >= gap)
-              & (rows + size + gap <= (bi + 1) * block) & (cols + size + gap <= (bj + 1) * block))
-    split = np.full(len(rows), -1, np.int8)
-    keys = bi * (10 ** 9) + bj
-    blocks, inverse, counts = np.unique(keys[inside], return_inverse=True, return_counts=True)
-    if len(blocks) == 0:
-        return split
-    order = np.random.default_rng(seed).permutation(len(blocks))
-    targets = np.asarray(list(fractions) + [0.0] * (3 - len(fractions)), float)
-    have = np.zeros(3)
-    block_split = np.empty(len(blocks), np.int8)
-    total = counts.sum()
-    for b in order:
-        deficit = np.where(targets > 0, targets * total - have, -np.inf)
-        k = int(np.argmax(deficit))
-        block_split[b] = k
-        have[k] += counts[b]
-    split[np.flatnonzero(inside)] = block_split[inverse]
-    return split
 
 
 # ---------------------------------------------------------------------------------------- features
@@ -245,31 +311,92 @@ def ignore_unobserved(lab, valid, min_valid_dates: int):
     return np.where(valid.sum(axis=1) >= min_valid_dates, lab, np.uint8(IGNORE)).astype(np.uint8)
 
 
-def _final_labels(index, *, work, t_idx, min_valid_dates):
-    return ignore_unobserved(_read_work(work, "labels", index),
-                             _read_work(work, "valid", index, t_idx), min_valid_dates)
+def kept_pixels(lab: np.ndarray, rows, cols, split, grid: Grid, num_classes: int) -> np.ndarray:
+    """Unique labelled grid pixels per split and class ``(3, K)`` over the kept windows (a pixel
+    in several overlapping windows of its split counts once; splits never share a pixel)."""
+    s = lab.shape[-1]
+    label_map = np.full((grid.height, grid.width), IGNORE, np.uint8)
+    split_map = np.zeros((grid.height, grid.width), np.uint8)
+    for i in np.flatnonzero(split >= 0):
+        m = lab[i] != IGNORE
+        r, c = int(rows[i]), int(cols[i])
+        label_map[r:r + s, c:c + s][m] = lab[i][m]
+        split_map[r:r + s, c:c + s][m] = split[i]
+    have = label_map != IGNORE
+    bins = np.bincount(split_map[have].astype(np.int64) * num_classes + label_map[have],
+                       minlength=3 * num_classes)
+    return bins.reshape(3, num_classes)
+
+
+def _label_report(table: ClassTable, context: dict, kept: np.ndarray, p) -> dict:
+    """Unique labelled pixels kept per class against those in the labels; warnings for classes
+    that lost more than 2 % and for splits that lack a class or are a single group."""
+    from landcover.splits import check_splits
+
+    hist = context["survey"]["hist"]
+    in_labels = np.array([int(hist[c]) for c in table.codes])
+    no_group = np.array([int(context["survey"]["no_group"][c]) for c in table.codes])
+    total = kept.sum(axis=0)
+    warnings_ = []
+    per_class = {}
+    for i, name in enumerate(table.names):
+        share = total[i] / in_labels[i] if in_labels[i] else None
+        per_class[name] = {"in_labels": int(in_labels[i]), "kept": int(total[i]),
+                           "share": None if share is None else round(float(share), 4)}
+        if share is not None and share < 0.98:
+            why = []
+            if no_group[i]:
+                why.append(f"{no_group[i]} px in no split group")
+            why.append("the rest: too few valid observations (prepare.features.min_valid_dates, "
+                       "prepare.patches.min_valid) or in groups of no split")
+            warnings_.append(f"class {name}: {total[i]} of {in_labels[i]} labelled pixels kept "
+                             f"({share:.1%}); {'; '.join(why)}")
+    warnings_ += check_splits(kept, np.array(context["assignment"]["groups"]), table.names,
+                              p.split.fractions, context["split_kind"])
+    for w in warnings_:
+        log.warning("%s", w)
+    kept_all, all_ = int(total.sum()), int(in_labels.sum())
+    return {"in_labels": all_, "kept": kept_all,
+            "share": round(kept_all / all_, 4) if all_ else None, "per_class": per_class,
+            "warnings": warnings_}
 
 
 def class_weights(counts: np.ndarray, table: ClassTable, cfg) -> np.ndarray:
-    """Weight per class index: ``balanced`` = n / (K * n_c) on the training split, capped."""
-    K = len(table)
-    if cfg.mode == "uniform":
-        weights = np.ones(K)
-    elif cfg.mode == "manual":
+    """Weight per class index from the training split's unique labelled pixels ``counts``.
+
+    ``balanced`` n / (K n_c); ``inverse_sqrt`` proportional to 1 / sqrt(n_c); ``effective`` the
+    inverse effective number of samples (1 - beta) / (1 - beta^n_c) (Cui et al. 2019); all three
+    scaled so that the mean weight of a training pixel is 1, then capped at ``cap``. K counts only
+    the classes with training pixels. A class without any is never a target in training (training
+    removes it from the model's output); it keeps weight 1 so that its validation and test pixels
+    still count, as errors."""
+    counts = np.asarray(counts, np.float64)
+    present = counts > 0
+    weights = np.zeros(len(table))
+    if cfg.mode == "manual":
         unknown = sorted(set(cfg.manual) - set(table.codes))
         if unknown:
             raise LabelError(f"prepare.weights.manual: class code {unknown[0]} is not in the class "
                              f"table ({table.describe()})")
         weights = np.array([cfg.manual.get(code, 1.0) for code in table.codes], float)
-    else:
-        total = counts.sum()
-        present = counts > 0
-        weights = np.ones(K)
-        weights[present] = total / (present.sum() * counts[present])
-        for i in np.flatnonzero(~present):
-            log.warning("class %s (%d) has no training pixels; its weight is set to the cap",
-                        table.names[i], table.codes[i])
-            weights[i] = cfg.cap
+    elif cfg.mode == "uniform":
+        weights[:] = 1.0
+    elif present.any():
+        n_c = counts[present]
+        if cfg.mode == "balanced":
+            raw = n_c.sum() / (present.sum() * n_c)
+        elif cfg.mode == "inverse_sqrt":
+            raw = 1.0 / np.sqrt(n_c)
+        else:  # effective
+            raw = (1.0 - cfg.beta) / (1.0 - np.power(cfg.beta, n_c))
+        raw = raw * n_c.sum() / (raw * n_c).sum()  # mean weight of a training pixel = 1
+        weights[present] = raw
+    missing = [f"{table.names[i]} ({table.codes[i]})" for i in np.flatnonzero(~present)]
+    if missing:
+        log.warning("no training pixels of %s: %s never a target and the model will not predict "
+                    "%s", ", ".join(missing), "it is" if len(missing) == 1 else "they are",
+                    "it" if len(missing) == 1 else "them")
+    weights[~present] = 1.0
     capped = weights > cfg.cap
     if capped.any():
         log.info("class weights capped at %g for %s", cfg.cap,
@@ -289,6 +416,15 @@ def _versions() -> dict:
             "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
 
 
+def _plain(value):
+    """numpy scalars and arrays in attributes as JSON."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def _compressor():
     """Blosc (lz4, byte shuffle): compresses float32 features well and decodes fast."""
     from zarr.codecs import BloscCodec
@@ -306,12 +442,8 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
     Raises:
         OutputExistsError, SceneError, LabelError, ClassTableError, DatasetError.
     """
-    import dask
-    import dask.array as da
-    import zarr
-
     from landcover.scenes import find_scenes
-    from landcover.scheduler import compute
+    from landcover.splits import open_groups
     from landcover.stack import date_groups, grid_of, stack_scenes
 
     # absolute paths: dask workers (other processes, other machines) open files by path
@@ -325,29 +457,62 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
     stack = stack_scenes(scenes, cfg.scenes)  # validates bands and grids; nothing is read
     grid = grid_of(stack)
     bands = [str(b) for b in stack.band.values]
-    groups = date_groups(scenes)
+    dgroups = date_groups(scenes)
     labels = open_labels(labels_path, grid, p.labels, table)
+    split_groups = open_groups(p.split, labels, labels_path, grid)
     layout = make_layout(grid, cfg)
-    tiles = list(layout.tiles())
-    log.info("%d dates, grid %s, %d candidate windows in %d tiles", len(groups), grid.describe(),
-             layout.n_rows * layout.n_cols, len(tiles))
+    log.info("%d dates, grid %s, %d window positions", len(dgroups), grid.describe(),
+             layout.n_rows * layout.n_cols)
 
-    # 1. label survey -------------------------------------------------------------------------
-    known = np.zeros(256, bool)
-    if table is not None:
-        known[table.codes] = True
-    else:
-        known[:255] = True
+    survey = _survey(labels, split_groups, grid, layout, p, progress)
+    table, unknown = _resolve_table(table, survey, labels, labels_path)
+    lookup, assignment = _assign(survey, table, split_groups, p.split)
+    windows = _plan(labels, split_groups, grid, layout, table, lookup, p, progress)
+    tmp, work = temporary_path(out, "tmp"), temporary_path(out, "work")
+    try:
+        _extract(work, windows, dgroups, bands, grid, labels, split_groups, table, lookup, layout,
+                 cfg, progress)
+        rows, cols, wsplit = (np.array([w[i] for tile in windows for w in tile]) for i in range(3))
+        context = {"survey": survey, "assignment": assignment, "unknown": unknown,
+                   "labels": labels, "scenes": scenes, "split_kind": split_groups.kind}
+        summary = _finalise(work, tmp, rows, cols, wsplit, dgroups, bands, grid, layout, table,
+                            cfg, context, progress)
+        replace_output(tmp, out)
+    finally:
+        remove(tmp)
+        remove(work)
+    summary["output"] = str(out)
+    return summary
+
+
+def _survey(labels, split_groups, grid: Grid, layout: Layout, p, progress: bool) -> dict:
+    """Stage 1: class codes per pixel, counted per code and per (split group, code)."""
+    import dask
+
+    from landcover.scheduler import compute
+
     labels_d = dask.delayed(labels, traverse=False)
-    surveys = [dask.delayed(survey_tile, pure=True)(labels_d, grid, layout, core, windows, known,
-                                                    p.labels.erode)
-               for core, windows in tiles]
-    (surveyed,) = compute(surveys, label="Reading labels", show=progress)
-    hist = np.sum([s[0] for s in surveyed], axis=0)
-    not_a_code = sum(s[1] for s in surveyed)
+    tasks = [dask.delayed(survey_tile, pure=True)(labels_d, split_groups, grid, core,
+                                                  p.labels.erode)
+             for core, _ in layout.tiles()]
+    (surveyed,) = compute(tasks, label="Reading labels", show=progress)
+    keys = np.concatenate([s[2] for s in surveyed])
+    counts = np.concatenate([s[3] for s in surveyed])
+    keys, inverse = np.unique(keys, return_inverse=True)
+    return {"hist": np.sum([s[0] for s in surveyed], axis=0),
+            "not_a_code": sum(s[1] for s in surveyed),
+            "group_keys": keys, "group_counts": np.bincount(inverse, weights=counts,
+                                                            minlength=len(keys)).astype(np.int64),
+            "no_group": np.sum([s[4] for s in surveyed], axis=0)}
+
+
+def _resolve_table(table: ClassTable | None, survey: dict, labels, labels_path):
+    """The class table (derived from the codes seen when none is configured) and the labelled
+    pixels whose codes are not in it."""
+    hist, not_a_code = survey["hist"], survey["not_a_code"]
     if hist.sum() + not_a_code == 0:
-        raise LabelError(f"{labels_path}: no labelled pixel falls on the scenes' grid "
-                         f"({grid.describe()}); the labels do not overlap the scenes")
+        raise LabelError(f"{labels_path}: no labelled pixel falls on the scenes' grid; the labels "
+                         "do not overlap the scenes")
     if table is None:
         seen = np.flatnonzero(hist[:255])
         if len(seen) == 0:
@@ -361,58 +526,95 @@ def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path
         log.warning("%s: %d labelled pixels have codes outside the class table and are ignored: %s",
                     labels_path, sum(unknown.values()),
                     ", ".join(f"{k}: {v} px" for k, v in unknown.items()))
+    return table, unknown
+
+
+def _assign(survey: dict, table: ClassTable, split_groups, sc):
+    """Stage 2: every split group to a split, stratified by class; returns the lookup (sorted
+    group ids, split codes) and what was assigned."""
+    from landcover.splits import NONE, assign_groups
+
+    keys, counts = survey["group_keys"], survey["group_counts"]
     lut = table.lut()
-    cand_rows, cand_cols, cand_tiles = [], [], []
-    s2 = layout.size ** 2
-    for (core, windows), (_, _, counts) in zip(tiles, surveyed):
-        keep = [w for w, n in zip(windows, counts) if n > 0 and n / s2 >= p.patches.min_labelled]
-        if keep:
-            cand_tiles.append(keep)
-    n_cand = sum(len(t) for t in cand_tiles)
-    if n_cand == 0:
-        raise DatasetError(f"no window has {p.patches.min_labelled:.0%} labelled pixels; lower "
-                           "prepare.patches.min_labelled or check the labels")
-
-    # 2. extraction into a work store ---------------------------------------------------------
-    T, B, s = len(groups), len(bands), layout.size
-    tmp, work = temporary_path(out, "tmp"), temporary_path(out, "work")
-    try:
-        refl_parts, valid_parts, lab_parts = [], [], []
-        group_scenes = tuple(g for _, g in groups)
-        scenes_d = dask.delayed(group_scenes, traverse=False)
-        for windows in cand_tiles:
-            part = dask.delayed(extract_tile, pure=True, nout=3)(
-                scenes_d, tuple(bands), grid, cfg.scenes.mask, labels_d, lut, layout,
-                tuple(windows), p.labels.erode)
-            k = len(windows)
-            refl_parts.append(da.from_delayed(part[0], (k, T, s, s, B), np.float32))
-            valid_parts.append(da.from_delayed(part[1], (k, T, s, s), bool))
-            lab_parts.append(da.from_delayed(part[2], (k, s, s), np.uint8))
-            cand_rows += [r for r, _ in windows]
-            cand_cols += [c for _, c in windows]
-        stores = []
-        group = zarr.open_group(str(work), mode="w")
-        for name, parts in (("reflectance", refl_parts), ("valid", valid_parts),
-                            ("labels", lab_parts)):
-            arr = da.concatenate(parts).rechunk({0: CHUNK_PATCHES})
-            # Uncompressed: read several times, then deleted. Each dask chunk is one Zarr chunk.
-            target = group.create_array(name, shape=arr.shape, dtype=arr.dtype,
-                                        chunks=(CHUNK_PATCHES,) + arr.shape[1:],
-                                        compressors=None)
-            stores.append(da.store(arr, target, lock=False, compute=False))
-        compute(*stores, label="Cutting patches", show=progress)
-        summary = _finalise(work, tmp, np.array(cand_rows), np.array(cand_cols), groups, bands,
-                            grid, layout, table, labels, scenes, cfg, unknown, progress)
-        replace_output(tmp, out)
-    finally:
-        remove(tmp)
-        remove(work)
-    summary["output"] = str(out)
-    return summary
+    gid, code = keys // 256, keys % 256
+    cls = lut[code]
+    ok = cls != IGNORE
+    ids, inv = np.unique(gid, return_inverse=True)
+    matrix = np.zeros((len(ids), len(table)), np.int64)
+    np.add.at(matrix, (inv[ok], cls[ok].astype(np.int64)), counts[ok])
+    fixed_by_id = split_groups.fixed()
+    fixed = {int(i): fixed_by_id[int(g)] for i, g in enumerate(ids) if int(g) in fixed_by_id}
+    if split_groups.kind == "raster":  # codes other than 0..3 in a split raster: no split
+        strange = [int(g) for g in ids if int(g) not in fixed_by_id]
+        if strange:
+            log.warning("prepare.split.raster: values %s are not split codes (1 train, 2 "
+                        "validation, 3 test, 0 none); their pixels go to no split", strange[:10])
+        fixed.update({i: NONE for i, g in enumerate(ids) if int(g) not in fixed_by_id})
+    split = assign_groups(matrix, sc.fractions, sc.seed, fixed)
+    per_split = [int((split == k).sum()) for k in range(3)]
+    log.info("split groups (%s): %d train, %d validation, %d test, %d none", split_groups.kind,
+             *per_split, int((split == NONE).sum()))
+    return (ids.astype(np.int64), split.astype(np.int64)), {
+        "groups": per_split, "none_pixels": int(matrix[split == NONE].sum())}
 
 
-def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layout: Layout,
-              table: ClassTable, labels, scenes, cfg: Config, unknown: dict, progress: bool):
+def _plan(labels, split_groups, grid: Grid, layout: Layout, table: ClassTable, lookup, p,
+          progress: bool) -> list:
+    """Stage 3: the windows ``(row, col, split)`` to cut, per tile (tiles without any dropped)."""
+    import dask
+
+    from landcover.scheduler import compute
+
+    known = np.zeros(256, bool)
+    known[table.codes] = True
+    labels_d = dask.delayed(labels, traverse=False)
+    tasks = [dask.delayed(plan_tile, pure=True)(labels_d, split_groups, grid, layout, core, known,
+                                                p.labels.erode, lookup, p.split.gap,
+                                                p.patches.min_labelled)
+             for core, _ in layout.tiles()]
+    (planned,) = compute(tasks, label="Placing windows", show=progress)
+    planned = [tile for tile in planned if tile]
+    if not planned:
+        raise DatasetError("no labelled pixel of a known class falls in a split (check the labels, "
+                           "the class table and prepare.split)")
+    return planned
+
+
+def _extract(work: Path, windows, dgroups, bands, grid: Grid, labels, split_groups,
+             table: ClassTable, lookup, layout: Layout, cfg: Config, progress: bool) -> None:
+    """Stage 4: cut the windows from every date into an uncompressed work store."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    from landcover.scheduler import compute
+
+    p = cfg.prepare
+    T, B, s = len(dgroups), len(bands), layout.size
+    labels_d = dask.delayed(labels, traverse=False)
+    scenes_d = dask.delayed(tuple(g for _, g in dgroups), traverse=False)
+    parts = {"reflectance": [], "valid": [], "labels": []}
+    for tile in windows:
+        part = dask.delayed(extract_tile, pure=True, nout=3)(
+            scenes_d, tuple(bands), grid, cfg.scenes.mask, labels_d, split_groups, table.lut(),
+            layout, tuple(tile), p.labels.erode, lookup, p.split.gap)
+        k = len(tile)
+        parts["reflectance"].append(da.from_delayed(part[0], (k, T, s, s, B), np.float32))
+        parts["valid"].append(da.from_delayed(part[1], (k, T, s, s), bool))
+        parts["labels"].append(da.from_delayed(part[2], (k, s, s), np.uint8))
+    stores = []
+    group = zarr.open_group(str(work), mode="w")
+    for name, items in parts.items():
+        arr = da.concatenate(items).rechunk({0: CHUNK_PATCHES})
+        # Uncompressed: read several times, then deleted. Each dask chunk is one Zarr chunk.
+        target = group.create_array(name, shape=arr.shape, dtype=arr.dtype,
+                                    chunks=(CHUNK_PATCHES,) + arr.shape[1:], compressors=None)
+        stores.append(da.store(arr, target, lock=False, compute=False))
+    compute(*stores, label="Cutting patches", show=progress)
+
+
+def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Grid,
+              layout: Layout, table: ClassTable, cfg: Config, context: dict, progress: bool):
     import dask.array as da
     import xarray as xr
     import zarr
@@ -420,6 +622,8 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     from landcover.scheduler import compute
 
     p = cfg.prepare
+    labels, scenes, unknown = context["labels"], context["scenes"], context["unknown"]
+
     def open_work(name):
         z = zarr.open_array(str(work / name), mode="r")
         return da.from_zarr(z, chunks=(CHUNK_PATCHES,) + z.shape[1:])
@@ -428,15 +632,17 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     s = layout.size
     dates = [d for d, _ in groups]
 
-    # dates -----------------------------------------------------------------------------------
-    per_window_date = valid.sum(axis=(2, 3), dtype=np.int64)
-    (counts_wt,) = compute(per_window_date, label="Counting valid pixels", show=progress)
-    date_share = counts_wt.sum(axis=0) / (len(rows) * s * s)
+    # dates: valid shares over the labelled pixels of the windows -----------------------------
+    labelled0 = lab != IGNORE
+    per_window_date = (valid & labelled0[:, None]).sum(axis=(2, 3), dtype=np.int64)
+    counts_wt, n_lab0 = compute(per_window_date, labelled0.sum(axis=(1, 2), dtype=np.int64),
+                                label="Counting valid pixels", show=progress)
+    date_share = counts_wt.sum(axis=0) / max(1, int(n_lab0.sum()))
     keep_t = date_share >= p.features.min_date_valid
     if not keep_t.any():
         raise DatasetError(
-            f"every date has less than {p.features.min_date_valid:.0%} valid observations in the "
-            f"labelled windows (best {date_share.max():.1%}): the scenes are cloud-covered or the "
+            f"every date has less than {p.features.min_date_valid:.0%} valid observations on the "
+            f"labelled pixels (best {date_share.max():.1%}): the scenes are cloud-covered or the "
             "QA masks everything; add clearer scenes or lower prepare.features.min_date_valid")
     dropped = [f"{d.isoformat()} ({sh:.0%} valid)" for d, sh, k in zip(dates, date_share, keep_t)
                if not k]
@@ -445,49 +651,36 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
                     len(dropped), 100 * p.features.min_date_valid, ", ".join(dropped))
     t_idx = np.flatnonzero(keep_t)
     valid_k = valid[:, t_idx]
-    lab_final = ignore_unobserved(lab, valid_k, p.features.min_valid_dates)
-    labelled = (lab_final != IGNORE).sum(axis=(1, 2), dtype=np.int64)
-    (labelled_n,) = compute(labelled, label="Checking windows", show=progress)
-    valid_share = counts_wt[:, t_idx].sum(axis=1) / (s * s * len(t_idx))
-    ok = (labelled_n > 0) & (labelled_n / (s * s) >= p.patches.min_labelled) \
-        & (valid_share >= p.patches.min_valid)
-    split = np.full(len(rows), -1, np.int8)
-    split[ok] = assign_splits(rows[ok], cols[ok], s, p.split.block_size, p.split.gap,
-                              p.split.fractions, p.split.seed)
-    straddling = int((ok & (split < 0)).sum())
-    if straddling:
-        log.info("%d window(s) straddle split blocks (prepare.split.block_size=%d, gap=%d) and are "
-                 "left out", straddling, p.split.block_size, p.split.gap)
-    ok &= split >= 0
+    (lab_np,) = compute(ignore_unobserved(lab, valid_k, p.features.min_valid_dates),
+                        label="Checking windows", show=progress)
+    labelled_n = (lab_np != IGNORE).sum(axis=(1, 2))
+    valid_share = counts_wt[:, t_idx].sum(axis=1) / np.maximum(1, n_lab0 * len(t_idx))
+    ok = (labelled_n > 0) & (valid_share >= p.patches.min_valid)
     if not ok.any():
-        raise DatasetError("no window passes prepare.patches.min_labelled="
-                           f"{p.patches.min_labelled} and min_valid={p.patches.min_valid} (after "
-                           "cloud masking); lower them or add clearer scenes")
+        raise DatasetError(f"no window passes prepare.patches.min_valid={p.patches.min_valid} on "
+                           "its labelled pixels (after cloud masking); lower it or add clearer "
+                           "scenes")
+    split = np.where(ok, wsplit, -1).astype(np.int8)
     # Samples sorted by split, then in work-store (tile) order: within a split the indices ascend,
     # so each output chunk reads its samples from a few neighbouring work chunks.
-    runs = [np.flatnonzero(ok & (split == k)) for k in range(3)]
-    order = np.concatenate(runs)
+    order = np.concatenate([np.flatnonzero(split == k) for k in range(3)])
     split_o = split[order].astype(np.uint8)
     if not (split_o == 0).any():
-        raise DatasetError("the training split is empty; lower prepare.split.block_size or raise "
-                           "prepare.split.fractions[0]")
+        raise DatasetError("the training split is empty; check prepare.split (by, fractions, the "
+                           "split column or raster)")
     n = len(order)
+    kept = kept_pixels(lab_np, rows, cols, split, grid, len(table))  # (3, K) unique pixels
+    class_counts = kept
+    report = _label_report(table, context, kept, p)
 
-    # statistics and class counts (masks over the work store, in its own order) ---------------
+    # statistics (valid observations of training windows) -------------------------------------
     chunks0 = refl.chunks[0]  # split is -1 for every window left out
     is_train = da.from_array(split == 0, chunks=chunks0)
     use = valid_k & is_train[:, None, None, None]
     x = da.where(use[..., None], refl[:, t_idx], 0.0).astype(np.float64)
-    count = use.sum(dtype=np.int64)
-    total = x.sum(axis=(0, 1, 2, 3))
-    total2 = (x * x).sum(axis=(0, 1, 2, 3))
-    split_da = da.from_array(split.astype(np.int64), chunks=chunks0)[:, None, None]
-    key = da.where((split_da >= 0) & (lab_final != IGNORE),
-                   split_da * 256 + lab_final.astype(np.int64), 3 * 256)
-    count, total, total2, bins = compute(count, total, total2,
-                                         da.bincount(key.ravel(), minlength=3 * 256 + 1),
-                                         label="Statistics", show=progress)
-    class_counts = [bins[k * 256:k * 256 + len(table)] for k in range(3)]
+    count, total, total2 = compute(use.sum(dtype=np.int64), x.sum(axis=(0, 1, 2, 3)),
+                                   (x * x).sum(axis=(0, 1, 2, 3)), label="Statistics",
+                                   show=progress)
     count = int(count)
     total, total2 = total.reshape(-1), total2.reshape(-1)
     if count == 0:
@@ -495,7 +688,6 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
     mean = total / count
     std = np.sqrt(np.maximum(total2 / count - mean ** 2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
-    class_counts = np.stack(class_counts)  # (split, class)
     cw = class_weights(class_counts[0], table, p.weights)
     weight_lut = np.zeros(256, np.float32)
     weight_lut[:len(table)] = cw
@@ -512,10 +704,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
                                   days=days, doy=doy, fill=p.features.fill)
     inputs = da.map_blocks(featurize, index, dtype=np.float32, new_axis=[1, 2, 3, 4],
                            chunks=(index.chunks[0], (len(t_idx),), (s,), (s,), (len(names),)))
-    labelize = functools.partial(_final_labels, work=str(work), t_idx=t_idx,
-                                 min_valid_dates=p.features.min_valid_dates)
-    lab_o = da.map_blocks(labelize, index, dtype=np.uint8, new_axis=[1, 2],
-                          chunks=(index.chunks[0], (s,), (s,)))
+    lab_o = da.from_array(lab_np[order], chunks=(CHUNK_PATCHES, s, s))
     weights = da.map_blocks(functools.partial(np.take, weight_lut), lab_o, dtype=np.float32)
 
     split_counts = {SPLITS[k]: int((split_o == k).sum()) for k in range(3)}
@@ -532,6 +721,11 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
         "dates_dropped": [dates[i].isoformat() for i in np.flatnonzero(~keep_t)],
         "masked_share": round(float(masked), 4),
         "labelled_pixels": {c["name"]: sum(c["pixels"].values()) for c in classes},
+        "labelled_pixels_per_split": {SPLITS[k]: {c["name"]: c["pixels"][SPLITS[k]]
+                                                  for c in classes} for k in range(3)},
+        "labels_kept": report,
+        "split": {"by": p.split.by, "groups": dict(zip(SPLITS, context["assignment"]["groups"]))},
+        "warnings": report.pop("warnings"),
         "unknown_codes": {str(k): v for k, v in unknown.items()},
     }
     attrs = {
@@ -573,7 +767,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, groups, bands, grid: Grid, layo
                 "feature": np.array(names, dtype=object),
                 "scene_id": ("time", np.array(["+".join(sc.scene_id for sc in groups[i][1])
                                                for i in t_idx], dtype=object))},
-        attrs=json.loads(json.dumps(attrs)))
+        attrs=json.loads(json.dumps(attrs, default=_plain)))
     ds["labels"].attrs.update({"meaning": "class index (see attrs classes); 255 = ignore"})
     ds["weights"].attrs.update({"meaning": "per-pixel sample weight: class weight, 0 = ignore"})
     ds["split"].attrs.update({"meaning": "0 train, 1 validation, 2 test"})

@@ -1,8 +1,9 @@
 """Scene discovery: folders, EarthExplorer ``.tar`` archives, or folders that contain them.
 
 :func:`find_scenes` turns the paths a user gives into :class:`Scene` records: product ID, sensor, date,
-band files by common name, scale/offset, nodata and valid range, the quality layers, and the raster grid.
-Archives are read in place through GDAL's ``/vsitar/`` (never extracted).
+band files by band name, scale/offset, nodata and valid range, the quality layers, and the raster grid.
+Archives are read in place through GDAL's ``/vsitar/`` (never extracted). File patterns match the name
+case-sensitively but the suffix case-insensitively (``*_B4.TIF`` finds ``x_B4.tif`` too).
 
 Shape and transform always come from the rasters. Only when a raster carries no georeferencing at all
 (CRS missing and an identity transform) is it placed from the MTL: ``UTM_ZONE`` and
@@ -42,12 +43,17 @@ class Scene:
     Attributes:
         scene_id: product ID (or scene ID for pre-collection layouts).
         source: the folder or archive it came from.
-        profile: name of the sensor profile that read it.
-        sensor: sensor code as in the ID (``LC08``, ``LE07``, ``LT5`` ...).
+        profile: name of the sensor profile that read it (:func:`scene_profile` gives the
+            :class:`~landcover.profiles.Profile` itself).
+        sensor: sensor code as in the ID (``LC08``, ``LE07``, ``LT5`` ...), or the profile's
+            ``sensor`` when the ID has none.
         date: acquisition date.
         path, row: WRS path and row (``None`` when the ID has none).
-        bands: ``{common band name: GDAL path}`` in profile order.
-        band_numbers: ``{common band name: sensor band number}`` (for QA_RADSAT bits).
+        bands: ``{band name: GDAL path}`` in profile order (names as in the profile: ``red``,
+            ``ndvi`` ...).
+        band_numbers: ``{band name: sensor band number}``: the trailing digits of the file suffix
+            (``SR_B4`` -> 4), ``0`` when it has none (``NDVI``): QA_RADSAT bits and MTL per-band
+            scaling apply only to numbered bands.
         scale, offset: ``{band: value}``; reflectance = DN * scale + offset.
         nodata: DN that marks fill (``None`` if the product has none).
         valid_range: inclusive valid DN range, or ``None``.
@@ -57,6 +63,7 @@ class Scene:
         georef_from_mtl: True when the grid came from the MTL.
         cloud_cover: MTL ``CLOUD_COVER`` (percent) if present.
         attrs: the other named groups of the ID (level, tier, processing date ...).
+        sensor_profile: the profile that read it (not compared; use :func:`scene_profile`).
     """
 
     scene_id: str
@@ -80,10 +87,41 @@ class Scene:
     georef_from_mtl: bool = False
     cloud_cover: float | None = None
     attrs: dict = field(default_factory=dict)
+    sensor_profile: Profile | None = field(default=None, compare=False, repr=False)
 
     @property
     def path_row(self) -> str:
         return f"{self.path:03d}/{self.row:03d}" if self.path is not None else "-"
+
+
+def scene_profile(scene: Scene) -> Profile:
+    """The :class:`~landcover.profiles.Profile` that read ``scene``.
+
+    A scene built by hand (no ``sensor_profile``) gets the shipped profile of its ``profile`` name.
+    """
+    if scene.sensor_profile is not None:
+        return scene.sensor_profile
+    return resolve_profiles(scene.profile)[0]
+
+
+def scene_profiles(scenes: Sequence[Scene]) -> tuple[Profile, ...]:
+    """The distinct profiles that read ``scenes``, in order of first use (for profile records)."""
+    out: list[Profile] = []
+    for scene in scenes:
+        profile = scene_profile(scene)
+        if profile not in out:
+            out.append(profile)
+    return tuple(out)
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """``fnmatch`` of a file name, case-sensitive except for a literal suffix such as ``.TIF``."""
+    suffix = re.search(r"\.[A-Za-z0-9]+$", pattern)
+    if suffix is None:
+        return fnmatch.fnmatchcase(name, pattern)
+    n = len(suffix.group())
+    return (len(name) > n and name[-n:].lower() == suffix.group().lower()
+            and fnmatch.fnmatchcase(name[:-n], pattern[:-n]))
 
 
 def stacking_order(scene: Scene) -> tuple:
@@ -114,7 +152,7 @@ class _Container:
         return cls(path, names, True)
 
     def glob(self, pattern: str) -> list[str]:
-        return [n for n in self.names if fnmatch.fnmatchcase(os.path.basename(n), pattern)]
+        return [n for n in self.names if name_matches(os.path.basename(n), pattern)]
 
     def gdal_path(self, name: str) -> str:
         if self.archive:
@@ -132,21 +170,40 @@ def _is_archive(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
+def _has_bands(container: _Container, profile: Profile, found: re.Match) -> bool:
+    """True when ``container`` holds at least one band file of the matched sensor."""
+    bands = profile.sensors.get(profile.sensor_of(found), {})
+    return any(container.glob(profile.band_file.format(band=suffix)) for suffix in bands.values())
+
+
 def _match(profiles: Sequence[Profile], container: _Container) -> tuple[Profile, re.Match] | None:
-    """The first profile whose ID pattern matches the container's name, or one of its files."""
+    """The profile that reads ``container``, and its ID match.
+
+    The ID is looked for in the container's name first, then in its file names; a match must start
+    the name. Within each of these two passes the first profile (in the order tried) that finds one
+    of its band files wins. If none does, the first match of a profile whose IDs name the sensor is
+    taken anyway, so that a folder named like a product ID gets a precise error (unknown sensor,
+    missing band); profiles with generic IDs (a date alone) never claim a folder without their band
+    files, unless they are the only profile tried. So ``auto`` lets no generic profile take a folder
+    that another profile reads.
+    """
     stem = container.location.name
     for suffix in ARCHIVE_SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
-    for profile in profiles:
-        found = profile.match(stem)
-        if found and found.start() == 0:
-            return profile, found
-    for profile in profiles:
-        for name in container.names:
-            found = profile.match(os.path.basename(name))
-            if found and found.start() == 0:
-                return profile, found
+    for names in ([stem], [os.path.basename(n) for n in container.names]):
+        fallback = None
+        for profile in profiles:
+            for name in names:
+                found = profile.match(name)
+                if not found or found.start() != 0:
+                    continue
+                if _has_bands(container, profile, found):
+                    return profile, found
+                if fallback is None and (profile.has_sensor_code or len(profiles) == 1):
+                    fallback = profile, found
+        if fallback is not None:
+            return fallback
     return None
 
 
@@ -177,12 +234,15 @@ def _scan(path: Path, profiles: Sequence[Profile]) -> list[Scene]:
     return scenes
 
 
-def find_scenes(paths: Sequence[str | os.PathLike], *, profile: str = "auto") -> list[Scene]:
+def find_scenes(paths: Sequence[str | os.PathLike], *,
+                profile: str | Profile | Sequence[Profile] = "auto") -> list[Scene]:
     """Discover and open every scene under ``paths``, sorted by date then path/row.
 
     Args:
         paths: scene folders, ``.tar`` archives, or folders containing them (searched recursively).
-        profile: ``auto``, a shipped profile name, or the path of a profile YAML.
+        profile: ``auto``, a shipped profile name, the path of a profile YAML, or
+            :class:`~landcover.profiles.Profile` objects (e.g. from
+            :func:`landcover.profiles.profile_from_record`), tried in order.
 
     Raises:
         SceneNotFoundError: a path does not exist, is empty, or holds no recognisable scene.
@@ -203,9 +263,10 @@ def find_scenes(paths: Sequence[str | os.PathLike], *, profile: str = "auto") ->
         if not found:
             names = ", ".join(p.name for p in profiles)
             raise SceneNotFoundError(
-                f"{path}: no recognisable Landsat scene (tried profile {names}); expected folders "
-                "or .tar archives named like LC08_L2SP_PPPRRR_YYYYMMDD_YYYYMMDD_02_T1, or pass "
-                "--set scenes.profile=FILE.yaml for another layout")
+                f"{path}: no recognisable Landsat scene (tried profile{'s' * (len(profiles) > 1)} "
+                f"{names}); expected folders or .tar archives named like "
+                "LC08_L2SP_PPPRRR_YYYYMMDD_YYYYMMDD_02_T1 that hold the profile's band files, or "
+                "pass --set scenes.profile=FILE.yaml for another layout")
         scenes.extend(found)
     seen: dict[str, str] = {}
     for scene in scenes:
@@ -244,7 +305,7 @@ def _one_file(container: _Container, pattern: str, what: str, scene_id: str) -> 
 def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Scene:
     groups = {k: v for k, v in found.groupdict().items() if v is not None}
     scene_id = found.group(0)
-    sensor = groups.get("sensor", "")
+    sensor = profile.sensor_of(found)
     where = container.location
     if sensor not in profile.sensors:
         raise UnknownSensorError(
@@ -253,7 +314,7 @@ def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Sce
             "--set scenes.profile=...")
     mtl, mtl_name = _read_metadata(container, profile)
 
-    bands, numbers, scale, offset = {}, {}, {}, {}
+    bands, numbers, scale, offset, unscaled = {}, {}, {}, {}, []
     for band, suffix in profile.sensors[sensor].items():
         pattern = profile.band_file.format(band=suffix)
         gdal_path = _one_file(container, pattern, f"band {band}", scene_id)
@@ -267,14 +328,20 @@ def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Sce
         numbers[band] = int(number.group(1)) if number else 0
         scale[band], offset[band] = profile.scale, profile.offset
         if mtl is not None and profile.mtl_scale and number:
-            spec = profile.mtl_scale
-            scale[band] = mtl_get(mtl, spec["mult"].format(number=numbers[band]), float,
-                                  group=spec.get("group"), default=profile.scale)
-            offset[band] = mtl_get(mtl, spec["add"].format(number=numbers[band]), float,
-                                   group=spec.get("group"), default=profile.offset)
+            spec, group = profile.mtl_scale, profile.mtl_scale.get("group")
+            mult = mtl_get(mtl, spec["mult"].format(number=numbers[band]), float, group=group)
+            add = mtl_get(mtl, spec["add"].format(number=numbers[band]), float, group=group)
+            if mult is None:
+                unscaled.append(band)
+            scale[band] = profile.scale if mult is None else mult
+            offset[band] = profile.offset if add is None else add
     if not bands:
         raise MissingBandError(f"{where}: no band files of {scene_id} found (expected "
                                f"{profile.band_file.format(band='...')})")
+    if unscaled:
+        log.warning("%s: the MTL %s has no %s for band %s of %s; using the profile's scale %g and "
+                    "offset %g", where, mtl_name, profile.mtl_scale["mult"].format(number="N"),
+                    ", ".join(unscaled), scene_id, profile.scale, profile.offset)
 
     mask_path = radsat_path = None
     if profile.mask:
@@ -300,6 +367,7 @@ def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Sce
         mask_codes=(profile.mask or {}).get("codes"), radsat_path=radsat_path,
         georef_from_mtl=from_mtl,
         cloud_cover=mtl_get(mtl, "CLOUD_COVER", float) if mtl else None, attrs=attrs,
+        sensor_profile=profile,
     )
 
 

@@ -188,6 +188,8 @@ def _make_loop_callback():
         def on_train_batch_end(self, batch, logs=None):
             if self._bar is not None:
                 self._bar.update(1)
+            if batch == len(self.stream) - 1:  # the epoch's training confusion, before validation
+                self._train_cm = np.asarray(self.metric.matrix.numpy(), dtype=np.int64)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
@@ -213,6 +215,9 @@ def _make_loop_callback():
                           self.model.optimizer.learning_rate))),
                       "seconds": round(time.monotonic() - self._t0, 2),
                       f"{p}confusion_matrix": cm.tolist()}
+            if p and getattr(self, "_train_cm", None) is not None:
+                record["overall_accuracy"] = _round(scores(self._train_cm, self.names)
+                                                    ["overall_accuracy"] or float("nan"))
             st = self.state
             st["history"].append(record)
             value = float(logs[self.monitor])
@@ -237,7 +242,8 @@ def _make_loop_callback():
                     shown.append(f"{p}OA {s['overall_accuracy']:.3f}")
                 shown.append(f"{record['seconds']:.1f} s")
                 click.echo(f"epoch {epoch + 1}/{self.tc.epochs}: " + ", ".join(shown), err=True)
-            if self.tc.patience and st["wait"] >= self.tc.patience:
+            if (self.tc.patience and st["wait"] >= self.tc.patience
+                    and epoch + 1 >= self.tc.min_epochs):
                 log.info("early stopping: no better %s for %d epochs", self.monitor, st["wait"])
                 st["stopped_early"] = epoch + 1
                 self.model.stop_training = True
@@ -305,8 +311,14 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     spec = dataclasses.asdict(tc.model)
     shape = (t if tc.model.architecture == "unet" else None, h, w, f)
     common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights)
+    passes = math.ceil(ds.split_size("train") / tc.batch_size)
+    repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
+    if repeats > 1:
+        log.info("%d training batches per pass: each epoch makes %d passes (%d steps; "
+                 "train.min_epoch_steps=%d)", passes, repeats, passes * repeats, tc.min_epoch_steps)
     train_stream = PatchStream(ds, "train", shuffle=True, augment=tc.augment,
-                               shuffle_chunks=tc.shuffle_chunks, **common)
+                               shuffle_chunks=tc.shuffle_chunks, repeats=repeats, **common)
+    absent = absent_classes(ds)
     val_stream = PatchStream(ds, "validation", **common)
     has_val = val_stream.size > 0
     monitor = "val_miou" if has_val else "miou"
@@ -314,10 +326,8 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
         log.warning("%s: no validation split; the best epoch is chosen by the training mIoU "
                     "(optimistic)", ds.path)
     with scope:
-        model = build_model(spec, shape, k)
-        steps = len(train_stream) * tc.epochs
-        lr = (keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=steps)
-              if tc.schedule == "cosine" else tc.learning_rate)
+        model = build_model(spec, shape, k, absent)
+        lr = _schedule(keras, tc, len(train_stream))
         metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
         model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=MaskedLoss(tc.loss.kind, k, ignore_label=ds.ignore_label,
@@ -352,18 +362,122 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     seconds = time.monotonic() - t0
 
     # the kept model: the best epoch's weights in a fresh, uncompiled network
-    final = build_model(spec, shape, k)
+    final = build_model(spec, shape, k, absent)
     final.load_weights(partial / "best.weights.h5")
     evaluation = {}
+    mode_check = _mode_check(final, ds, common, names, state, partial)
+    _check_schedule(state, tc)
     if has_val:  # recorded by the metric in the kept epoch; the test split is scored only now
         kept = state["history"][state["best_epoch"] - 1]
         evaluation["validation"] = scores(np.array(kept["val_confusion_matrix"]), names)
     test_stream = PatchStream(ds, "test", **common)
     if test_stream.size:
         evaluation["test"] = evaluate_stream(final, test_stream, names, ds.ignore_label)
-    summary = _write_bundle(final, ds, cfg, out, partial, state, evaluation, monitor, seconds)
+    baseline = None
+    if tc.baseline != "none":
+        from landcover.baseline import fit_baseline
+
+        log.info("fitting the per-pixel random-forest baseline")
+        baseline = fit_baseline(ds, seed=tc.seed, n_jobs=-1)
+    extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
+             "repeats": repeats}
+    summary = _write_bundle(final, ds, cfg, out, partial, state, evaluation, monitor, seconds,
+                            extra)
     remove(partial)
     return summary
+
+
+def absent_classes(ds: PreparedDataset) -> list[int]:
+    """Indices of the classes without training pixels (the model is built not to predict them)."""
+    absent = [c["index"] for c in ds.classes if not c.get("pixels", {}).get("train", 1)]
+    if absent:
+        names = ", ".join(ds.class_names[i] for i in absent)
+        log.warning("%s: no training pixels of %s; the model will not predict %s", ds.path, names,
+                    "it" if len(absent) == 1 else "them")
+    return absent
+
+
+def _schedule(keras, tc: TrainConfig, steps_per_epoch: int):
+    """Learning rate: linear warm-up over ``warmup_epochs`` from a tenth of the rate, then cosine
+    decay to ``lr_floor`` x the rate at the last step (or constant)."""
+    if tc.schedule != "cosine":
+        return tc.learning_rate
+    warmup = tc.warmup_epochs * steps_per_epoch
+    decay = max(1, tc.epochs * steps_per_epoch - warmup)
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            tc.learning_rate / 10, decay_steps=decay, alpha=tc.lr_floor,
+            warmup_target=tc.learning_rate, warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=decay,
+                                                  alpha=tc.lr_floor)
+
+
+def _check_schedule(state: dict, tc: TrainConfig) -> None:
+    """Warn when the kept epoch is the last one and validation loss was still falling."""
+    hist = state["history"]
+    if not hist or state["best_epoch"] != len(hist) or state.get("stopped_early"):
+        return
+    losses = [h.get("val_loss") for h in hist[-3:]]
+    if len(losses) == 3 and all(v is not None for v in losses) and losses[0] > losses[1] > losses[2]:
+        state["still_improving"] = True
+        log.warning("the kept epoch is the last one (%d) and the validation loss is still falling "
+                    "(%.4f -> %.4f over the last 3 epochs): the model may be undertrained; raise "
+                    "train.epochs", len(hist), losses[0], losses[2])
+
+
+def _mode_check(model, ds: PreparedDataset, common: dict, names, state: dict,
+                partial: Path) -> dict:
+    """Training-split scores of the kept weights in inference mode and in training mode (batch
+    statistics), next to the accuracy logged during training; a gap of more than 5 points is a
+    warning (normalisation statistics that did not settle)."""
+    from landcover.pipeline import PatchStream
+
+    stream = PatchStream(ds, "train", **common)
+    inference = evaluate_stream(model, stream, names, ds.ignore_label)
+    cm = np.zeros((len(names), len(names)), np.int64)
+    for x, y, w in stream.batches(epoch=0):
+        pred = np.argmax(np.asarray(model(x, training=True)), axis=-1)
+        cm += confusion(y, pred, len(names), mask=w > 0, ignore_label=ds.ignore_label)
+    model.load_weights(partial / "best.weights.h5")  # training mode updated moving statistics
+    training = scores(cm, names)
+    kept = state["history"][state["best_epoch"] - 1]
+    out = {"train_oa_inference": inference["overall_accuracy"],
+           "train_oa_training_mode": training["overall_accuracy"],
+           "train_oa_logged": kept.get("overall_accuracy"),
+           "train_macro_f1_inference": inference["macro_f1"]}
+    gap = (training["overall_accuracy"] or 0) - (inference["overall_accuracy"] or 0)
+    out["gap"] = round(gap, 4)
+    if abs(gap) > 0.05:
+        log.warning("training-split accuracy is %.3f in inference mode but %.3f with batch "
+                    "statistics: the normalisation statistics did not settle; the map will be "
+                    "wrong. Use train.model.norm=layer", inference["overall_accuracy"],
+                    training["overall_accuracy"])
+    return out
+
+
+def _report(evaluation: dict, extra: dict, names) -> str:
+    """``report.md``: the network against the per-pixel random forest, and the mode check."""
+    lines = ["# Training report", ""]
+    m = extra["mode_check"]
+    lines.append(f"Training split, kept weights: OA {m['train_oa_inference']:.3f} in inference mode, "
+                 f"{m['train_oa_training_mode']:.3f} in training mode (gap {m['gap']:+.3f}"
+                 + ("; more than 5 points: normalisation statistics did not settle" if
+                    abs(m["gap"]) > 0.05 else "") + ").")
+    if extra["absent"]:
+        lines.append("Classes without training pixels, never predicted: "
+                     + ", ".join(names[i] for i in extra["absent"]) + ".")
+    lines.append("")
+    b = extra["baseline"]
+    if b is None:
+        lines.append("No baseline (train.baseline: none).")
+    else:
+        from landcover.baseline import comparison_table
+
+        lines.append(f"Per-pixel random forest ({b['n_estimators']} trees, {b['train_pixels']:,d} "
+                     f"training pixels, {b['seconds']:.1f} s) on the same pixels:")
+        lines.append("")
+        lines.append(comparison_table(evaluation, b, names))
+    return "\n".join(lines) + "\n"
 
 
 def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
@@ -416,7 +530,7 @@ def _versions() -> dict:
 
 
 def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: Path, state: dict,
-                  evaluation: dict, monitor: str, seconds: float) -> dict:
+                  evaluation: dict, monitor: str, seconds: float, extra: dict) -> dict:
     from landcover.report import plot_confusion, plot_learning_curves
 
     a = ds.attrs
@@ -434,7 +548,8 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
         "classes": [{k: c[k] for k in ("index", "code", "name", "color", "weight")}
                     for c in ds.classes],
         "ignore_label": ds.ignore_label,
-        "output": {"kind": "logits", "classes": ds.num_classes},
+        "output": {"kind": "logits", "classes": ds.num_classes,
+                   "absent_classes": extra["absent"]},
         "grid": a.get("grid"),
         "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
                      "patches": {s: ds.split_size(s) for s in ("train", "validation", "test")},
@@ -442,8 +557,12 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
                      "monitor": monitor, "best": _round(state["best"]),
                      "stopped_early": state.get("stopped_early"),
                      "seconds_this_run": round(seconds, 1),
-                     "loss": resolved["train"]["loss"]},
+                     "loss": resolved["train"]["loss"],
+                     "passes_per_epoch": extra["repeats"],
+                     "still_improving": bool(state.get("still_improving")),
+                     "mode_check": extra["mode_check"]},
         "metrics": evaluation,
+        "baseline": extra["baseline"],
         "config": resolved,
         "versions": _versions(),
     }
@@ -463,6 +582,8 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
                            title=f"Validation, epoch {state['best_epoch']}: OA "
                                  f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
                                  f"macro F1 {v['macro_f1']:.3f}")
+        report = _report(evaluation, extra, ds.class_names)
+        (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
         replace_output(tmp, out)
     finally:
@@ -470,4 +591,5 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
     return {"output": str(out), "content_hash": meta["content_hash"],
             "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
             "monitor": monitor, "best": _round(state["best"]), "metrics": evaluation,
+            "baseline": extra["baseline"], "mode_check": extra["mode_check"], "report": report,
             "seconds": round(seconds, 1)}

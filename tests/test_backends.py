@@ -27,7 +27,7 @@ w = np.where(y == 255, 0, rng.uniform(0.5, 2, y.shape)).astype("float32")
 out = {"loss": {k: float(MaskedLoss(k, 3)(y, logits, w)) for k in ("ce", "focal", "dice", "ce+dice")}}
 m = ConfusionMatrix(3); m.update_state(y, logits, w)
 out["matrix"] = np.asarray(keras.ops.convert_to_numpy(m.matrix.value)).tolist()
-spec = dict(filters=4, layers=2, kernel=3, head_kernel=1, dropout=0.1, batch_norm=True)
+spec = dict(filters=4, layers=2, kernel=3, head_kernel=1, dropout=0.1, norm="batch")
 x = rng.normal(size=(4, 3, 16, 16, 5)).astype("float32")
 yy = np.concatenate([y, y]); ww = np.concatenate([w, w])
 for arch in ("convlstm", "unet", "unet_convlstm"):

@@ -61,10 +61,23 @@ def format_summary(summary: dict) -> str:
              + (f" ({len(summary['dates_dropped'])} dropped)" if summary["dates_dropped"] else ""),
              f"Observations masked (cloud, shadow, fill, saturation): "
              f"{summary['masked_share']:.1%}",
-             "Labelled pixels per class:"]
-    width = max(len(k) for k in summary["labelled_pixels"])
-    for name, count in summary["labelled_pixels"].items():
-        lines.append(f"  {name:<{width}}  {count:>10,d}")
+             f"Unique labelled pixels per class and split ({summary['split']['by']}: "
+             + ", ".join(f"{k} {v}" for k, v in summary["split"]["groups"].items())
+             + " groups):"]
+    per_split = summary["labelled_pixels_per_split"]
+    kept = summary["labels_kept"]
+    width = max(len(k) for k in summary["labelled_pixels"] | {"class": 0})
+    lines.append(f"  {'class':<{width}}  {'train':>9} {'validation':>10} {'test':>9}  "
+                 f"{'kept of labels':>16}")
+    for name in summary["labelled_pixels"]:
+        c = kept["per_class"][name]
+        share = f"{c['share']:.1%}" if c["share"] is not None else "-"
+        lines.append(f"  {name:<{width}}  {per_split['train'][name]:>9,d} "
+                     f"{per_split['validation'][name]:>10,d} {per_split['test'][name]:>9,d}  "
+                     f"{share:>7} of {c['in_labels']:>7,d}")
+    if kept["share"] is not None:
+        lines.append(f"Labelled pixels kept: {kept['kept']:,d} of {kept['in_labels']:,d} "
+                     f"({kept['share']:.1%})")
     if summary["unknown_codes"]:
         lines.append("Ignored codes not in the class table: " + ", ".join(
             f"{k} ({v} px)" for k, v in summary["unknown_codes"].items()))

@@ -55,4 +55,6 @@ def format_summary(summary: dict) -> str:
              f"{summary['best_epoch']} ({summary['monitor']} {summary['best']:.3f})"]
     for split, result in summary["metrics"].items():
         lines += ["", f"{split.capitalize()} split (masked pixels excluded):", format_table(result)]
+    if summary.get("report"):  # the mode check and the random-forest comparison (report.md)
+        lines += ["", summary["report"].split("\n", 2)[2].rstrip()]
     return "\n".join(lines)
