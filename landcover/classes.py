@@ -35,6 +35,7 @@ class LandClass:
     code: int
     name: str
     color: str  # "#rrggbb"
+    required: bool = False  # the map must be able to show it: no training pixels is an error
 
     @property
     def rgb(self) -> tuple[int, int, int]:
@@ -112,9 +113,12 @@ def class_table(items: Iterable, source: str = "class table") -> ClassTable:
         where = f"{source}: class #{i + 1}"
         if not isinstance(item, Mapping) or "code" not in item:
             raise ClassTableError(f"{where}: needs at least a 'code' (and a 'name')")
-        unknown = sorted(set(item) - {"code", "name", "color"})
+        unknown = sorted(set(item) - {"code", "name", "color", "required"})
         if unknown:
-            raise ClassTableError(f"{where}: unknown key {unknown[0]!r}; use code, name, color")
+            raise ClassTableError(f"{where}: unknown key {unknown[0]!r}; use code, name, color, "
+                                  "required")
+        if not isinstance(item.get("required", False), bool):
+            raise ClassTableError(f"{where}: required must be true or false")
         code = item["code"]
         if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= MAX_CODE:
             raise ClassTableError(f"{where}: code {code!r} must be an integer 0..{MAX_CODE} "
@@ -126,12 +130,13 @@ def class_table(items: Iterable, source: str = "class table") -> ClassTable:
             raise ClassTableError(f"{source}: name {name!r} appears twice")
         codes.add(code)
         names.add(name)
-        classes.append((code, name, item.get("color"), where))
+        classes.append((code, name, item.get("color"), where, bool(item.get("required", False))))
     if not classes:
         raise ClassTableError(f"{source}: the class table is empty; list at least one class")
     classes.sort()
-    return ClassTable(tuple(LandClass(code, name, _color(color, i, where))
-                            for i, (code, name, color, where) in enumerate(classes)), source)
+    return ClassTable(tuple(LandClass(code, name, _color(color, i, where), required)
+                            for i, (code, name, color, where, required) in enumerate(classes)),
+                      source)
 
 
 def load_class_table(path: str | Path) -> ClassTable:

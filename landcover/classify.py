@@ -217,7 +217,7 @@ def load_model(bundle: str | Path, window: int):
         return model
     t = None if inp.get("variable_time_steps") else inp["time_steps"]
     wide = build_model(meta["architecture"], (t, window, window, len(inp["features"])),
-                       len(meta["classes"]))
+                       len(meta["classes"]), meta["output"].get("absent_classes", ()))
     wide.set_weights(model.get_weights())
     return wide
 
@@ -436,6 +436,23 @@ def _check_bands(scenes, bands: Sequence[str], model_dir: Path) -> None:
                 "that provide these bands, or train a model on bands they share")
 
 
+def _profile_spec(spec: str, meta: dict):
+    """The sensor profiles to read the scenes with: those the bundle was trained with (its
+    ``profiles`` records, so a user profile YAML need not be passed again, nor still exist), first
+    under ``auto``, or alone when ``spec`` names one of them or a YAML that is gone."""
+    from landcover.profiles import profile_from_record, shipped_profiles
+
+    recorded = tuple(profile_from_record(r) for r in meta.get("profiles") or ())
+    if not recorded:
+        return spec
+    names = {p.name for p in recorded}
+    if spec == "auto":
+        return recorded + tuple(p for p in shipped_profiles() if p.name not in names)
+    if spec in names or (spec.endswith((".yaml", ".yml")) and not Path(spec).exists()):
+        return recorded
+    return spec
+
+
 def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, meta: dict,
                store: str | Path, probabilities: bool = False):
     """Check the bundle and the scenes against each other and plan the run (reads no pixels).
@@ -449,7 +466,7 @@ def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, m
     c = cfg.classify
     bands, table = _check_bundle(meta, model_dir)
     scenes = find_scenes([str(Path(sp).absolute()) for sp in scene_paths],
-                         profile=cfg.scenes.profile)
+                         profile=_profile_spec(cfg.scenes.profile, meta))
     _check_bands(scenes, bands, model_dir)
     stack = stack_scenes(scenes, cfg.scenes, bands=bands)  # checks grids; reads nothing
     grid = grid_of(stack)

@@ -110,7 +110,7 @@ class ModelConfig:
     kernel: int = 3
     head_kernel: int = 1
     dropout: float = 0.0
-    norm: str = "batch"
+    norm: str = "layer"
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,14 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     epochs: int = 30
-    min_epoch_steps: int = 0
+    min_epoch_steps: int = 20
     batch_size: int = 16
     learning_rate: float = 0.001
     schedule: str = "cosine"
-    warmup_epochs: int = 0
-    lr_floor: float = 0.0
+    warmup_epochs: int = 1
+    lr_floor: float = 0.05
     patience: int = 10
-    min_epochs: int = 0
+    min_epochs: int = 10
     baseline: str = "random_forest"
     shuffle_chunks: int = 8
     seed: int = 0

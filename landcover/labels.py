@@ -307,7 +307,7 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
     else:
         frame = frame.to_crs(target.crs)
     frame = frame.reset_index(drop=True)
-    return VectorLabels(str(path), frame, names, cfg.overlap, cfg.all_touched, others)
+    return VectorLabels(str(path), frame, names, cfg.overlap, cfg.all_touched, extra=others)
 
 
 def open_labels(path: str | Path, target: Grid, cfg: LabelsConfig | None = None,

@@ -3,17 +3,22 @@
 The work runs in dask graphs whose tasks open their files by path, tile by tile, so memory is
 bounded by ``prepare.patches.tile_size`` whatever the size of the scenes:
 
-1. **Label survey** (labels only): class codes per pixel of the grid, counted per code, and the
-   labelled pixels of every candidate window (``size`` x ``size`` every ``stride`` pixels).
-   Derives the class table when none is configured; unknown codes are counted and reported.
-2. **Extraction**: windows with enough labelled pixels are cut from all dates at once (reflectance,
-   validity, label index) into a work store next to the output.
-3. **Finalise**: dates whose valid share in those windows is too low are dropped; pixels with too
-   few valid observations get the ignore label; windows failing ``min_labelled``/``min_valid`` are
-   dropped; the rest are split into train/validation/test by blocks of the grid (a window belongs
-   to the block that contains it whole, so windows of different splits never overlap);
-   normalisation statistics come from valid observations of training windows only; class weights
-   from the training split's pixel counts; the features are written.
+1. **Survey** (labels only): class codes per pixel, counted per code and per split group (see
+   :mod:`landcover.splits`); derives the class table when none is configured; unknown codes are
+   counted and reported.
+2. **Assign**: split groups to train/validation/test, stratified by class (fixed assignments of a
+   split column or raster kept as given).
+3. **Place**: windows on the lattice (``size`` every ``stride`` pixels, plus one flush with each far
+   edge) are cut per split: a window for split *k* when at least ``min_labelled`` of its pixels
+   are labelled split-*k* pixels, or when it owns a labelled split-*k* pixel that no such window
+   covers. So no labelled pixel is lost, however small its polygon or wherever its group's border.
+4. **Extract**: the windows are cut from all dates at once (reflectance, validity, label index;
+   the pixels of other splits get the ignore label) into a work store next to the output.
+5. **Finalise**: dates whose valid share on the labelled pixels is too low are dropped; pixels with
+   too few valid observations get the ignore label; windows whose labelled pixels are mostly
+   invalid (``min_valid``) are dropped; unique labelled pixels are counted per class and split
+   against the labels; normalisation statistics come from valid observations of training windows
+   only; class weights from the training split's unique pixels; the features are written.
 
 The output is written to a temporary name and renamed when complete.
 """
@@ -328,7 +333,8 @@ def kept_pixels(lab: np.ndarray, rows, cols, split, grid: Grid, num_classes: int
     return bins.reshape(3, num_classes)
 
 
-def _label_report(table: ClassTable, context: dict, kept: np.ndarray, p) -> dict:
+def _label_report(table: ClassTable, context: dict, kept: np.ndarray, placed: np.ndarray,
+                  p) -> dict:
     """Unique labelled pixels kept per class against those in the labels; warnings for classes
     that lost more than 2 % and for splits that lack a class or are a single group."""
     from landcover.splits import check_splits
@@ -337,26 +343,37 @@ def _label_report(table: ClassTable, context: dict, kept: np.ndarray, p) -> dict
     in_labels = np.array([int(hist[c]) for c in table.codes])
     no_group = np.array([int(context["survey"]["no_group"][c]) for c in table.codes])
     total = kept.sum(axis=0)
+    unobserved = placed - total
     warnings_ = []
     per_class = {}
     for i, name in enumerate(table.names):
         share = total[i] / in_labels[i] if in_labels[i] else None
         per_class[name] = {"in_labels": int(in_labels[i]), "kept": int(total[i]),
-                           "share": None if share is None else round(float(share), 4)}
+                           "share": None if share is None else round(float(share), 4),
+                           "unobserved": int(unobserved[i])}
         if share is not None and share < 0.98:
             why = []
+            if unobserved[i]:
+                why.append(f"{unobserved[i]} px with too few valid observations "
+                           "(prepare.features.min_valid_dates, prepare.patches.min_valid)")
             if no_group[i]:
                 why.append(f"{no_group[i]} px in no split group")
-            why.append("the rest: too few valid observations (prepare.features.min_valid_dates, "
-                       "prepare.patches.min_valid) or in groups of no split")
+            none = int(context["assignment"]["none_pixels"][i])
+            if none:
+                why.append(f"{none} px in groups of no split")
+            rest = in_labels[i] - total[i] - unobserved[i] - no_group[i] - none
+            if rest > 0:
+                why.append(f"{rest} px in the buffer between splits (prepare.split.gap)"
+                           if p.split.gap else f"{rest} px not placed in any window")
             warnings_.append(f"class {name}: {total[i]} of {in_labels[i]} labelled pixels kept "
                              f"({share:.1%}); {'; '.join(why)}")
     warnings_ += check_splits(kept, np.array(context["assignment"]["groups"]), table.names,
-                              p.split.fractions, context["split_kind"])
+                              p.split.fractions, context["split_kind"],
+                              context["assignment"]["fixed_splits"])
     for w in warnings_:
         log.warning("%s", w)
     kept_all, all_ = int(total.sum()), int(in_labels.sum())
-    return {"in_labels": all_, "kept": kept_all,
+    return {"in_labels": all_, "kept": kept_all, "unobserved": int(unobserved.sum()),
             "share": round(kept_all / all_, 4) if all_ else None, "per_class": per_class,
             "warnings": warnings_}
 
@@ -392,6 +409,13 @@ def class_weights(counts: np.ndarray, table: ClassTable, cfg) -> np.ndarray:
         raw = raw * n_c.sum() / (raw * n_c).sum()  # mean weight of a training pixel = 1
         weights[present] = raw
     missing = [f"{table.names[i]} ({table.codes[i]})" for i in np.flatnonzero(~present)]
+    required = [table.classes[i] for i in np.flatnonzero(~present) if table.classes[i].required]
+    if required:
+        c = required[0]
+        raise LabelError(f"class {c.name} ({c.code}) is required by the class table "
+                         f"({table.source}) but has no training pixels; label it inside the "
+                         "training area, change prepare.split (seed, fractions, by), or remove "
+                         "'required' from the class table")
     if missing:
         log.warning("no training pixels of %s: %s never a target and the model will not predict "
                     "%s", ", ".join(missing), "it is" if len(missing) == 1 else "they are",
@@ -555,7 +579,8 @@ def _assign(survey: dict, table: ClassTable, split_groups, sc):
     log.info("split groups (%s): %d train, %d validation, %d test, %d none", split_groups.kind,
              *per_split, int((split == NONE).sum()))
     return (ids.astype(np.int64), split.astype(np.int64)), {
-        "groups": per_split, "none_pixels": int(matrix[split == NONE].sum())}
+        "groups": per_split, "none_pixels": matrix[split == NONE].sum(axis=0).tolist(),
+        "fixed_splits": sorted({int(k) for k in fixed.values() if k < NONE})}
 
 
 def _plan(labels, split_groups, grid: Grid, layout: Layout, table: ClassTable, lookup, p,
@@ -619,6 +644,8 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
     import xarray as xr
     import zarr
 
+    from landcover.profiles import profile_record
+    from landcover.scenes import scene_profiles
     from landcover.scheduler import compute
 
     p = cfg.prepare
@@ -651,8 +678,8 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
                     len(dropped), 100 * p.features.min_date_valid, ", ".join(dropped))
     t_idx = np.flatnonzero(keep_t)
     valid_k = valid[:, t_idx]
-    (lab_np,) = compute(ignore_unobserved(lab, valid_k, p.features.min_valid_dates),
-                        label="Checking windows", show=progress)
+    lab_np, lab0_np = compute(ignore_unobserved(lab, valid_k, p.features.min_valid_dates), lab,
+                              label="Checking windows", show=progress)
     labelled_n = (lab_np != IGNORE).sum(axis=(1, 2))
     valid_share = counts_wt[:, t_idx].sum(axis=1) / np.maximum(1, n_lab0 * len(t_idx))
     ok = (labelled_n > 0) & (valid_share >= p.patches.min_valid)
@@ -670,8 +697,10 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
                            "split column or raster)")
     n = len(order)
     kept = kept_pixels(lab_np, rows, cols, split, grid, len(table))  # (3, K) unique pixels
+    placed = kept_pixels(lab0_np, rows, cols, wsplit, grid, len(table)).sum(axis=0)
+    del lab0_np
     class_counts = kept
-    report = _label_report(table, context, kept, p)
+    report = _label_report(table, context, kept, placed, p)
 
     # statistics (valid observations of training windows) -------------------------------------
     chunks0 = refl.chunks[0]  # split is -1 for every window left out
@@ -750,6 +779,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
         "labels": {"path": labels.path, "kind": labels.kind},
         "scenes": [{"scene_id": sc.scene_id, "date": sc.date.isoformat(), "sensor": sc.sensor,
                     "source": sc.source} for sc in scenes],
+        "profiles": [profile_record(pr) for pr in scene_profiles(scenes)],
         "summary": summary,
         "config": cfg.to_dict(),
         "versions": _versions(),
@@ -795,7 +825,7 @@ def _preview(tmp: Path, grid: Grid, rows, cols, split, size: int) -> None:
     colors = ("#1b9e77", "#d95f02", "#7570b3")
     step = max(1, math.ceil(max(grid.width, grid.height) / 1000))  # at most ~1000 px wide
     image = np.full((math.ceil(grid.height / step), math.ceil(grid.width / step)), np.nan)
-    for k in range(3):  # later splits never overlap earlier ones: windows of splits are disjoint
+    for k in range(3):  # windows of later splits drawn over earlier ones where inputs overlap
         for r, c in zip(rows[split == k], cols[split == k]):
             image[r // step:(r + size) // step, c // step:(c + size) // step] = k
     scale = 6.0 / max(grid.width, grid.height)

@@ -1,17 +1,18 @@
 """Sensor profiles: small YAML files that say how a scene layout is read.
 
-A profile names the regex that recognises a scene ID (and its date), the band files of each sensor by
-band name, how DNs become reflectance, the nodata value and valid DN range, and the quality layer
-with its decoding. Band names are free (``blue``, ``nir``, ``ndvi``, ``red-edge``, ``b2`` ...): the
-stack and the outputs use them as given; :data:`COMMON_BANDS` are only the usual ones. A layout whose
-IDs carry no sensor code (a folder named by its date) gives the sensor with the key ``sensor``.
+A profile names the regex that recognises a scene ID (and its date), the band files of each sensor
+by band name, how DNs become reflectance, the nodata value and valid DN range, and the quality
+layer with its decoding. Band names are free (``blue``, ``nir``, ``ndvi``, ``red-edge``, ``b2``
+...): the stack and the outputs use them as given; :data:`COMMON_BANDS` are only the usual ones. A
+layout whose IDs carry no sensor code (a folder named by its date) names it with the key ``sensor``.
 
 Profiles ship in ``configs/profiles/``: ``landsat_c2l2`` (Landsat 4-9 Collection 2 Level-2),
 ``landsat_c1l1`` (Landsat 8 Collection 1 Level-1 with BQA), ``landsat_pre_l1`` (pre-collection
 Landsat 4/5/7 Level-1), ``fmask_per_date`` (per-date band files with an Fmask layer) and
-``per_date_folders`` (folders named by the date, ``B2.tif`` .. ``B7.tif``). A user can pass the path
-of their own YAML as ``scenes.profile``. :func:`profile_record` / :func:`profile_from_record` carry a
-profile inside a dataset or model bundle, so it still works when its YAML file is gone.
+``per_date_folders`` (folders named by the date, ``B2.tif`` .. ``B7.tif``). A user can pass the
+path of their own YAML as ``scenes.profile``. :func:`profile_record` and
+:func:`profile_from_record` carry a profile inside a dataset or model bundle, so that it still
+works when its YAML file is gone.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from landcover.errors import ProfileError
 
 COMMON_BANDS = ("coastal", "blue", "green", "red", "nir", "swir1", "swir2")
 BAND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-# Feature names that the pipeline adds after the bands (landcover.prepare): a band may not take them.
+# Feature names the pipeline adds after the bands (landcover.prepare): no band may take them.
 RESERVED_BAND_NAMES = ("valid", "doy_sin", "doy_cos")
 # The order ``auto`` tries the shipped profiles in; others follow alphabetically, LAST at the end.
 AUTO_ORDER = ("landsat_c2l2", "landsat_c1l1", "landsat_pre_l1", "fmask_per_date")
@@ -49,7 +50,7 @@ class Profile:
     """A validated sensor profile (see ``configs/profiles/*.yaml`` for the documented keys).
 
     ``default_sensor`` is the YAML key ``sensor``: the sensor code of scenes whose ID has no
-    ``sensor`` group. ``text`` is the YAML the profile was read from (kept for :func:`profile_record`).
+    ``sensor`` group. ``text`` is the YAML the profile was read from (for :func:`profile_record`).
     """
 
     name: str
@@ -111,7 +112,7 @@ def _check_sensors(sensors, where: str) -> dict:
             if not isinstance(band, str) or not BAND_NAME.fullmatch(band):
                 raise ProfileError(
                     f"{where}: sensors.{sensor}: band name {band!r} is not a name; use letters, "
-                    "digits, '_' or '-', starting with a letter (blue, ndvi, red-edge, b2)")
+                    "digits, '_' or '-', starting with a letter or '_' (blue, ndvi, red-edge, b2)")
             if band in RESERVED_BAND_NAMES:
                 raise ProfileError(f"{where}: sensors.{sensor}: band name {band!r} is reserved for "
                                    f"a feature ({', '.join(RESERVED_BAND_NAMES)}); rename the band")
@@ -153,7 +154,8 @@ def _build(raw, where: str, *, source: str, text: str) -> Profile:
         default = next(iter(sensors))
     mask = raw.get("mask")
     if mask is not None:
-        if not isinstance(mask, dict) or "file" not in mask or mask.get("kind") not in qa.MASK_KINDS:
+        if not isinstance(mask, dict) or "file" not in mask or \
+                mask.get("kind") not in qa.MASK_KINDS:
             raise ProfileError(f"{where}: mask needs 'file' and 'kind' (one of "
                                f"{', '.join(qa.MASK_KINDS)})")
         if mask["kind"] == "codes" and not mask.get("codes"):

@@ -201,7 +201,8 @@ def radsat_mask(radsat, band_numbers: Iterable[int], *, terrain_occlusion: bool 
     """
     bits = 0
     for b in band_numbers:
-        bits |= 1 << (int(b) - 1)
+        if int(b) > 0:  # bands without a sensor band number (ndvi, ...) have no saturation bit
+            bits |= 1 << (int(b) - 1)
     if terrain_occlusion:
         bits |= 1 << 11
     return (radsat & bits) != 0

@@ -336,8 +336,11 @@ def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Sce
             scale[band] = profile.scale if mult is None else mult
             offset[band] = profile.offset if add is None else add
     if not bands:
-        raise MissingBandError(f"{where}: no band files of {scene_id} found (expected "
-                               f"{profile.band_file.format(band='...')})")
+        expected = ", ".join(profile.band_file.format(band=suffix)
+                             for suffix in profile.sensors[sensor].values())
+        raise MissingBandError(f"{where}: no band files of {scene_id} found (profile "
+                               f"{profile.name} expects {expected}); check the folder or the "
+                               "profile's band_file")
     if unscaled:
         log.warning("%s: the MTL %s has no %s for band %s of %s; using the profile's scale %g and "
                     "offset %g", where, mtl_name, profile.mtl_scale["mult"].format(number="N"),

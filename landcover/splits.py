@@ -86,6 +86,10 @@ def open_groups(cfg, labels, labels_path, grid):
         if not cfg.raster:
             raise LabelError("prepare.split.by is raster but prepare.split.raster names no file; "
                              "give a raster of split codes (1 train, 2 validation, 3 test, 0 none)")
+        from pathlib import Path
+
+        if not Path(cfg.raster).exists():
+            raise LabelError(f"prepare.split.raster: {cfg.raster}: no such file")
         source = open_labels(cfg.raster, grid, LabelsConfig())
         if source.kind != "raster":
             raise LabelError(f"prepare.split.raster: {cfg.raster} is not a raster")
@@ -155,6 +159,7 @@ def assign_groups(counts: np.ndarray, fractions: Sequence[float], seed: int,
     rng = np.random.default_rng(seed)
     order = rng.permutation(np.flatnonzero(free))
     remaining = free.copy()
+    reached = np.zeros((3, K), bool)  # split k already holds pixels of class c
     while remaining.any():
         left = counts[remaining].sum(axis=0)
         if not (left > 0).any():  # groups without labelled pixels: by overall demand
@@ -163,24 +168,29 @@ def assign_groups(counts: np.ndarray, fractions: Sequence[float], seed: int,
             c = int(np.argmin(np.where(left > 0, left, np.iinfo(np.int64).max)))
             members = order[remaining[order] & (counts[order, c] > 0)]
         for g in members:
-            need = demand[:, c] if c is not None else demand.sum(axis=1)
             total = demand.sum(axis=1)
-            key = np.where(open_, need * 1e6 + total, -np.inf) if c is not None \
-                else np.where(open_, total, -np.inf)
+            if c is None:
+                key = np.where(open_, total, -np.inf)
+            else:  # first a split that has none of the class yet, then the one that needs most
+                key = np.where(open_, (~reached[:, c]) * 1e12 + demand[:, c] * 1e3 + total,
+                               -np.inf)
             k = int(np.argmax(key))
             split[g] = k
             demand[k] -= counts[g]
+            reached[k] |= counts[g] > 0
             remaining[g] = False
     return split
 
 
 def check_splits(pixels: np.ndarray, groups_per_split: np.ndarray, names: Sequence[str],
-                 fractions: Sequence[float], kind: str) -> list[str]:
+                 fractions: Sequence[float], kind: str, fixed: Sequence[int] = ()) -> list[str]:
     """Warnings for splits that lack a class or are a single group.
 
     Args:
         pixels: ``(3, classes)`` unique labelled pixels per split and class.
         groups_per_split: groups assigned to each split.
+        fixed: splits given by fixed assignments (a ``test`` group of many fields is not "one
+            place"), not warned about as single groups.
     """
     targets = list(fractions) + [0.0] * (3 - len(fractions))
     used = [k for k in range(3) if targets[k] > 0 or pixels[k].sum() > 0]
@@ -190,7 +200,7 @@ def check_splits(pixels: np.ndarray, groups_per_split: np.ndarray, names: Sequen
         if pixels[k].sum() == 0:
             found.append(f"the {SPLIT_NAMES[k]} split is empty")
             continue
-        if groups_per_split[k] == 1 and kind != "raster":
+        if groups_per_split[k] == 1 and kind != "raster" and k not in fixed:
             found.append(f"the {SPLIT_NAMES[k]} split is a single {what}: its scores describe one "
                          "place only")
         missing = [names[c] for c in range(len(names)) if pixels[k, c] == 0 and pixels[:, c].sum()]

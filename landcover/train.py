@@ -551,6 +551,7 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
         "output": {"kind": "logits", "classes": ds.num_classes,
                    "absent_classes": extra["absent"]},
         "grid": a.get("grid"),
+        "profiles": a.get("profiles", []),
         "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
                      "patches": {s: ds.split_size(s) for s in ("train", "validation", "test")},
                      "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],

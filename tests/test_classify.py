@@ -398,7 +398,9 @@ def test_fixed_date_model_needs_its_number_of_dates(field_series, field_dataset,
     model = tmp_path / "unet"
     train(field_dataset, model, load_config(None, ["train.model.architecture=unet",
                                                    "train.model.filters=4", "train.epochs=1",
-                                                   "train.model.layers=1"]), progress=False)
+                                                   "train.model.layers=1",
+                                                   "train.min_epoch_steps=0",
+                                                   "train.baseline=none"]), progress=False)
     with pytest.raises(ModelError, match="exactly 4 dates"):
         run(field_series[0][:3], model, tmp_path / "map.tif")
 

@@ -167,33 +167,78 @@ def test_manual_weights_and_cap(tmp_path, labels_tif):
 
 
 # ----------------------------------------------------------------------------------- splits
-def test_no_window_of_one_split_overlaps_a_window_of_another(tmp_path, labels_tif):
+def _painted(ds):
+    """Per grid pixel: the split whose windows label it (-1 none), and how many splits do."""
+    H, W = ds.attrs["grid"]["height"], ds.attrs["grid"]["width"]
+    s = ds.sizes["patch_y"]
+    owner = np.full((H, W), -1)
+    splits = np.zeros((3, H, W), bool)
+    for r, c, lab, k in zip(ds.row.values, ds.col.values, ds.labels.values, ds.split.values):
+        splits[k, r:r + s, c:c + s] |= lab != 255
+    for k in range(3):
+        owner[splits[k]] = k
+    return owner, splits.sum(axis=0)
+
+
+@pytest.mark.parametrize("stride", [16, 4])
+def test_no_labelled_pixel_is_in_two_splits_and_none_is_lost(tmp_path, labels_tif, stride):
+    from landcover.config import load_config as cfg_of
+    from landcover.scenes import find_scenes
+    from landcover.stack import stack_scenes
+
     out = tmp_path / "ov.zarr"
-    run([SCENES / CLEAR], labels_tif, out, ["prepare.patches.stride=4",
-                                            "prepare.split.fractions=[0.5,0.25,0.25]"])
+    summary = run([SCENES / CLEAR], labels_tif, out, [f"prepare.patches.stride={stride}",
+                                                      "prepare.split.fractions=[0.5,0.25,0.25]"])
     ds = xr.open_zarr(out)
-    rows, cols, split = ds.row.values, ds.col.values, ds.split.values
-    assert len(set(split.tolist())) == 3 and len(rows) > 20
-    s = 16
-    overlap = (np.abs(rows[:, None] - rows[None]) < s) & (np.abs(cols[:, None] - cols[None]) < s)
-    assert not (overlap & (split[:, None] != split[None])).any()
-    assert overlap[split[:, None] == split[None]].sum() > len(rows)  # windows do overlap within
+    owner, n_splits = _painted(ds)
+    assert len(set(ds.split.values.tolist())) == 3
+    assert n_splits.max() == 1  # windows of two splits may share inputs, never a labelled pixel
+    with rasterio.open(labels_tif) as src:
+        codes = src.read(1)
+    observed = stack_scenes(find_scenes([str(SCENES / CLEAR)]), cfg_of().scenes).valid.any(
+        "time").values
+    usable = (codes > 0) & observed
+    assert (owner[usable] >= 0).all()  # every labelled, observed pixel is in a window of a split
+    assert (owner[~usable] == -1).all()
+    kept = summary["labels_kept"]
+    assert kept["kept"] == usable.sum() and kept["unobserved"] == ((codes > 0) & ~observed).sum()
+    per_split = summary["labelled_pixels_per_split"]
+    assert sum(sum(v.values()) for v in per_split.values()) == usable.sum()  # unique pixels
 
 
-def test_assign_splits_keeps_a_gap_and_respects_fractions():
-    from landcover.prepare import assign_splits
+def test_assign_groups_stratifies_every_class_and_keeps_fixed_groups():
+    from landcover.splits import NONE, assign_groups
 
-    rows, cols = np.meshgrid(np.arange(0, 960, 10), np.arange(0, 960, 10), indexing="ij")
-    rows, cols = rows.ravel(), cols.ravel()
-    split = assign_splits(rows, cols, 30, 120, 15, (0.6, 0.2, 0.2), 3)
-    kept = split >= 0
-    assert kept.any() and (~kept).any()
-    r, c = rows[kept], cols[kept]
-    assert ((r % 120 >= 15) & (r % 120 + 30 + 15 <= 120)).all()
-    assert ((c % 120 >= 15) & (c % 120 + 30 + 15 <= 120)).all()
-    share = np.bincount(split[kept], minlength=3) / kept.sum()
+    rng = np.random.default_rng(0)
+    counts = rng.integers(50, 200, (60, 3))
+    counts[:, 2] = 0
+    counts[[3, 17, 29, 41, 55], 2] = 20  # a rare class in five groups only
+    split = assign_groups(counts, (0.6, 0.2, 0.2), 3)
+    for k in range(3):
+        assert counts[split == k, 2].sum() > 0  # the rare class reaches every split
+    share = np.array([counts[split == k].sum() for k in range(3)]) / counts.sum()
     np.testing.assert_allclose(share, [0.6, 0.2, 0.2], atol=0.05)
-    assert (assign_splits(rows, cols, 30, 120, 15, (0.6, 0.2, 0.2), 3) == split).all()
+    assert (assign_groups(counts, (0.6, 0.2, 0.2), 3) == split).all()
+    fixed = assign_groups(counts, (0.8, 0.2, 0.0), 3, {0: 2, 1: 2, 2: NONE})
+    assert fixed[0] == 2 and fixed[1] == 2 and fixed[2] == NONE
+    assert set(fixed[3:].tolist()) == {0, 1}  # the fixed test split takes no random groups
+
+
+def test_gap_leaves_a_buffer_between_splits():
+    from landcover.grid import Grid
+    from landcover.prepare import pixel_splits
+    from landcover.splits import BlockGroups
+
+    grid = Grid("EPSG:32633", (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 40, 40)
+    groups = BlockGroups(20, 40)  # four blocks: 0 1 / 2 3
+    lookup = (np.array([0, 1, 2, 3]), np.array([0, 1, 0, 0]))
+    plain = pixel_splits(groups, grid, 0, 0, 40, 40, lookup, 0)
+    assert (plain[:20, 20:] == 1).all() and (plain[20:, :] == 0).all()
+    gapped = pixel_splits(groups, grid, 0, 0, 40, 40, lookup, 2)
+    assert (gapped[:20, 18:22] == -1).all() and (gapped[18:22, 20:] == -1).all()
+    assert (gapped[:18, :18] == 0).all() and (gapped[:18, 22:] == 1).all()
+    assert (gapped[22:, :] == 0).all()  # blocks of one split need no buffer between them
+    assert (pixel_splits(groups, grid, 10, 10, 20, 20, lookup, 2) == gapped[10:30, 10:30]).all()
 
 
 # ---------------------------------------------------------------------------- normalisation
