@@ -84,22 +84,6 @@ def demo_case(work: Path):
 CASES = {"maipo": (maipo_case, MAIPO), "nc": (nc_case, NC), "demo": (demo_case, ROOT)}
 
 
-def median_top_probability(bundle: Path, dataset: Path, split: str = "test") -> float:
-    import keras
-
-    from landcover.bundle import load_bundle
-    from landcover.dataset import open_dataset
-    from landcover.pipeline import PatchStream
-
-    model, _ = load_bundle(bundle)
-    ds = open_dataset(dataset)
-    tops = []
-    for x, y, w in PatchStream(ds, split, batch_size=32).batches(epoch=0):
-        p = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict_on_batch(x), axis=-1))
-        tops.append(p.max(axis=-1)[(y != ds.ignore_label) & (w > 0)])
-    return float(np.median(np.concatenate(tops))) if tops else float("nan")
-
-
 def run_case(name: str, work: Path, extra: list[str]) -> dict:
     from landcover.config import load_config
     from landcover.prepare import prepare
@@ -121,7 +105,7 @@ def run_case(name: str, work: Path, extra: list[str]) -> dict:
             "best_epoch": summary["best_epoch"], "network": summary["metrics"].get("test"),
             "baseline": (summary["baseline"] or {}).get("test"),
             "mode_check": summary["mode_check"],
-            "median_top_probability": median_top_probability(work / f"{name}_model", dataset)}
+            "median_top_probability": summary["metrics"]["test"].get("median_top_probability")}
 
 
 def table(r: dict) -> str:

@@ -17,24 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-
-def median_top_probability(bundle: Path, dataset: Path, split: str = "test") -> float:
-    from landcover.bundle import load_bundle
-    from landcover.dataset import open_dataset
-    from landcover.pipeline import PatchStream
-
-    import keras
-
-    model, _ = load_bundle(bundle)
-    ds = open_dataset(dataset)
-    tops = []
-    for x, y, w in PatchStream(ds, split, batch_size=32).batches(epoch=0):
-        p = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict_on_batch(x), axis=-1))
-        m = (y != ds.ignore_label) & (w > 0)
-        tops.append(p.max(axis=-1)[m])
-    return float(np.median(np.concatenate(tops))) if tops else float("nan")
 
 
 def main(argv=None) -> int:
@@ -66,13 +48,13 @@ def main(argv=None) -> int:
             r = s["metrics"].get(args.split) or s["metrics"]["validation"]
             f1 = [c["f1"] for c in r["per_class"].values() if c["f1"] is not None and c["support"]]
             rows.append((name.strip(), r["overall_accuracy"], r["macro_f1"], min(f1),
-                         median_top_probability(out, Path(args.dataset), args.split),
+                         r.get("median_top_probability", float("nan")),
                          s["mode_check"]["gap"], s["epochs_run"], sec))
             print(f"{rows[-1][0]:<28} OA {rows[-1][1]:.3f}  macroF1 {rows[-1][2]:.3f}  "
                   f"minF1 {rows[-1][3]:.3f}  p50(pmax) {rows[-1][4]:.3f}  gap {rows[-1][5]:+.3f}  "
                   f"epochs {rows[-1][6]}  {rows[-1][7]:.0f} s", file=sys.stderr, flush=True)
     print(f"\n{args.split} split of {args.dataset}; common settings: {' '.join(args.common) or '-'}")
-    print(f"| variant | OA | macro F1 | lowest class F1 | median top p | mode gap | epochs | s |")
+    print("| variant | OA | macro F1 | lowest class F1 | median top p | mode gap | epochs | s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.3f} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:+.3f} | "

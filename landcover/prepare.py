@@ -131,10 +131,12 @@ def pixel_splits(groups, grid: Grid, r0: int, c0: int, h: int, w: int, lookup, g
     R1, C1 = min(grid.height, r0 + h + gap), min(grid.width, c0 + w + gap)
     g = groups.groups(grid, R0, C0, R1 - R0, C1 - C0)
     keys, values = lookup
-    idx = np.clip(np.searchsorted(keys, g), 0, max(0, len(keys) - 1))
-    found = (len(keys) > 0) & (keys[idx] == g) if len(keys) else np.zeros(g.shape, bool)
-    split = np.where(found, values[idx] if len(keys) else -1, -1).astype(np.int8)
-    split[split > 2] = -1
+    split = np.full(g.shape, -1, np.int8)
+    if len(keys):
+        idx = np.clip(np.searchsorted(keys, g), 0, len(keys) - 1)
+        found = keys[idx] == g
+        split[found] = values[idx[found]]
+    split[split > 2] = -1  # groups of no split
     if gap > 0:
         H, W = split.shape
         padded = np.pad(split, gap, constant_values=-1)
@@ -662,8 +664,9 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
     # dates: valid shares over the labelled pixels of the windows -----------------------------
     labelled0 = lab != IGNORE
     per_window_date = (valid & labelled0[:, None]).sum(axis=(2, 3), dtype=np.int64)
-    counts_wt, n_lab0 = compute(per_window_date, labelled0.sum(axis=(1, 2), dtype=np.int64),
-                                label="Counting valid pixels", show=progress)
+    counts_wt, n_lab0, valid_all = compute(
+        per_window_date, labelled0.sum(axis=(1, 2), dtype=np.int64),
+        valid.sum(axis=(2, 3), dtype=np.int64), label="Counting valid pixels", show=progress)
     date_share = counts_wt.sum(axis=0) / max(1, int(n_lab0.sum()))
     keep_t = date_share >= p.features.min_date_valid
     if not keep_t.any():
@@ -738,7 +741,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
 
     split_counts = {SPLITS[k]: int((split_o == k).sum()) for k in range(3)}
     starts = np.cumsum([0] + [split_counts[k] for k in SPLITS])
-    masked = 1.0 - counts_wt[order][:, t_idx].sum() / (n * s * s * len(t_idx))
+    masked = 1.0 - valid_all[order][:, t_idx].sum() / (n * s * s * len(t_idx))
     classes = []
     for i, c in enumerate(table.classes):
         classes.append({"index": i, "code": c.code, "name": c.name, "color": c.color,

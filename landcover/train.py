@@ -398,11 +398,12 @@ def absent_classes(ds: PreparedDataset) -> list[int]:
 
 
 def _schedule(keras, tc: TrainConfig, steps_per_epoch: int):
-    """Learning rate: linear warm-up over ``warmup_epochs`` from a tenth of the rate, then cosine
-    decay to ``lr_floor`` x the rate at the last step (or constant)."""
+    """Learning rate: linear warm-up over ``warmup_epochs`` (at most all epochs but the last) from a
+    tenth of the rate, then cosine decay to ``lr_floor`` x the rate at the last step (or
+    constant)."""
     if tc.schedule != "cosine":
         return tc.learning_rate
-    warmup = tc.warmup_epochs * steps_per_epoch
+    warmup = min(tc.warmup_epochs, tc.epochs - 1) * steps_per_epoch  # never the whole run
     decay = max(1, tc.epochs * steps_per_epoch - warmup)
     if warmup:
         return keras.optimizers.schedules.CosineDecay(
@@ -508,13 +509,23 @@ def _restore(model, partial: Path) -> None:
 
 
 def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255) -> dict:
-    """Scores of ``model`` over one split (valid pixels only, counts not weights)."""
+    """Scores of ``model`` over one split (valid pixels only, counts not weights), with the median
+    top-class probability of those pixels (from a 1000-bin histogram: bounded memory)."""
     cm = np.zeros((len(names), len(names)), np.int64)
+    hist = np.zeros(1000, np.int64)
     for x, y, w in stream.batches(epoch=0):
-        logits = model.predict_on_batch(x)
-        pred = np.argmax(np.asarray(logits), axis=-1)
+        logits = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+        pred = np.argmax(logits, axis=-1)
+        mask = (w > 0) & (y != ignore_label)
         cm += confusion(y, pred, len(names), mask=w > 0, ignore_label=ignore_label)
-    return scores(cm, names)
+        z = logits[mask]
+        top = 1.0 / np.exp(z - z.max(axis=-1, keepdims=True)).sum(axis=-1)
+        hist += np.bincount(np.minimum((top * 1000).astype(np.int64), 999), minlength=1000)
+    out = scores(cm, names)
+    if hist.sum():
+        out["median_top_probability"] = round(
+            (int(np.searchsorted(np.cumsum(hist), hist.sum() / 2)) + 0.5) / 1000, 4)
+    return out
 
 
 def _versions() -> dict:

@@ -47,6 +47,7 @@ def run(backend: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # about 2 minutes on 2 cores (a JAX process per architecture)
 @pytest.mark.skipif(find_spec("jax") is None or find_spec("tensorflow") is None,
                     reason="JAX (and TensorFlow) needed to compare backends")
 def test_models_losses_and_metric_run_on_jax_with_the_same_numbers():

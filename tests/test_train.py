@@ -273,7 +273,7 @@ def test_epochs_repeat_a_small_split_and_the_schedule_warms_up_to_a_floor(field_
     cfg = load_config(None, TINY_MODEL + ["train.min_epoch_steps=30", "train.epochs=3",
                                           "train.warmup_epochs=1", "train.lr_floor=0.1",
                                           "train.learning_rate=0.01", "train.baseline=none"])
-    summary = train(field_dataset, tmp_path / "m", cfg, progress=False)
+    train(field_dataset, tmp_path / "m", cfg, progress=False)
     passes = -(-open_ds(field_dataset).split_size("train") // 8)
     meta = read_metadata(tmp_path / "m")
     assert meta["training"]["passes_per_epoch"] == -(-30 // passes)
@@ -288,7 +288,7 @@ def summary_history(bundle):
 
 def test_early_stopping_waits_for_min_epochs(field_dataset, tmp_path):
     cfg = load_config(None, TINY_MODEL + ["train.epochs=4", "train.patience=1",
-                                          "train.min_epochs=4", "train.learning_rate=1e-6",
+                                          "train.min_epochs=4", "train.learning_rate=0.000001",
                                           "train.baseline=none"])
     summary = train(field_dataset, tmp_path / "m", cfg, progress=False)
     assert summary["epochs_run"] == 4
