@@ -61,7 +61,7 @@ class PatchesConfig:
     size: int = 30
     stride: int = 30
     min_labelled: float = 0.1
-    min_valid: float = 0.2
+    min_valid: float = 0.0
     tile_size: int = 480
 
 
@@ -86,7 +86,7 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class WeightsConfig:
-    mode: str = "balanced"
+    mode: str = "inverse_sqrt"
     cap: float = 10.0
     beta: float = 0.999
     manual: dict[int, float] = field(default_factory=dict)
@@ -136,7 +136,7 @@ class TrainConfig:
     epochs: int = 30
     min_epoch_steps: int = 20
     batch_size: int = 16
-    learning_rate: float = 0.001
+    learning_rate: float = 0.003
     schedule: str = "cosine"
     warmup_epochs: int = 1
     lr_floor: float = 0.05

@@ -144,16 +144,40 @@ def test_weights_over_a_series_are_zero_where_no_date_is_valid(three_dates, labe
             np.testing.assert_array_equal(valid[n, t], ~inv[r:r + 16, c:c + 16])
 
 
-def test_balanced_class_weights_come_from_training_pixels_and_are_capped(three_dates):
+def test_default_class_weights_come_from_training_pixels_and_are_capped(three_dates):
     out, _ = three_dates
     ds = xr.open_zarr(out)
     classes = ds.attrs["classes"]
+    assert ds.attrs["class_weights"]["mode"] == "inverse_sqrt"
     train = np.array([c["pixels"]["train"] for c in classes], float)
-    expected = np.minimum(train.sum() / (len(train) * train), 10.0)
+    raw = 1 / np.sqrt(train)
+    expected = np.minimum(raw * train.sum() / (raw * train).sum(), 10.0)
     np.testing.assert_allclose([c["weight"] for c in classes], expected, rtol=1e-6)
     lab = ds.labels.values[ds.split.values == 0]
     counted = np.bincount(lab[lab != 255].ravel(), minlength=len(classes))
-    np.testing.assert_array_equal(counted, train)
+    np.testing.assert_array_equal(counted, train)  # stride = size: unique pixels = stored pixels
+
+
+@pytest.mark.parametrize("mode", ["balanced", "inverse_sqrt", "effective", "uniform"])
+def test_class_weight_modes(mode):
+    from landcover.classes import class_table
+    from landcover.config import WeightsConfig
+    from landcover.prepare import class_weights
+
+    table = class_table([{"code": c} for c in (1, 2, 3, 4)])
+    counts = np.array([9000, 900, 10, 0])  # class 4 has no training pixels
+    w = class_weights(counts, table, WeightsConfig(mode=mode, cap=1e4))
+    n = counts[:3].astype(float)
+    raw = {"balanced": n.sum() / (3 * n), "inverse_sqrt": 1 / np.sqrt(n),
+           "effective": (1 - 0.999) / (1 - 0.999 ** n), "uniform": np.ones(3)}[mode]
+    if mode != "uniform":  # K counts the 3 classes with pixels; the mean pixel weight is 1
+        raw = raw * n.sum() / (raw * n).sum()
+        assert (w[:3] * n).sum() / n.sum() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(w[:3], raw, rtol=1e-5)
+    assert w[3] == 1.0  # kept for its validation/test pixels; training removes it from the output
+    assert w[0] < w[1] < w[2] or mode == "uniform"
+    capped = class_weights(counts, table, WeightsConfig(mode="balanced", cap=10.0))
+    assert capped.max() == 10.0
 
 
 def test_manual_weights_and_cap(tmp_path, labels_tif):

@@ -1,0 +1,50 @@
+"""Default training on real data against a per-pixel random forest (slow: minutes each).
+
+The same flows as ``benchmarks/real_data.py``, with the figures of the closing note as floors. They
+skip cleanly when ``../shared/data/real`` is absent.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import real
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("sklearn")
+
+pytestmark = [pytest.mark.slow, pytest.mark.real]
+
+
+def _prepare_and_train(tmp_path, scenes, labels, settings):
+    from landcover.config import load_config
+    from landcover.prepare import prepare
+    from landcover.train import train
+
+    cfg = load_config(None, settings)
+    prep = prepare([str(s) for s in scenes], str(labels), tmp_path / "ds.zarr", cfg,
+                   progress=False)
+    summary = train(tmp_path / "ds.zarr", tmp_path / "model", cfg, progress=False)
+    return prep, summary
+
+
+def test_maipo_defaults_keep_every_cell_and_beat_the_random_forest(tmp_path):
+    """Held-out fields (number % 5 == 0) as fixed test groups, the other fields split by field;
+    nothing else set but the data's layout. The sample's published random forest on this split:
+    OA 0.870, macro F1 0.843."""
+    import geopandas as gpd
+
+    maipo = real("sperrorest-maipo")
+    frame = gpd.read_file(maipo / "labels.gpkg")
+    frame["split_group"] = ["test" if f % 5 == 0 else str(f) for f in frame["field"]]
+    labels = tmp_path / "labels.gpkg"
+    frame.to_file(labels, layer="samples")
+    prep, summary = _prepare_and_train(tmp_path, [maipo / "scenes"], labels, [
+        "scenes.profile=per_date_folders", "prepare.split.by=column",
+        "prepare.split.column=split_group", "prepare.labels.name_column=croptype"])
+    assert prep["labels_kept"]["share"] >= 0.98
+    assert sum(prep["labelled_pixels_per_split"]["test"].values()) == 1544  # the fixed test fields
+    net, rf = summary["metrics"]["test"], summary["baseline"]["test"]
+    assert net["overall_accuracy"] >= max(0.870, rf["overall_accuracy"])
+    assert net["macro_f1"] >= max(0.843, rf["macro_f1"])
+    assert abs(summary["mode_check"]["gap"]) <= 0.03
