@@ -416,3 +416,29 @@ def test_a_larger_window_rebuilds_the_network_with_the_same_weights(reference, f
     assert (a == b).mean() > 0.95
     model = lc.load_model(field_bundle, 32)
     assert model.input_shape[2:4] == (32, 32)
+
+
+def test_the_bundle_carries_a_user_profile_that_is_gone(field_series, tmp_path):
+    """Trained through a profile YAML of the user's own; the YAML is then deleted: classify reads
+    the same layout from the profile recorded in the bundle, without --config."""
+    from landcover.prepare import prepare
+    from landcover.profiles import config_dir
+    from landcover.train import train
+
+    scenes, labels, classes = field_series
+    own = tmp_path / "my_layout.yaml"
+    own.write_text((config_dir() / "profiles" / "landsat_c2l2.yaml").read_text()
+                   .replace("name: landsat_c2l2", "name: my_layout"))
+    settings = [f"scenes.profile={own}", "prepare.patches.size=16", "prepare.patches.stride=16",
+                "prepare.split.block_size=48", f"prepare.classes={classes}"]
+    prepare([str(s) for s in scenes], str(labels), tmp_path / "ds.zarr",
+            load_config(None, settings), progress=False)
+    model = tmp_path / "model"
+    train(tmp_path / "ds.zarr", model, load_config(None, ["train.model.filters=4",
+          "train.model.layers=1", "train.epochs=1", "train.min_epoch_steps=0",
+          "train.baseline=none"]), progress=False)
+    meta = json.loads((model / "bundle.json").read_text())
+    assert [p["name"] for p in meta["profiles"]] == ["my_layout"]
+    own.unlink()
+    summary = run(scenes, model, tmp_path / "map.tif")
+    assert (tmp_path / "map.tif").exists() and summary
