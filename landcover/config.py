@@ -86,7 +86,7 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class WeightsConfig:
-    mode: str = "inverse_sqrt"
+    mode: str = "effective"
     cap: float = 10.0
     beta: float = 0.999
     manual: dict[int, float] = field(default_factory=dict)

@@ -460,10 +460,13 @@ def _report(evaluation: dict, extra: dict, names) -> str:
     """``report.md``: the network against the per-pixel random forest, and the mode check."""
     lines = ["# Training report", ""]
     m = extra["mode_check"]
+    logged = m.get("train_oa_logged")
     lines.append(f"Training split, kept weights: OA {m['train_oa_inference']:.3f} in inference mode, "
                  f"{m['train_oa_training_mode']:.3f} in training mode (gap {m['gap']:+.3f}"
                  + ("; more than 5 points: normalisation statistics did not settle" if
-                    abs(m["gap"]) > 0.05 else "") + ").")
+                    abs(m["gap"]) > 0.05 else "") + ")"
+                 + (f"; {logged:.3f} as logged during the kept epoch (augmented batches, "
+                    "changing weights)" if logged is not None else "") + ".")
     if extra["absent"]:
         lines.append("Classes without training pixels, never predicted: "
                      + ", ".join(names[i] for i in extra["absent"]) + ".")

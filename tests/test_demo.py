@@ -90,8 +90,8 @@ def test_prepare_on_the_demo_with_its_config(tmp_path, runner):
 
 @pytest.mark.slow
 def test_readme_main_command_runs_the_demo_end_to_end(tmp_path):
-    """The README's main command: prepare, 30 epochs of the default ConvLSTM, classify the whole
-    demo region, evaluate the map against the demo labels; ~2-3 minutes."""
+    """The README's main command: prepare, the default training (up to 30 epochs of at least 20
+    steps), classify the whole demo region, evaluate the map against the demo labels."""
     import json
     import re
 
@@ -107,9 +107,16 @@ def test_readme_main_command_runs_the_demo_end_to_end(tmp_path):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "model" / "bundle.json").read_text())
-    assert meta["training"]["epochs_run"] == 30
-    assert meta["metrics"]["validation"]["mean_iou"] > 0.5
-    assert meta["metrics"]["test"]["overall_accuracy"] > 0.7
+    assert 10 <= meta["training"]["epochs_run"] <= 30  # early stopping, never before min_epochs
+    test = meta["metrics"]["test"]
+    # the default training on the demo (docs/training.md): macro F1 >= 0.95, every class >= 0.85,
+    # a median top-class probability that means something, and at least the random forest
+    assert test["macro_f1"] >= 0.95
+    assert min(c["f1"] for c in test["per_class"].values() if c["support"]) >= 0.85
+    assert test["median_top_probability"] >= 0.7
+    rf = meta["baseline"]["test"]
+    assert test["overall_accuracy"] >= rf["overall_accuracy"] - 0.01
+    assert abs(meta["training"]["mode_check"]["gap"]) <= 0.03
     with rasterio.open(tmp_path / "map.tif") as src:
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert src.tags()["LANDCOVER_MODEL_HASH"] == meta["content_hash"]

@@ -148,9 +148,9 @@ def test_default_class_weights_come_from_training_pixels_and_are_capped(three_da
     out, _ = three_dates
     ds = xr.open_zarr(out)
     classes = ds.attrs["classes"]
-    assert ds.attrs["class_weights"]["mode"] == "inverse_sqrt"
+    assert ds.attrs["class_weights"]["mode"] == "effective"
     train = np.array([c["pixels"]["train"] for c in classes], float)
-    raw = 1 / np.sqrt(train)
+    raw = (1 - 0.999) / (1 - 0.999 ** train)
     expected = np.minimum(raw * train.sum() / (raw * train).sum(), 10.0)
     np.testing.assert_allclose([c["weight"] for c in classes], expected, rtol=1e-6)
     lab = ds.labels.values[ds.split.values == 0]

