@@ -68,14 +68,15 @@ def field_series(tmp_path_factory):
     return scenes, labels, folder / "scenes" / "classes.yaml"
 
 
-def _prepare_fields(field_series, tmp_path_factory, scenes):
+def _prepare_fields(field_series, tmp_path_factory, scenes, extra=()):
     from landcover.config import load_config
     from landcover.prepare import prepare
 
     _, labels, classes = field_series
     out = tmp_path_factory.mktemp("fields_ds") / "ds.zarr"
     prepare([str(s) for s in scenes], str(labels), out,
-            load_config(None, [*FIELD_PREPARE, f"prepare.classes={classes}"]), progress=False)
+            load_config(None, [*FIELD_PREPARE, f"prepare.classes={classes}", *extra]),
+            progress=False)
     return out
 
 
@@ -83,6 +84,13 @@ def _prepare_fields(field_series, tmp_path_factory, scenes):
 def field_dataset(field_series, tmp_path_factory):
     """The crop-field series prepared with all 4 dates."""
     return _prepare_fields(field_series, tmp_path_factory, field_series[0])
+
+
+@pytest.fixture(scope="session")
+def field_dataset_balanced(field_series, tmp_path_factory):
+    """The crop-field series with balanced class weights (n / (K n_c), capped at 10)."""
+    return _prepare_fields(field_series, tmp_path_factory, field_series[0],
+                           ["prepare.weights.mode=balanced"])
 
 
 @pytest.fixture(scope="session")

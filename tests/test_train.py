@@ -28,10 +28,11 @@ def f1(summary, split, name):
 
 
 @pytest.fixture(scope="module")
-def learned(field_dataset, field_dataset_one_date, tmp_path_factory):
-    """Three runs on the crop fields with the same seed and budget."""
+def learned(field_dataset, field_dataset_balanced, field_dataset_one_date, tmp_path_factory):
+    """Runs on the crop fields with the same seed and budget."""
     out = tmp_path_factory.mktemp("learned")
-    runs = {"weighted": (field_dataset, []),
+    runs = {"weighted": (field_dataset_balanced, []),
+            "effective": (field_dataset, []),
             "unweighted": (field_dataset, ["train.loss.class_weights=false"]),
             "one_date": (field_dataset_one_date, [])}
     return {name: train(ds, out / name, load_config(None, LEARN + extra), progress=False)
@@ -39,13 +40,17 @@ def learned(field_dataset, field_dataset_one_date, tmp_path_factory):
 
 
 def test_class_weights_rescue_the_rare_class(learned):
-    """~2% rare pixels, hidden in the noise pixel by pixel: without weights the model barely
-    predicts them; with balanced per-pixel weights it finds them (same seed, same epochs).
-    Measured here (test split, seeds 0/1/2): weighted 0.83/0.79/0.84, unweighted 0.09/0.41/0.46."""
+    """~2% rare pixels, hidden in the noise pixel by pixel: without weights the model never
+    predicts them; with balanced per-pixel weights it finds them, and the default effective-number
+    weights (milder on the common classes) too (same seed, same epochs). Measured here with layer
+    normalisation (seed 0): rare F1 balanced >= 0.65, effective 0.64, unweighted 0.0. (With the old
+    batch normalisation, seeds 0/1/2: balanced 0.83/0.79/0.84, unweighted 0.09/0.41/0.46.)"""
     weighted, unweighted = f1(learned["weighted"], "test", "rare"), \
         f1(learned["unweighted"], "test", "rare")
     assert weighted >= 0.65
     assert weighted - unweighted >= 0.2
+    effective = f1(learned["effective"], "test", "rare")
+    assert effective >= 0.5 and effective - unweighted >= 0.3
     # overall accuracy hardly notices: the rare class is 2% of the pixels
     oa = [learned[k]["metrics"]["test"]["overall_accuracy"] for k in ("weighted", "unweighted")]
     assert abs(oa[0] - oa[1]) < 0.05
