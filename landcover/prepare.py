@@ -89,10 +89,6 @@ class Layout:
     def n_cols(self) -> int:
         return len(self.col_origins)
 
-    def owned(self, origins: tuple[int, ...], i: int, length: int) -> tuple[int, int]:
-        """Pixels ``[a, b)`` a window owns along one axis: from its origin to the next one."""
-        return origins[i], origins[i + 1] if i + 1 < len(origins) else length
-
     def tiles(self):
         """Yield ``(core, windows)``: core ``(r0, c0, r1, c1)`` and the (row, col) of the windows
         whose top-left pixel lies in it."""
@@ -103,6 +99,11 @@ class Layout:
                 rows = [r for r in self.row_origins if core[0] <= r < core[2]]
                 cols = [c for c in self.col_origins if core[1] <= c < core[3]]
                 yield core, [(r, c) for r in rows for c in cols]
+
+
+def _owned(origins: tuple[int, ...], i: int, length: int) -> tuple[int, int]:
+    """Pixels ``[a, b)`` the ``i``-th window owns along one axis: from its origin to the next."""
+    return origins[i], origins[i + 1] if i + 1 < len(origins) else length
 
 
 def make_layout(grid: Grid, cfg: Config) -> Layout:
@@ -170,7 +171,7 @@ def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarra
     """``(row, col, split)`` of the windows with their origin in the tile's core.
 
     A window is cut for split *k* when at least ``min_labelled`` of its pixels are labelled pixels of
-    split *k*, or when it owns (see :meth:`Layout.owned`) a labelled split-*k* pixel that no such
+    split *k*, or when it owns (see :func:`_owned`) a labelled split-*k* pixel that no such
     window covers: every labelled pixel ends up in a window of its own split."""
     r0, c0, r1, c1 = core
     s = layout.size
@@ -186,6 +187,7 @@ def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarra
     split = pixel_splits(groups, grid, R0, C0, R1 - R0, C1 - C0, lookup, gap)
     rows = [r for r in layout.row_origins if R0 <= r <= R1 - s]
     cols = [c for c in layout.col_origins if C0 <= c <= C1 - s]
+    row_at, col_at = {r: a for a, r in enumerate(rows)}, {c: b for b, c in enumerate(cols)}
     out = []
     for k in range(3):
         m = usable & (split == k)
@@ -201,13 +203,13 @@ def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarra
             covered[ra[a]:ra[a] + s, ca[b]:ca[b] + s] = True
         left = m & ~covered
         for i in ri:
-            a = rows.index(layout.row_origins[i])
-            ya, yb = layout.owned(layout.row_origins, i, grid.height)
+            a = row_at[layout.row_origins[i]]
+            ya, yb = _owned(layout.row_origins, i, grid.height)
             for j in ci:
-                b = cols.index(layout.col_origins[j])
+                b = col_at[layout.col_origins[j]]
                 if n[a, b] == 0:
                     continue
-                xa, xb = layout.owned(layout.col_origins, j, grid.width)
+                xa, xb = _owned(layout.col_origins, j, grid.width)
                 if passing[a, b] or left[ya - R0:yb - R0, xa - C0:xb - C0].any():
                     out.append((layout.row_origins[i], layout.col_origins[j], k))
     return out
@@ -568,14 +570,7 @@ def _assign(survey: dict, table: ClassTable, split_groups, sc):
     ids, inv = np.unique(gid, return_inverse=True)
     matrix = np.zeros((len(ids), len(table)), np.int64)
     np.add.at(matrix, (inv[ok], cls[ok].astype(np.int64)), counts[ok])
-    fixed_by_id = split_groups.fixed()
-    fixed = {int(i): fixed_by_id[int(g)] for i, g in enumerate(ids) if int(g) in fixed_by_id}
-    if split_groups.kind == "raster":  # codes other than 0..3 in a split raster: no split
-        strange = [int(g) for g in ids if int(g) not in fixed_by_id]
-        if strange:
-            log.warning("prepare.split.raster: values %s are not split codes (1 train, 2 "
-                        "validation, 3 test, 0 none); their pixels go to no split", strange[:10])
-        fixed.update({i: NONE for i, g in enumerate(ids) if int(g) not in fixed_by_id})
+    fixed = split_groups.fixed(ids)
     split = assign_groups(matrix, sc.fractions, sc.seed, fixed)
     per_split = [int((split == k).sum()) for k in range(3)]
     log.info("split groups (%s): %d train, %d validation, %d test, %d none", split_groups.kind,
@@ -702,7 +697,6 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
     kept = kept_pixels(lab_np, rows, cols, split, grid, len(table))  # (3, K) unique pixels
     placed = kept_pixels(lab0_np, rows, cols, wsplit, grid, len(table)).sum(axis=0)
     del lab0_np
-    class_counts = kept
     report = _label_report(table, context, kept, placed, p)
 
     # statistics (valid observations of training windows) -------------------------------------
@@ -720,7 +714,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
     mean = total / count
     std = np.sqrt(np.maximum(total2 / count - mean ** 2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
-    cw = class_weights(class_counts[0], table, p.weights)
+    cw = class_weights(kept[0], table, p.weights)
     weight_lut = np.zeros(256, np.float32)
     weight_lut[:len(table)] = cw
 
@@ -746,7 +740,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
     for i, c in enumerate(table.classes):
         classes.append({"index": i, "code": c.code, "name": c.name, "color": c.color,
                         "weight": float(cw[i]),
-                        "pixels": {SPLITS[k]: int(class_counts[k, i]) for k in range(3)}})
+                        "pixels": {SPLITS[k]: int(kept[k, i]) for k in range(3)}})
     summary = {
         "patches": n, "patches_per_split": split_counts,
         "dates": [d.isoformat() for d in kept_dates],

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -50,7 +51,8 @@ class BlockGroups:
         per_row = -(-self.width // self.block)
         return (rows * per_row + cols).astype(np.int64)
 
-    def fixed(self) -> dict:
+    def fixed(self, ids: np.ndarray) -> dict:
+        """``{index into ids: split code}`` of the groups with a fixed split: none for blocks."""
         return {}
 
 
@@ -61,14 +63,24 @@ class LabelGroups:
 
     source: object
     fixed_splits: tuple  # ((group id, split code), ...)
-    names: tuple = ()  # group id -> original value, for messages
     kind: str = "column"
+    others: int | None = None  # split code of the groups not in fixed_splits; None = at random
 
     def groups(self, target, row0: int, col0: int, h: int, w: int) -> np.ndarray:
         return self.source.codes(target, row0, col0, h, w).astype(np.int64)
 
-    def fixed(self) -> dict:
-        return dict(self.fixed_splits)
+    def fixed(self, ids: np.ndarray) -> dict:
+        """``{index into ids: split code}`` of the groups ``ids`` with a fixed split."""
+        by_id = dict(self.fixed_splits)
+        out = {i: by_id[int(g)] for i, g in enumerate(ids) if int(g) in by_id}
+        if self.others is not None:
+            strange = [int(g) for g in ids if int(g) not in by_id]
+            if strange:
+                log.warning("prepare.split.raster: values %s are not split codes (1 train, 2 "
+                            "validation, 3 test, 0 none); their pixels go to no split",
+                            strange[:10])
+            out.update({i: self.others for i, g in enumerate(ids) if int(g) not in by_id})
+        return out
 
 
 def open_groups(cfg, labels, labels_path, grid):
@@ -86,14 +98,13 @@ def open_groups(cfg, labels, labels_path, grid):
         if not cfg.raster:
             raise LabelError("prepare.split.by is raster but prepare.split.raster names no file; "
                              "give a raster of split codes (1 train, 2 validation, 3 test, 0 none)")
-        from pathlib import Path
-
         if not Path(cfg.raster).exists():
             raise LabelError(f"prepare.split.raster: {cfg.raster}: no such file")
         source = open_labels(cfg.raster, grid, LabelsConfig())
         if source.kind != "raster":
             raise LabelError(f"prepare.split.raster: {cfg.raster} is not a raster")
-        return LabelGroups(source, ((0, NONE), (1, 0), (2, 1), (3, 2)), kind="raster")
+        return LabelGroups(source, ((0, NONE), (1, 0), (2, 1), (3, 2)), kind="raster",
+                           others=NONE)
     # column
     if labels.kind != "vector":
         raise LabelError(f"prepare.split.by is column, but the labels ({labels_path}) are a raster; "
@@ -109,7 +120,7 @@ def _column_groups(labels, column: str | None, path) -> LabelGroups:
     frame = labels.frame
     if column is None:
         ids = np.arange(1, len(frame) + 1, dtype=np.int64)
-        names, fixed = (), ()
+        fixed = ()
         log.info("%s: one split group per feature (%d); set prepare.split.column to group them",
                  path, len(frame))
     else:
@@ -122,12 +133,11 @@ def _column_groups(labels, column: str | None, path) -> LabelGroups:
                         path, int(values.isna().sum()), column)
         distinct = sorted(set(values.dropna()))
         lookup = {v: i for i, v in enumerate(distinct)}
-        ids = np.array([lookup[v] if isinstance(v, str) else NO_GROUP
-                        for v in values.fillna(pd.NA).tolist()], np.int64)
-        names = tuple(distinct)
+        ids = np.array([lookup[v] if isinstance(v, str) else NO_GROUP for v in values.tolist()],
+                       np.int64)
         fixed = tuple((lookup[v], FIXED[v]) for v in distinct if v in FIXED)
     source = VectorLabels(labels.path, frame.assign(code=ids), {}, "first", labels.all_touched)
-    return LabelGroups(source, fixed, names, kind="column")
+    return LabelGroups(source, fixed, kind="column")
 
 
 def assign_groups(counts: np.ndarray, fractions: Sequence[float], seed: int,

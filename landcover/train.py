@@ -435,12 +435,8 @@ def _mode_check(model, ds: PreparedDataset, common: dict, names, state: dict,
 
     stream = PatchStream(ds, "train", **common)
     inference = evaluate_stream(model, stream, names, ds.ignore_label)
-    cm = np.zeros((len(names), len(names)), np.int64)
-    for x, y, w in stream.batches(epoch=0):
-        pred = np.argmax(np.asarray(model(x, training=True)), axis=-1)
-        cm += confusion(y, pred, len(names), mask=w > 0, ignore_label=ds.ignore_label)
+    training = evaluate_stream(model, stream, names, ds.ignore_label, training=True)
     model.load_weights(partial / "best.weights.h5")  # training mode updated moving statistics
-    training = scores(cm, names)
     kept = state["history"][state["best_epoch"] - 1]
     out = {"train_oa_inference": inference["overall_accuracy"],
            "train_oa_training_mode": training["overall_accuracy"],
@@ -511,16 +507,21 @@ def _restore(model, partial: Path) -> None:
                              "without --resume") from None
 
 
-def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255) -> dict:
+def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255, *,
+                    training: bool = False) -> dict:
     """Scores of ``model`` over one split (valid pixels only, counts not weights), with the median
-    top-class probability of those pixels (from a 1000-bin histogram: bounded memory)."""
+    top-class probability of those pixels (from a 1000-bin histogram: bounded memory).
+
+    ``training=True`` runs the model in training mode (batch statistics; it updates BatchNorm's
+    moving averages, so reload the weights afterwards)."""
     cm = np.zeros((len(names), len(names)), np.int64)
     hist = np.zeros(1000, np.int64)
     for x, y, w in stream.batches(epoch=0):
-        logits = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+        out = model(x, training=True) if training else model.predict_on_batch(x)
+        logits = np.asarray(out, dtype=np.float64)
         pred = np.argmax(logits, axis=-1)
         mask = (w > 0) & (y != ignore_label)
-        cm += confusion(y, pred, len(names), mask=w > 0, ignore_label=ignore_label)
+        cm += confusion(y, pred, len(names), mask=mask, ignore_label=ignore_label)
         z = logits[mask]
         top = 1.0 / np.exp(z - z.max(axis=-1, keepdims=True)).sum(axis=-1)
         hist += np.bincount(np.minimum((top * 1000).astype(np.int64), 999), minlength=1000)
