@@ -59,7 +59,7 @@ def make_bundle(folder: Path, scenes: list[Path]) -> Path:
     from landcover.bundle import MODEL_FILE, write_metadata
     from landcover.classify import _keras
     from landcover.config import load_config
-    from landcover.prepare import feature_names
+    from landcover.features import feature_names
     from landcover.scenes import find_scenes
     from landcover.stack import date_groups
 
@@ -152,7 +152,7 @@ def job_naive(folder: Path, model_dir: Path, out: Path) -> dict:
 
     from landcover.bundle import load_bundle
     from landcover.classify import _keras, taper
-    from landcover.prepare import make_features
+    from landcover.features import make_features
     from landcover.scenes import find_scenes
     from landcover.stack import stack_scenes
 

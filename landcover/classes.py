@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from landcover.contract import IGNORE
 from landcover.errors import ClassTableError
 
-IGNORE = 255
 MAX_CODE = 254
 
 # A qualitative palette (ColorBrewer Set1/Dark2 style) for classes without a colour.

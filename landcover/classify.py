@@ -47,9 +47,12 @@ import numpy as np
 from landcover import __version__
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
+from landcover.dataset import compressor
 from landcover.errors import ConfigError, ModelError, OutputExistsError, UsageError
+from landcover.features import FeatureSpec, feature_names, features_by_date
 from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import check_output, remove, temporary_path
+from landcover.runtime import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +150,10 @@ class Plan:
     bundle: str
     content_hash: str
     groups: tuple  # scenes per date, in date order
-    bands: tuple[str, ...]
+    dates: tuple  # their dates
+    features: FeatureSpec
     grid: Grid
     mask: MaskConfig
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    days: tuple[float, ...]
-    doy: tuple[float, ...] | None
-    fill: str
     window: int
     overlap: int
     batch_size: int
@@ -194,20 +193,10 @@ _MODELS: dict = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _keras():
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        from landcover.train import _import_tensorflow_quietly
-
-        _import_tensorflow_quietly()
-    import keras
-
-    return keras
-
-
 def load_model(bundle: str | Path, window: int):
     """The bundle's network for ``window`` x ``window`` inputs (ConvLSTM layers need static
     spatial shapes, so another window size rebuilds the network and copies the weights)."""
-    _keras()
+    import_keras()
     from landcover.bundle import load_bundle
     from landcover.models import build_model
 
@@ -260,34 +249,22 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int) -> np.ndarray:
 def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
     """Model inputs over the global pixel rows/cols (which may lie outside the grid: reflected).
 
-    Built date by date into one array with :func:`landcover.prepare.make_features` (the function
-    that made the training inputs); gap filling in time, when configured, runs over all dates.
-    Returns ``(features (T, len(rows), len(cols), F), valid (T, len(rows), len(cols)))``.
+    Built date by date by :func:`landcover.features.features_by_date`, the code that made the
+    training inputs. Returns ``(features (T, len(rows), len(cols), F), valid (T, len(rows),
+    len(cols)))``.
     """
-    from landcover.prepare import interpolate_time, make_features
     from landcover.stack import read_date_block
 
     g = plan.grid
     ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
     y0, y1, x0, x1 = int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1
-    T, B = len(plan.groups), len(plan.bands)
-    mean, std = np.asarray(plan.mean), np.asarray(plan.std)
-    days = np.asarray(plan.days)
-    doy = None if plan.doy is None else np.asarray(plan.doy)
-    feats = None
-    valid = np.empty((T, y1 - y0, x1 - x0), bool)
-    for t, group in enumerate(plan.groups):
-        block = read_date_block(group, plan.bands, g, plan.mask, y0, x0, y1 - y0, x1 - x0)[0]
-        valid[t] = block[-1] > 0.5
-        one = make_features(np.moveaxis(block[:-1], 0, -1)[None, None], valid[t][None, None],
-                            mean, std, days[t:t + 1], None if doy is None else doy[t:t + 1],
-                            "zero")[0, 0]
-        if feats is None:
-            feats = np.empty((T,) + one.shape, np.float32)
-        feats[t] = one
-        del block, one
-    if plan.fill == "linear":
-        feats[..., :B] = interpolate_time(feats[None, ..., :B], valid[None], days)[0]
+
+    def read_date(t):
+        block = read_date_block(plan.groups[t], plan.features.bands, g, plan.mask, y0, x0,
+                                y1 - y0, x1 - x0)[0]
+        return np.moveaxis(block[:-1], 0, -1), block[-1] > 0.5
+
+    feats, valid = features_by_date(read_date, plan.features, plan.dates)
     if len(ry) == y1 - y0 and len(rx) == x1 - x0 and (ry == np.arange(y0, y1)).all() and \
             (rx == np.arange(x0, x1)).all():
         return feats, valid  # nothing reflected: no copy
@@ -412,8 +389,6 @@ def _dates(meta: dict, groups: list, model_dir: Path) -> list:
 
 
 def _check_bundle(meta: dict, model_dir: Path) -> tuple[list[str], ClassTable]:
-    from landcover.prepare import feature_names
-
     inp = meta.get("input") or {}
     bands = list(inp.get("bands") or [])
     norm = meta.get("normalisation") or {}
@@ -476,15 +451,11 @@ def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, m
     overlap = c.overlap if c.overlap is not None else window // 2
     if overlap >= window:
         raise ConfigError(f"classify.overlap: {overlap} must be smaller than the window ({window})")
-    day0 = kept[0][0]
-    norm = meta["normalisation"]
     plan = Plan(
         bundle=str(model_dir), content_hash=meta["content_hash"],
-        groups=tuple(g for _, g in kept), bands=tuple(bands), grid=grid, mask=cfg.scenes.mask,
-        mean=tuple(norm["mean"]), std=tuple(norm["std"]),
-        days=tuple(float((d - day0).days) for d, _ in kept),
-        doy=tuple(float(d.timetuple().tm_yday) for d, _ in kept) if inp.get("doy") else None,
-        fill=inp["fill"], window=window, overlap=overlap, batch_size=c.batch_size,
+        groups=tuple(g for _, g in kept), dates=tuple(d for d, _ in kept),
+        features=FeatureSpec.from_record({**inp, "normalisation": meta["normalisation"]}),
+        grid=grid, mask=cfg.scenes.mask, window=window, overlap=overlap, batch_size=c.batch_size,
         codes=tuple(table.codes), block=aligned_block(c.block_size, window - overlap),
         store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
@@ -603,18 +574,16 @@ def _open_store(plan: Plan, fingerprint: dict, resume: bool) -> int:
     if store.exists():
         log.info("removing the unfinished run %s (use --resume to continue it)", store)
         remove(store)
-    from landcover.prepare import _compressor
-
     H, W = plan.grid.height, plan.grid.width
     group = zarr.open_group(str(store), mode="w")
     group.create_array("classes", shape=(H, W), dtype="uint8", chunks=(plan.block, plan.block),
-                       fill_value=NODATA, compressors=[_compressor()])
+                       fill_value=NODATA, compressors=[compressor()])
     if plan.probabilities:
         _, nodata = PROBABILITY_SCALE[plan.probability_dtype]
         group.create_array("probabilities", shape=(plan.num_classes + 1, H, W),
                            dtype=plan.probability_dtype,
                            chunks=(plan.num_classes + 1, plan.block, plan.block),
-                           fill_value=nodata, compressors=[_compressor()])
+                           fill_value=nodata, compressors=[compressor()])
     (store / "done").mkdir()
     run_file.write_text(json.dumps(fingerprint, indent=1))
     return 0

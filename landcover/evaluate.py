@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.classes import IGNORE, ClassTable, class_table, load_class_table
+from landcover.contract import IGNORE
+from landcover.classes import ClassTable, class_table, load_class_table
 from landcover.config import LabelsConfig
 from landcover.errors import ClassTableError, LabelError, RasterReadError
 from landcover.grid import Grid, pixel_area_m2

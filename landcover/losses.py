@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from landcover.classes import IGNORE
+from landcover.contract import IGNORE
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from landcover.classes import IGNORE
+from landcover.contract import IGNORE
 
 
 

@@ -37,14 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover import __version__
-from landcover.classes import IGNORE, ClassTable, load_class_table
+from landcover.classes import ClassTable, load_class_table
 from landcover.config import Config
-from landcover.dataset import DATASET_FORMAT, SPLITS
+from landcover.contract import DATASET_FORMAT, IGNORE
+from landcover.dataset import SPLITS, compressor
 from landcover.errors import DatasetError, LabelError
 from landcover.grid import Grid
 from landcover.labels import NOT_A_CODE, open_labels, window_codes
+from landcover.features import FeatureSpec
 from landcover.outputs import check_output, remove, replace_output, temporary_path
+from landcover.runtime import versions
 
 log = logging.getLogger(__name__)
 
@@ -250,54 +252,6 @@ def extract_tile(date_groups_, bands, grid: Grid, mask, labels, groups, lut: np.
 
 
 # ---------------------------------------------------------------------------------------- features
-def feature_names(bands: Sequence[str], doy: bool) -> list[str]:
-    return list(bands) + ["valid"] + (["doy_sin", "doy_cos"] if doy else [])
-
-
-def interpolate_time(z: np.ndarray, valid: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Fill invalid observations of ``z (k, T, s, s, B)`` linearly in time between the nearest
-    valid dates (the nearest valid value before the first or after the last); 0 where a pixel has
-    no valid observation."""
-    k, T = valid.shape[:2]
-    idx = np.arange(T).reshape(1, T, 1, 1)
-    prev = np.maximum.accumulate(np.where(valid, idx, -1), axis=1)
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(valid, idx, T), 1), axis=1), 1)
-    has_prev, has_next = prev >= 0, nxt < T
-    p, q = np.clip(prev, 0, T - 1), np.clip(nxt, 0, T - 1)
-    zp = np.take_along_axis(z, p[..., None], axis=1)
-    zq = np.take_along_axis(z, q[..., None], axis=1)
-    t = days.astype(np.float64)
-    span = t[q] - t[p]
-    frac = np.where(span > 0, (t[idx] - t[p]) / np.where(span > 0, span, 1), 0.0)
-    frac = np.where(has_prev & has_next, frac, np.where(has_next, 1.0, 0.0)).astype(np.float32)
-    filled = zp * (1 - frac[..., None]) + zq * frac[..., None]
-    filled = np.where((has_prev | has_next)[..., None], filled, 0.0)
-    return np.where(valid[..., None], z, filled).astype(np.float32)
-
-
-def make_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                  days: np.ndarray, doy: np.ndarray | None, fill: str) -> np.ndarray:
-    """``(k, T, s, s, B)`` reflectance + ``(k, T, s, s)`` validity -> ``(k, T, s, s, F)`` features.
-
-    Bands are standardised with ``mean``/``std``; invalid observations become 0 (the mean) or are
-    interpolated in time; then the validity channel and optional day-of-year sin/cos follow.
-    """
-    B = refl.shape[-1]
-    out = np.empty(refl.shape[:-1] + (B + 1 + (2 if doy is not None else 0),), np.float32)
-    z = out[..., :B]  # filled in place: no extra copies of the chunk
-    np.subtract(refl, mean.astype(np.float32), out=z)
-    np.divide(z, std.astype(np.float32), out=z)
-    z[~valid] = 0.0
-    if fill == "linear":
-        z[...] = interpolate_time(z, valid, days)
-    out[..., B] = valid
-    if doy is not None:
-        angle = 2 * np.pi * doy.astype(np.float64) / 365.25
-        out[..., B + 1] = np.sin(angle).astype(np.float32).reshape(1, -1, 1, 1)
-        out[..., B + 2] = np.cos(angle).astype(np.float32).reshape(1, -1, 1, 1)
-    return out
-
-
 def _read_work(work: str, name: str, index: np.ndarray, t_idx=None) -> np.ndarray:
     import zarr
 
@@ -307,11 +261,11 @@ def _read_work(work: str, name: str, index: np.ndarray, t_idx=None) -> np.ndarra
     return z.get_orthogonal_selection((index, t_idx))
 
 
-def _final_inputs(index, *, work, t_idx, **kwargs):
+def _final_inputs(index, *, work, t_idx, spec: FeatureSpec, dates):
     """Features of the samples ``index`` (one output chunk), read from the work store."""
     refl = _read_work(work, "reflectance", index, t_idx)
     valid = _read_work(work, "valid", index, t_idx)
-    return make_features(refl, valid, **kwargs)
+    return spec.make(refl, valid, dates)
 
 
 def ignore_unobserved(lab, valid, min_valid_dates: int):
@@ -433,17 +387,6 @@ def class_weights(counts: np.ndarray, table: ClassTable, cfg) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _versions() -> dict:
-    import dask
-    import rasterio
-    import xarray
-    import zarr
-
-    return {"landcover": __version__, "numpy": np.__version__, "dask": dask.__version__,
-            "xarray": xarray.__version__, "zarr": zarr.__version__,
-            "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
-
-
 def _plain(value):
     """numpy scalars and arrays in attributes as JSON."""
     if isinstance(value, np.ndarray):
@@ -451,13 +394,6 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _compressor():
-    """Blosc (lz4, byte shuffle): compresses float32 features well and decodes fast."""
-    from zarr.codecs import BloscCodec
-
-    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -720,14 +656,12 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
 
     # features --------------------------------------------------------------------------------
     kept_dates = [dates[i] for i in t_idx]
-    day0 = kept_dates[0]
-    days = np.array([(d - day0).days for d in kept_dates], np.float64)
-    doy = np.array([d.timetuple().tm_yday for d in kept_dates], np.float64) if p.features.doy \
-        else None
-    names = feature_names(bands, p.features.doy)
+    spec = FeatureSpec(tuple(bands), tuple(mean.tolist()), tuple(std.tolist()), p.features.fill,
+                       p.features.doy)
+    names = spec.names
     index = da.from_array(order, chunks=CHUNK_PATCHES)
-    featurize = functools.partial(_final_inputs, work=str(work), t_idx=t_idx, mean=mean, std=std,
-                                  days=days, doy=doy, fill=p.features.fill)
+    featurize = functools.partial(_final_inputs, work=str(work), t_idx=t_idx, spec=spec,
+                                  dates=kept_dates)
     inputs = da.map_blocks(featurize, index, dtype=np.float32, new_axis=[1, 2, 3, 4],
                            chunks=(index.chunks[0], (len(t_idx),), (s,), (s,), (len(names),)))
     lab_o = da.from_array(lab_np[order], chunks=(CHUNK_PATCHES, s, s))
@@ -779,7 +713,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
         "profiles": [profile_record(pr) for pr in scene_profiles(scenes)],
         "summary": summary,
         "config": cfg.to_dict(),
-        "versions": _versions(),
+        "versions": versions(data=True),
     }
     a, _, c0, _, e, f0 = grid.transform
     rows_o, cols_o = rows[order].astype(np.int32), cols[order].astype(np.int32)
@@ -803,7 +737,7 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
     with warnings.catch_warnings():  # consolidated metadata: a zarr-python extension for v3
         warnings.filterwarnings("ignore", message="Consolidated metadata")
         write = ds.to_zarr(str(tmp), mode="w", compute=False, consolidated=True,
-                           encoding={name: {"compressors": [_compressor()]}
+                           encoding={name: {"compressors": [compressor()]}
                                      for name in ("inputs", "labels", "weights")})
     compute(write, label="Writing dataset", show=progress)
     _preview(tmp, grid, rows_o, cols_o, split_o, s)

@@ -23,6 +23,7 @@ import tarfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 from pathlib import Path
 
 from landcover.errors import (BandShapeError, MetadataError, MissingBandError, RasterReadError,
@@ -251,7 +252,7 @@ def find_scenes(paths: Sequence[str | os.PathLike], *,
     profiles = resolve_profiles(profile)
     scenes: list[Scene] = []
     for raw in paths:
-        path = Path(raw)
+        path = Path(raw).absolute()  # dask workers (other processes, machines) open files by path
         if not path.exists():
             raise SceneNotFoundError(f"{path}: no such file or folder")
         if path.is_dir() and not any(path.iterdir()):
@@ -274,6 +275,48 @@ def find_scenes(paths: Sequence[str | os.PathLike], *,
             raise SceneNotFoundError(f"{scene.source}: scene {scene.scene_id} is also in "
                                      f"{seen[scene.scene_id]}; pass each scene once")
         seen[scene.scene_id] = scene.source
+    return sorted(scenes, key=stacking_order)
+
+
+@runtime_checkable
+class SceneSource(Protocol):
+    """Anything that lists scenes: local paths (:class:`LocalScenes`), later a STAC search.
+
+    The library's entry points (``prepare``, ``classify``) take a source or a sequence of
+    :class:`Scene` objects; a scene's files may be any path GDAL opens (a local file,
+    ``/vsitar/...``, ``/vsicurl/https://...``)."""
+
+    def scenes(self) -> list[Scene]:
+        """The scenes, opened (IDs, dates, band paths, grids), in :func:`stacking_order`."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalScenes:
+    """Scene folders, ``.tar`` archives, or folders that contain them (see :func:`find_scenes`)."""
+
+    paths: tuple[str, ...]
+    profile: str | Profile | tuple[Profile, ...] = "auto"
+
+    def scenes(self) -> list[Scene]:
+        return find_scenes(self.paths, profile=self.profile)
+
+
+def as_scenes(source: SceneSource | Sequence[Scene]) -> list[Scene]:
+    """The scenes of a source or a sequence of scenes, in :func:`stacking_order`.
+
+    Raises:
+        SceneNotFoundError: there are none.
+        TypeError: ``source`` holds something else than :class:`Scene` objects (such as paths:
+            turn those into scenes with :class:`LocalScenes` or :func:`find_scenes`).
+    """
+    scenes = source.scenes() if isinstance(source, SceneSource) else list(source)
+    if not scenes:
+        raise SceneNotFoundError("no scenes given")
+    for scene in scenes:
+        if not isinstance(scene, Scene):
+            raise TypeError(f"expected Scene objects, got {type(scene).__name__} {scene!r}; "
+                            "turn paths into scenes with landcover.scenes.LocalScenes")
     return sorted(scenes, key=stacking_order)
 
 

@@ -310,7 +310,7 @@ def test_training_features_are_standardised_and_finite(three_dates):
 
 
 def test_linear_fill_interpolates_in_time():
-    from landcover.prepare import interpolate_time
+    from landcover.features import interpolate_time
 
     z = np.array([1.0, 99.0, 99.0, 4.0, 99.0], np.float32).reshape(1, 5, 1, 1, 1)
     valid = np.array([True, False, False, True, False]).reshape(1, 5, 1, 1)

@@ -1,0 +1,66 @@
+"""The numerical runtime: importing Keras quietly, and the library versions written with outputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with file descriptor 2 silenced.
+
+    TensorFlow's C++ start-up lines (oneDNN notes, CUDA probing on machines without a GPU) are
+    written before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them. They are
+    shown with ``-vv`` (debug logging). Import errors still raise normally.
+    """
+    if "tensorflow" in sys.modules or logging.getLogger("landcover").isEnabledFor(logging.DEBUG):
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_keras():
+    """The ``keras`` module, with TensorFlow's start-up noise silenced when it is the backend."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        _import_tensorflow_quietly()
+    import keras
+
+    return keras
+
+
+def versions(*, data: bool = False, model: bool = False) -> dict:
+    """Versions of landcover and numpy, plus the data libraries (dask, xarray, zarr, rasterio,
+    GDAL) and/or the model libraries (keras, its backend, TensorFlow)."""
+    import numpy as np
+
+    from landcover import __version__
+
+    v = {"landcover": __version__, "numpy": np.__version__}
+    if data:
+        import dask
+        import rasterio
+        import xarray
+        import zarr
+
+        v.update(dask=dask.__version__, xarray=xarray.__version__, zarr=zarr.__version__,
+                 rasterio=rasterio.__version__, gdal=rasterio.__gdal_version__)
+    if model:
+        keras = import_keras()
+        v.update(keras=keras.__version__, backend=keras.backend.backend())
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            v["tensorflow"] = tf.__version__
+    return v
