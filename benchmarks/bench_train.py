@@ -28,7 +28,7 @@ cached in ``--workdir`` and reused by later runs. The default 1024^2 px scene gi
 patches of 30x30 px (12 dates x 9 features), i.e. 50 steps per epoch at batch 16.
 
 Run:  python benchmarks/bench_train.py [--size 1024] [--batch-size 16] [--epochs 2] [--repeats 3]
-          [--architecture convlstm] [--filters 16] [--layers 3] [--workdir DIR]
+          [--architecture NAME] [--filters 16] [--layers 3] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def dataset_path(workdir: Path, size: int, dates: int) -> Path:
         return out
     from landcover.config import load_config
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
 
     folder = workdir / f"scenes_s{size}_d{dates}"
     print(f"writing synthetic scenes {size}x{size} x {dates} dates in {folder}", flush=True)
@@ -60,7 +61,8 @@ def dataset_path(workdir: Path, size: int, dates: int) -> Path:
     labels = write_labels(folder, size)
     print(f"preparing {out}", flush=True)
     t0 = time.perf_counter()
-    prepare([str(s) for s in scenes], labels, out, load_config(None, []), progress=False)
+    prepare(LocalScenes(tuple(str(s) for s in scenes)), labels, out, load_config(None, []),
+            progress=False)
     print(f"  prepared in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
@@ -71,11 +73,10 @@ def compiled_model(ds, tc, steps_per_epoch: int):
 
     from landcover.losses import MaskedLoss
     from landcover.metrics import ConfusionMatrix
-    from landcover.models import build_model
+    from landcover.models import build_model, model_input_shape
 
     keras.utils.set_random_seed(tc.seed)
-    t, h, w, f = ds.input_shape
-    shape = (t if tc.model.architecture == "unet" else None, h, w, f)
+    shape = model_input_shape(tc.model, *ds.input_shape)
     k = ds.num_classes
     model = build_model(dataclasses.asdict(tc.model), shape, k)
     lr = (keras.optimizers.schedules.CosineDecay(tc.learning_rate,
@@ -92,6 +93,8 @@ def compiled_model(ds, tc, steps_per_epoch: int):
 
 
 def main() -> None:
+    from landcover.models import architecture_names, default_architecture
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/landcover-bench-train"))
     ap.add_argument("--size", type=int, default=1024, help="scene side in px (30 m)")
@@ -99,8 +102,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per round (>= 2)")
     ap.add_argument("--repeats", type=int, default=3, help="alternating timed rounds (best of)")
-    ap.add_argument("--architecture", default="convlstm",
-                    choices=("convlstm", "unet", "unet_convlstm"))
+    ap.add_argument("--architecture", default=default_architecture(),
+                    choices=architecture_names())
     ap.add_argument("--filters", type=int, default=16)
     ap.add_argument("--layers", type=int, default=3)
     args = ap.parse_args()
@@ -112,9 +115,10 @@ def main() -> None:
     from landcover.config import load_config
     from landcover.dataset import open_dataset
     from landcover.pipeline import PatchStream
-    from landcover.train import _accelerators, _keras, _setup
+    from landcover.runtime import import_keras
+    from landcover.train import _accelerators, _setup
 
-    keras = _keras()  # imports TensorFlow with its start-up noise silenced
+    keras = import_keras()  # imports TensorFlow with its start-up noise silenced
     import tensorflow as tf
 
     cfg = load_config(None, [f"train.batch_size={args.batch_size}",

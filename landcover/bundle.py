@@ -76,15 +76,13 @@ def load_bundle(folder: str | Path):
     """``(keras model, metadata)``; the model is loaded with ``safe_mode=True`` and not compiled."""
     folder = Path(folder)
     meta = read_metadata(folder)
-    import keras
+    from landcover.models import custom_objects
+    from landcover.runtime import import_keras
 
-    from landcover.models import TemporalMean
-
-    custom = {"TemporalMean": TemporalMean}  # registered anyway; named here for clarity
-
+    keras = import_keras()
     try:
-        model = keras.models.load_model(folder / MODEL_FILE, custom_objects=custom,
-                                           compile=False, safe_mode=True)
+        model = keras.models.load_model(folder / MODEL_FILE, custom_objects=custom_objects(),
+                                        compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a broken archive
         raise ModelError(f"{folder / MODEL_FILE}: cannot load the model "
                          f"({type(exc).__name__}: {exc})") from None

@@ -18,7 +18,7 @@ import numpy as np
 import keras
 from landcover.losses import MaskedLoss
 from landcover.metrics import ConfusionMatrix
-from landcover.models import build_model
+from landcover.models import architecture_names, build_model, model_input_shape
 assert keras.backend.backend() == sys.argv[1]
 rng = np.random.default_rng(0)
 logits = rng.normal(0, 2, (2, 16, 16, 3)).astype("float32")
@@ -30,8 +30,10 @@ out["matrix"] = np.asarray(keras.ops.convert_to_numpy(m.matrix.value)).tolist()
 spec = dict(filters=4, layers=2, kernel=3, head_kernel=1, dropout=0.1, norm="batch")
 x = rng.normal(size=(4, 3, 16, 16, 5)).astype("float32")
 yy = np.concatenate([y, y]); ww = np.concatenate([w, w])
-for arch in ("convlstm", "unet", "unet_convlstm"):
-    model = build_model(dict(spec, architecture=arch), (3 if arch == "unet" else None, 16, 16, 5), 3)
+out["architectures"] = list(architecture_names())
+for arch in out["architectures"]:
+    s = dict(spec, architecture=arch)
+    model = build_model(s, model_input_shape(s, 3, 16, 16, 5), 3)
     model.compile("adam", loss=MaskedLoss("ce", 3), weighted_metrics=[ConfusionMatrix(3)])
     hist = model.fit(x, yy, sample_weight=ww, batch_size=2, epochs=1, verbose=0)
     out[arch] = [hist.history["loss"][0], list(model.predict(x, verbose=0).shape)]
@@ -55,5 +57,6 @@ def test_models_losses_and_metric_run_on_jax_with_the_same_numbers():
     for kind, value in tf["loss"].items():
         assert jax["loss"][kind] == pytest.approx(value, rel=1e-5)
     assert jax["matrix"] == tf["matrix"] and np.sum(tf["matrix"]) == 2 * 12 * 16
-    for arch in ("convlstm", "unet", "unet_convlstm"):
+    assert jax["architectures"] == tf["architectures"]
+    for arch in tf["architectures"]:
         assert np.isfinite(jax[arch][0]) and jax[arch][1] == [4, 16, 16, 3]

@@ -1,0 +1,243 @@
+"""Model architectures: the registry (Keras-free; the networks are built by the modules it finds).
+
+Every network maps a series ``(time, height, width, features)`` to class **logits** ``(height,
+width, classes)``: no softmax (it is applied only when probabilities are written). Networks use
+``keras`` and ``keras.ops`` only, so they run on TensorFlow and JAX. The spatial size is fixed when
+a model is built (Keras' recurrent convolutions need static spatial shapes); the weights do not
+depend on it, so :func:`rebuild_for_window` can build the same network for another window size and
+take the weights.
+
+**An architecture is declared once, in the module of this package that builds it**: a
+module-level ``ARCHITECTURES`` sequence of :class:`Architecture`. The registry imports every module
+of this package except the shared Keras code (``_SHARED``: :mod:`landcover.models.layers`) and
+private ``_*`` modules, and collects those declarations. So a declaring module keeps Keras out of
+its top level (its build functions import it): ``import landcover.config`` (which takes the
+``train.model.architecture`` choices and default from here) must not import Keras. Everything
+else that depends on the architecture (the config choices, train's patch-size check and input
+shape, the bundle's ``variable_time_steps``, classification's rebuild, the CLI help) asks this
+module; no other module names an architecture.
+
+Adding one: a module ``landcover/models/NAME.py`` with::
+
+    from landcover.models import MODEL_KEYS, Architecture
+
+    def build(inputs, spec):  # keras.Input (B, T, H, W, F) -> features (B, H, W, C)
+        from keras import layers
+        ...
+
+    ARCHITECTURES = (Architecture("NAME", build, variable_dates=True, downsamples=False,
+                                  summary="one line for the help"),)
+
+Custom Keras layers go in :mod:`landcover.models.layers` (registered for loading, and listed in
+its ``CUSTOM_OBJECTS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import math
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+NORMS = ("batch", "group", "layer", "none")
+MODEL_KEYS = ("filters", "layers", "kernel", "head_kernel", "dropout", "norm")
+"""The ``train.model.*`` hyperparameters (besides ``architecture``)."""
+
+_SHARED = frozenset({"layers"})  # modules of this package with shared Keras code, no declarations
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The declaration of one architecture.
+
+    Attributes:
+        name: the value of ``train.model.architecture``.
+        builder: ``(inputs, spec) -> features``: maps the ``keras.Input`` ``(B, T, H, W, F)``
+            (named ``series``) to features ``(B, H, W, C)``, on which the registry puts the logits
+            head (and the class mask). A callable, or ``"module:function"`` imported when a model
+            is built. ``spec`` is the ``train.model`` mapping.
+        variable_dates: the network takes any number of dates (built with time ``None``);
+            otherwise it is built for the dataset's number of dates and takes only that.
+        downsamples: the network halves the patch ``train.model.layers`` times (a U-Net), so the
+            patches must be large enough.
+        summary: one line for the help and docs.
+        keys: the ``train.model.*`` keys it uses.
+        default: the default of ``train.model.architecture`` (exactly one architecture).
+    """
+
+    name: str
+    builder: Callable[..., Any] | str
+    variable_dates: bool
+    downsamples: bool
+    summary: str
+    keys: tuple[str, ...] = MODEL_KEYS
+    default: bool = False
+
+    def build_body(self) -> Callable[..., Any]:
+        """The builder function (imported if declared as ``"module:function"``)."""
+        if callable(self.builder):
+            return self.builder
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+@functools.cache
+def _registry() -> dict[str, Architecture]:
+    found: dict[str, Architecture] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in _SHARED:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for arch in getattr(module, "ARCHITECTURES", ()):
+            if not isinstance(arch, Architecture):
+                raise TypeError(f"{module.__name__}.ARCHITECTURES: {arch!r} is not an "
+                                "Architecture")
+            if arch.name in found:
+                raise RuntimeError(f"architecture {arch.name!r} is declared twice (again in "
+                                   f"{module.__name__})")
+            found[arch.name] = arch
+    defaults = [a.name for a in found.values() if a.default]
+    if len(defaults) != 1:
+        raise RuntimeError(f"exactly one architecture must be the default, found {defaults}")
+    return found
+
+
+def architecture_names() -> tuple[str, ...]:
+    """The known architectures, in declaration order (modules by name)."""
+    return tuple(_registry())
+
+
+def architectures() -> tuple[Architecture, ...]:
+    return tuple(_registry().values())
+
+
+def architecture(name: str) -> Architecture:
+    """The declaration of ``name``.
+
+    Raises:
+        ValueError: unknown name; the message lists the known ones.
+    """
+    reg = _registry()
+    if name not in reg:
+        raise ValueError(f"unknown architecture {name!r}; one of {', '.join(reg)}")
+    return reg[name]
+
+
+def default_architecture() -> str:
+    """The default of ``train.model.architecture``."""
+    return next(a.name for a in _registry().values() if a.default)
+
+
+def variable_date_architectures() -> tuple[str, ...]:
+    """The architectures that take any number of dates."""
+    return tuple(a.name for a in _registry().values() if a.variable_dates)
+
+
+def norm_of(spec: Mapping) -> str:
+    """The normalisation of a model spec (bundles before ``norm`` had ``batch_norm: bool``)."""
+    if "norm" in spec:
+        return str(spec["norm"])
+    return "batch" if spec.get("batch_norm", True) else "none"
+
+
+def _as_mapping(spec) -> Mapping:
+    """``train.model`` as a mapping (a ``ModelConfig`` or a mapping such as a bundle's)."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.asdict(spec)
+    return spec
+
+
+def model_input_shape(spec, t: int, h: int, w: int, f: int) -> tuple[int | None, int, int, int]:
+    """The input shape to build ``spec``'s network with for a ``(t, h, w, f)`` dataset: time is
+    ``None`` (any number of dates) where the architecture allows it, else ``t``."""
+    arch = architecture(_as_mapping(spec)["architecture"])
+    return (None if arch.variable_dates else t, h, w, f)
+
+
+def check_patch(spec, h: int, w: int) -> str | None:
+    """Why ``h`` x ``w`` patches are too small for ``spec``'s network, or None if they are not."""
+    spec = _as_mapping(spec)
+    depth = int(spec["layers"])
+    if architecture(spec["architecture"]).downsamples and 2**depth > 2 * max(h, w):
+        return (f"train.model.layers: {depth} down-sampling levels are too many for {h}x{w} "
+                f"patches; use at most {int(math.log2(2 * max(h, w)))}")
+    return None
+
+
+def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=()):
+    """Build an uncompiled ``keras.Model`` named after the architecture.
+
+    Args:
+        spec: the ``train.model`` config as a mapping (architecture, filters, layers, kernel,
+            head_kernel, dropout, norm; or batch_norm in bundles written before norm).
+        input_shape: (time, height, width, features); time may be None only for architectures
+            with ``variable_dates`` (see :func:`model_input_shape`).
+        num_classes: number of output logits per pixel.
+        absent: class indices the model must never predict (no training pixels): a
+            ``ClassMask`` after the logits.
+
+    Raises:
+        ValueError: unknown architecture, or time None for a fixed-date one.
+    """
+    spec = _as_mapping(spec)
+    arch = architecture(spec["architecture"])
+    if input_shape[0] is None and not arch.variable_dates:
+        raise ValueError(f"the {arch.name} architecture takes a fixed number of dates "
+                         f"({arch.summary}): the number of dates must be fixed, not None")
+    from landcover.runtime import import_keras
+
+    import_keras()  # TensorFlow's start-up noise silenced
+    from landcover.models.layers import assemble
+
+    return assemble(arch, spec, tuple(input_shape), num_classes, absent)
+
+
+def rebuild_for_window(model, meta: Mapping, window: int):
+    """A bundle's network for ``window`` x ``window`` inputs: ``model`` itself for the patch size,
+    else the same network built for the window with ``model``'s weights (recurrent convolutions
+    need static spatial shapes).
+
+    Args:
+        model: the bundle's loaded Keras model.
+        meta: the bundle's metadata (``bundle.json``).
+
+    Raises:
+        ModelError: the bundle's architecture is not known to this landcover.
+    """
+    inp = meta["input"]
+    if window == inp["patch_size"]:
+        return model
+    spec = meta["architecture"]
+    try:
+        arch = architecture(spec["architecture"])
+    except ValueError as exc:
+        from landcover.errors import ModelError
+
+        raise ModelError(f"the bundle's network cannot be rebuilt: {exc}") from None
+    variable = inp.get("variable_time_steps", arch.variable_dates)
+    t = None if variable else inp["time_steps"]
+    wide = build_model(spec, (t, window, window, len(inp["features"])), len(meta["classes"]),
+                       meta["output"].get("absent_classes", ()))
+    wide.set_weights(model.get_weights())
+    return wide
+
+
+def custom_objects() -> dict:
+    """The custom Keras classes of the networks, by name, for ``keras.models.load_model`` (they
+    are registered as ``landcover>NAME`` anyway once imported)."""
+    from landcover.runtime import import_keras
+
+    import_keras()
+    from landcover.models.layers import CUSTOM_OBJECTS
+
+    return dict(CUSTOM_OBJECTS)
+
+
+__all__ = ["MODEL_KEYS", "NORMS", "Architecture", "architecture", "architecture_names",
+           "architectures", "build_model", "check_patch", "custom_objects",
+           "default_architecture", "model_input_shape", "norm_of", "rebuild_for_window",
+           "variable_date_architectures"]

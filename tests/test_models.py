@@ -1,0 +1,215 @@
+"""The architecture registry (``landcover.models``): every declared network builds and behaves as
+declared, the config takes its choices from it, and nothing outside the package names one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landcover import models
+from landcover.config import Config, load_config
+from landcover.errors import ConfigError, ModelError
+from landcover.models import (
+    architecture,
+    architecture_names,
+    build_model,
+    check_patch,
+    custom_objects,
+    default_architecture,
+    model_input_shape,
+    rebuild_for_window,
+    variable_date_architectures,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = architecture_names()
+TINY = dict(filters=2, layers=1, kernel=3, head_kernel=1, dropout=0.0, norm="layer")
+
+
+def spec(name: str, **kw) -> dict:
+    return dict(TINY, architecture=name, **kw)
+
+
+def series(t: int, h: int = 8, w: int = 8, f: int = 3, n: int = 2) -> np.ndarray:
+    return np.random.default_rng(t).normal(size=(n, t, h, w, f)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ the networks
+@pytest.mark.parametrize("name", NAMES)
+def test_every_architecture_builds_and_gives_logits_of_the_right_shape(name):
+    s = spec(name)
+    model = build_model(s, model_input_shape(s, 3, 9, 7, 3), 4, absent=[2])
+    assert model.name == name and model.input_shape == (None,) + model_input_shape(s, 3, 9, 7, 3)
+    assert model.get_layer("logits") is not None and model.get_layer("class_mask") is not None
+    out = np.asarray(model.predict_on_batch(series(3, 9, 7)))
+    assert out.shape == (2, 9, 7, 4) and np.isfinite(out).all()
+    assert (out[..., 2] == -1e4).all()  # the absent class is masked
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_variable_dates_is_what_the_network_accepts(name):
+    arch = architecture(name)
+    s = spec(name)
+    shape = model_input_shape(s, 3, 8, 8, 3)
+    if arch.variable_dates:
+        assert shape[0] is None
+        model = build_model(s, shape, 3)
+        for t in (3, 5):
+            assert np.asarray(model.predict_on_batch(series(t))).shape == (2, 8, 8, 3)
+    else:
+        assert shape[0] == 3
+        assert build_model(s, shape, 3).input_shape[1] == 3
+        with pytest.raises(ValueError, match="number of dates must be fixed"):
+            build_model(s, (None, 8, 8, 3), 3)
+    assert (name in variable_date_architectures()) == arch.variable_dates
+
+
+def test_rebuild_for_another_window_keeps_the_weights():
+    for name in NAMES:
+        s = spec(name)
+        model = build_model(s, model_input_shape(s, 3, 8, 8, 3), 3, absent=[1])
+        meta = {"architecture": s, "classes": [{}, {}, {}], "output": {"absent_classes": [1]},
+                "input": {"patch_size": 8, "time_steps": 3, "features": ["a", "b", "c"],
+                          "variable_time_steps": architecture(name).variable_dates}}
+        assert rebuild_for_window(model, meta, 8) is model
+        wide = rebuild_for_window(model, meta, 12)
+        assert wide.input_shape[2:4] == (12, 12)
+        for u, v in zip(model.get_weights(), wide.get_weights()):
+            np.testing.assert_array_equal(u, v)
+        out = np.asarray(wide.predict_on_batch(series(3, 12, 12)))
+        assert out.shape == (2, 12, 12, 3) and (out[..., 1] == -1e4).all()
+        del meta["input"]["variable_time_steps"]  # older bundles: the registry decides
+        assert rebuild_for_window(model, meta, 12).input_shape[1] == model.input_shape[1]
+    meta["architecture"] = spec("resnet")
+    with pytest.raises(ModelError, match="unknown architecture 'resnet'"):
+        rebuild_for_window(model, meta, 12)
+
+
+def test_saved_models_load_with_the_custom_objects_in_safe_mode(tmp_path):
+    import keras
+
+    assert {"TemporalMean", "ClassMask"} <= set(custom_objects())
+    for name in NAMES:
+        s = spec(name)
+        model = build_model(s, model_input_shape(s, 2, 8, 8, 3), 3, absent=[0])
+        model.save(tmp_path / f"{name}.keras")
+        again = keras.models.load_model(tmp_path / f"{name}.keras", custom_objects=custom_objects(),
+                                        compile=False, safe_mode=True)
+        x = series(2)
+        np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x),
+                                   rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------ the registry
+def test_unknown_architecture_errors_list_the_known_names():
+    with pytest.raises(ValueError, match=re.escape(f"unknown architecture 'resnet'; one of "
+                                                   f"{', '.join(NAMES)}")):
+        architecture("resnet")
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
+        build_model(spec("resnet"), (None, 8, 8, 3), 3)
+
+
+def test_config_takes_choices_and_default_from_the_registry():
+    assert Config().train.model.architecture == default_architecture()
+    assert architecture(default_architecture()).default
+    assert [a.name for a in models.architectures() if a.default] == [default_architecture()]
+    with pytest.raises(ConfigError, match=re.escape(
+            f"train.model.architecture: 'resnet' is not one of {', '.join(NAMES)}")):
+        load_config(None, ["train.model.architecture=resnet"])
+    for name in NAMES:
+        assert load_config(None, [f"train.model.architecture={name}"]).train.model.architecture \
+            == name
+
+
+def test_check_patch_only_for_down_sampling_architectures():
+    for name in NAMES:
+        problem = check_patch(spec(name, layers=5), 8, 8)
+        if architecture(name).downsamples:
+            assert problem == ("train.model.layers: 5 down-sampling levels are too many for 8x8 "
+                               "patches; use at most 4")
+            assert check_patch(spec(name, layers=4), 8, 8) is None
+        else:
+            assert problem is None
+    assert check_patch(Config().train.model, 16, 16) is None  # a ModelConfig works too
+
+
+EXTRA = '''
+from landcover.models import Architecture
+
+
+def build(inputs, spec):
+    from keras import layers
+
+    from landcover.models.layers import TemporalMean
+
+    return layers.Conv2D(int(spec["filters"]), 1, name="extra_conv")(TemporalMean()(inputs))
+
+
+ARCHITECTURES = (Architecture("{name}", build, variable_dates=True, downsamples=False,
+                              summary="the mean over dates, then a 1x1 convolution"),)
+'''
+
+
+@pytest.fixture
+def extra_module(tmp_path, monkeypatch):
+    """A declaring module in a temporary folder on ``landcover.models.__path__``."""
+    added = []
+
+    def add(module: str, name: str):
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(EXTRA.format(name=name)))
+        added.append(module)
+        monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
+        models._registry.cache_clear()
+
+    yield add
+    models._registry.cache_clear()
+    for module in added:
+        sys.modules.pop(f"landcover.models.{module}", None)
+
+
+def test_an_architecture_declared_in_a_new_module_is_found(extra_module):
+    extra_module("zz_extra_arch", "mean_conv")
+    assert architecture_names()[-1] == "mean_conv" and set(NAMES) < set(architecture_names())
+    assert "mean_conv" in variable_date_architectures()
+    cfg = load_config(None, ["train.model.architecture=mean_conv"])
+    s = dict(TINY, architecture=cfg.train.model.architecture)
+    model = build_model(s, model_input_shape(s, 4, 8, 8, 3), 5)
+    assert model.name == "mean_conv"
+    assert np.asarray(model.predict_on_batch(series(6))).shape == (2, 8, 8, 5)
+
+
+def test_an_architecture_declared_twice_is_refused(extra_module):
+    extra_module("zz_twice", NAMES[0])
+    with pytest.raises(RuntimeError, match=f"architecture '{NAMES[0]}' is declared twice"):
+        architecture_names()
+
+
+def test_the_config_and_the_registry_do_not_import_keras():
+    code = ("import sys, landcover.config, landcover.cli.train, landcover.models as m; "
+            "m.architecture_names(); m.check_patch({'architecture': m.default_architecture(), "
+            "'layers': 2}, 8, 8); print('keras' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------- named in one module only
+def test_default_yaml_comment_lists_every_architecture():
+    line = next(ln for ln in (ROOT / "configs" / "default.yaml").read_text().splitlines()
+                if ln.strip().startswith("architecture:"))
+    comment = line.split("#", 1)[1]
+    assert all(re.search(rf"\b{n}\b", comment) for n in NAMES), line
+
+
+def test_no_module_outside_landcover_models_names_an_architecture():
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, NAMES)) + r")\b")
+    found = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+             for path in sorted((ROOT / "landcover").rglob("*.py"))
+             if "models" not in path.relative_to(ROOT / "landcover").parts
+             for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)
