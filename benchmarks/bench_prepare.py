@@ -69,9 +69,10 @@ def child(mode: str, folder: Path, out: Path) -> None:
     t0 = time.perf_counter()
     if mode == "landcover":
         from landcover.prepare import prepare
+        from landcover.scenes import LocalScenes
 
-        summary = prepare([str(s) for s in scenes], str(labels), out, cfg, overwrite=True,
-                          progress=False)
+        source = LocalScenes(tuple(str(s) for s in scenes), cfg.scenes.profile)
+        summary = prepare(source, str(labels), out, cfg, overwrite=True, progress=False)
         patches = summary["patches"]
     else:  # naive: whole stack in memory, numpy windows
         import rasterio

@@ -87,6 +87,7 @@ CASES = {"maipo": (maipo_case, MAIPO), "nc": (nc_case, NC), "demo": (demo_case, 
 def run_case(name: str, work: Path, extra: list[str]) -> dict:
     from landcover.config import load_config
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
     from landcover.train import train
 
     make, _ = CASES[name]
@@ -94,7 +95,8 @@ def run_case(name: str, work: Path, extra: list[str]) -> dict:
     cfg = load_config(config, data_settings + extra)
     t0 = time.monotonic()
     dataset = work / f"{name}.zarr"
-    prep = prepare(scenes, labels, dataset, cfg, progress=False)
+    prep = prepare(LocalScenes(tuple(scenes), cfg.scenes.profile), labels, dataset, cfg,
+                   progress=False)
     t1 = time.monotonic()
     summary = train(dataset, work / f"{name}_model", cfg, progress=False)
     t2 = time.monotonic()

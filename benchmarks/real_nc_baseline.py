@@ -130,6 +130,7 @@ def main(argv=None):
     from landcover.dataset import open_dataset
     from landcover.errors import LandcoverError
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
     from landcover.train import train
 
     tmp = None
@@ -148,8 +149,8 @@ def main(argv=None):
     try:
         cfg = load_config(None, overrides)
         t0 = time.perf_counter()
-        prep = prepare([str(NC)], str(NC / args.labels), work / "nc.zarr", cfg, overwrite=True,
-                       progress=False)
+        prep = prepare(LocalScenes((str(NC),), cfg.scenes.profile), str(NC / args.labels),
+                       work / "nc.zarr", cfg, overwrite=True, progress=False)
         timings["prepare"] = time.perf_counter() - t0
         empty = [k for k, n in prep["patches_per_split"].items() if n == 0]
         if empty:

@@ -1,26 +1,43 @@
 """``landcover prepare``: scenes + labels -> a Zarr dataset of spatio-temporal patches with weights.
 
-The work runs in dask graphs whose tasks open their files by path, tile by tile, so memory is
-bounded by ``prepare.patches.tile_size`` whatever the size of the scenes:
+:func:`prepare` takes the scenes as :class:`~landcover.scenes.Scene` objects (or a
+:class:`~landcover.scenes.SceneSource` such as :class:`~landcover.scenes.LocalScenes`) and runs
+these stages, in this order; each is one function below, and small frozen records carry what one
+stage hands to the next. The work runs in dask graphs whose tasks open their files by path, tile by
+tile, so memory is bounded by ``prepare.patches.tile_size`` whatever the size of the scenes.
 
-1. **Survey** (labels only): class codes per pixel, counted per code and per split group (see
-   :mod:`landcover.splits`); derives the class table when none is configured; unknown codes are
-   counted and reported.
-2. **Assign**: split groups to train/validation/test, stratified by class (fixed assignments of a
-   split column or raster kept as given).
-3. **Place**: windows on the lattice (``size`` every ``stride`` pixels, plus one flush with each far
-   edge) are cut per split: a window for split *k* when at least ``min_labelled`` of its pixels
-   are labelled split-*k* pixels, or when it owns a labelled split-*k* pixel that no such window
-   covers. So no labelled pixel is lost, however small its polygon or wherever its group's border.
-4. **Extract**: the windows are cut from all dates at once (reflectance, validity, label index;
-   the pixels of other splits get the ignore label) into a work store next to the output.
-5. **Finalise**: dates whose valid share on the labelled pixels is too low are dropped; pixels with
-   too few valid observations get the ignore label; windows whose labelled pixels are mostly
-   invalid (``min_valid``) are dropped; unique labelled pixels are counted per class and split
-   against the labels; normalisation statistics come from valid observations of training windows
-   only; class weights from the training split's unique pixels; the features are written.
-
-The output is written to a temporary name and renamed when complete.
+1. **Layout** (:func:`_layout`): the scenes' stack (bands, grid, dates; nothing is read), the
+   labels, the split groups, and the window lattice and its tiles (:mod:`landcover.windows`).
+2. **Survey** (:func:`_survey`, labels only): class codes per pixel, counted per code and per split
+   group (see :mod:`landcover.splits`); the class table is derived when none is configured, and
+   unknown codes are counted and reported (:func:`_resolve_table`).
+3. **Assign** (:func:`_assign`): split groups to train/validation/test, stratified by class (fixed
+   assignments of a split column or raster kept as given).
+4. **Plan** (:func:`_plan`): windows on the lattice (``size`` every ``stride`` pixels, plus one
+   flush with each far edge) are placed per split: a window for split *k* when at least
+   ``min_labelled`` of its pixels are labelled split-*k* pixels, or when it owns a labelled
+   split-*k* pixel that no such window covers. So no labelled pixel is lost, however small its
+   polygon or wherever its group's border.
+5. **Extract** (:func:`_extract`): the windows are cut from all dates at once (reflectance,
+   validity, label index; the pixels of other splits get the ignore label) into a work store next
+   to the output; then valid observations are counted per window and date (:func:`_count_valid`).
+6. **Dates** (:func:`_select_dates`): dates whose valid share on the labelled pixels is below
+   ``features.min_date_valid`` are dropped.
+7. **Window checks** (:func:`_check_windows`): pixels with fewer than ``features.min_valid_dates``
+   valid observations get the ignore label; windows whose labelled pixels are mostly invalid
+   (``patches.min_valid``) or that have no labelled pixel left are dropped.
+8. **Label accounting** (:func:`_account_labels`): unique labelled pixels are counted per class and
+   split, and against the labels (warnings for classes that lost pixels and for weak splits).
+9. **Statistics** (:func:`_statistics`): normalisation mean/std from valid observations of the
+   training windows on the kept dates only.
+10. **Weights** (:func:`class_weights`): class weights from the training split's unique pixels.
+11. **Features** (:func:`_features`): the dask graph of the inputs (made by
+    :meth:`landcover.features.FeatureSpec.make`), labels and per-pixel weights, in sample order
+    (by split, then work-store order).
+12. **Attributes** (:func:`_summary`, :func:`_attributes`): the summary and the self-describing
+    attributes of the dataset.
+13. **Write** (:func:`_dataset`, :func:`_write`): to Zarr under a temporary name, with a preview of
+    the splits (``splits.png``), renamed when complete.
 """
 
 from __future__ import annotations
@@ -42,80 +59,155 @@ from landcover.config import Config
 from landcover.contract import DATASET_FORMAT, IGNORE
 from landcover.dataset import SPLITS, compressor
 from landcover.errors import DatasetError, LabelError
+from landcover.features import FeatureSpec
 from landcover.grid import Grid
 from landcover.labels import NOT_A_CODE, open_labels, window_codes
-from landcover.features import FeatureSpec
 from landcover.outputs import check_output, remove, replace_output, temporary_path
 from landcover.runtime import versions
+from landcover.scenes import Scene, SceneSource, as_scenes, scene_profiles
+from landcover.windows import Layout, _origins, _owned, make_layout  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 CHUNK_PATCHES = 32  # patches per Zarr chunk of the output
 
 
-# --------------------------------------------------------------------------------- window geometry
-def _origins(length: int, size: int, stride: int) -> tuple[int, ...]:
-    """Window origins along one axis: every ``stride`` pixels, plus one flush with the far edge when
-    the lattice leaves pixels uncovered there (so every pixel is inside some window)."""
-    if length < size:
-        return ()
-    out = list(range(0, length - size + 1, stride))
-    if out[-1] + size < length:
-        out.append(length - size)
-    return tuple(out)
+# ------------------------------------------------------------------------ records between stages
+@dataclass(frozen=True)
+class _Sources:
+    """Layout: what the stages read, opened (nothing read yet)."""
+
+    scenes: list[Scene]  # in stacking order
+    dates: list  # [(date, (scene, ...)), ...]: one entry per date of the stack
+    bands: list[str]
+    grid: Grid
+    labels: object  # a label source (landcover.labels)
+    groups: object  # a split group source (landcover.splits)
+    layout: Layout
+    table: ClassTable | None  # the configured class table; None: derived from the labels
+    labels_path: Path
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Window lattice and processing tiles over a grid."""
+class _Survey:
+    """Survey: labelled pixels per code ``hist (256,)``, pixels of no class code, per (group, code)
+    as ``group_keys = group * 256 + code`` and ``group_counts``, and per code in no group."""
 
-    height: int
-    width: int
-    size: int
-    stride: int
-    tile: int  # tile side in pixels, a multiple of stride
+    hist: np.ndarray
+    not_a_code: int
+    group_keys: np.ndarray
+    group_counts: np.ndarray
+    no_group: np.ndarray
 
-    @functools.cached_property
-    def row_origins(self) -> tuple[int, ...]:
-        return _origins(self.height, self.size, self.stride)
 
-    @functools.cached_property
-    def col_origins(self) -> tuple[int, ...]:
-        return _origins(self.width, self.size, self.stride)
+@dataclass(frozen=True)
+class _Assignment:
+    """Assign: ``lookup`` = (sorted group ids, their split codes); groups per split; pixels per
+    class in groups of no split; the splits fixed by the split column or raster."""
+
+    lookup: tuple[np.ndarray, np.ndarray]
+    groups: list[int]
+    none_pixels: list[int]
+    fixed_splits: list[int]
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Plan: the placed windows in work-store order: origins and the split each was placed for."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    split: np.ndarray
+
+    @classmethod
+    def of(cls, planned: list) -> _Windows:
+        return cls(*(np.array([w[i] for tile in planned for w in tile]) for i in range(3)))
+
+
+@dataclass(frozen=True)
+class _Work:
+    """Extract: the work store (a path) and its arrays, one row per placed window (dask)."""
+
+    path: str
+    reflectance: object  # (n, T, s, s, B) float32, NaN = no data
+    valid: object  # (n, T, s, s) bool
+    labels: object  # (n, s, s) uint8, 255 = ignore
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Valid observations per window and date: on its labelled pixels ``labelled_valid (n, T)``,
+    on all its pixels ``valid (n, T)``; labelled pixels per window as placed ``labelled (n,)``."""
+
+    labelled_valid: np.ndarray
+    labelled: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Dates:
+    """Dates: every date of the stack, its valid share on the labelled pixels, which are kept."""
+
+    dates: tuple[dt.date, ...]
+    scene_ids: tuple[str, ...]  # per date, the IDs of its scenes joined by '+'
+    share: np.ndarray
+    keep: np.ndarray
 
     @property
-    def n_rows(self) -> int:
-        return len(self.row_origins)
+    def index(self) -> np.ndarray:
+        return np.flatnonzero(self.keep)
 
     @property
-    def n_cols(self) -> int:
-        return len(self.col_origins)
+    def kept(self) -> list[dt.date]:
+        return [self.dates[i] for i in self.index]
 
-    def tiles(self):
-        """Yield ``(core, windows)``: core ``(r0, c0, r1, c1)`` and the (row, col) of the windows
-        whose top-left pixel lies in it."""
-        for ti in range(math.ceil(self.height / self.tile)):
-            for tj in range(math.ceil(self.width / self.tile)):
-                core = (ti * self.tile, tj * self.tile, min(self.height, (ti + 1) * self.tile),
-                        min(self.width, (tj + 1) * self.tile))
-                rows = [r for r in self.row_origins if core[0] <= r < core[2]]
-                cols = [c for c in self.col_origins if core[1] <= c < core[3]]
-                yield core, [(r, c) for r in rows for c in cols]
+    @property
+    def dropped(self) -> list[dt.date]:
+        return [self.dates[i] for i in np.flatnonzero(~self.keep)]
 
 
-def _owned(origins: tuple[int, ...], i: int, length: int) -> tuple[int, int]:
-    """Pixels ``[a, b)`` the ``i``-th window owns along one axis: from its origin to the next."""
-    return origins[i], origins[i + 1] if i + 1 < len(origins) else length
+@dataclass(frozen=True)
+class _Kept:
+    """Window checks: split per placed window (-1: dropped), labels after the checks, and the
+    samples of the dataset as window indices, sorted by split, then in work-store order (so each
+    output chunk reads its samples from a few neighbouring work chunks)."""
+
+    split: np.ndarray  # (n,) int8
+    labels: np.ndarray  # (n, s, s) uint8
+    order: np.ndarray  # (samples,)
+
+    @property
+    def sample_split(self) -> np.ndarray:
+        return self.split[self.order].astype(np.uint8)
 
 
-def make_layout(grid: Grid, cfg: Config) -> Layout:
-    p = cfg.prepare
-    tile = max(p.patches.stride, (p.patches.tile_size // p.patches.stride) * p.patches.stride)
-    layout = Layout(grid.height, grid.width, p.patches.size, p.patches.stride, tile)
-    if layout.n_rows == 0 or layout.n_cols == 0:
-        raise DatasetError(f"the stack grid ({grid.width} x {grid.height} px) is smaller than one "
-                           f"window; lower prepare.patches.size ({p.patches.size})")
-    return layout
+@dataclass(frozen=True)
+class _Accounting:
+    """Label accounting: unique labelled pixels kept ``(3, K)`` per split and class, the report
+    against the labels, and its warnings."""
+
+    pixels: np.ndarray
+    report: dict
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Statistics: per band mean and std of the valid observations of training windows."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    count: int
+
+
+@dataclass(frozen=True)
+class _Features:
+    """Features: the dataset's arrays in sample order (dask) and the feature names."""
+
+    names: list[str]
+    inputs: object  # (samples, T, s, s, F) float32
+    labels: object  # (samples, s, s) uint8
+    weights: object  # (samples, s, s) float32
 
 
 # ----------------------------------------------------------------------------- pixels and groups
@@ -172,9 +264,9 @@ def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarra
               lookup, gap: int, min_labelled: float):
     """``(row, col, split)`` of the windows with their origin in the tile's core.
 
-    A window is cut for split *k* when at least ``min_labelled`` of its pixels are labelled pixels of
-    split *k*, or when it owns (see :func:`_owned`) a labelled split-*k* pixel that no such
-    window covers: every labelled pixel ends up in a window of its own split."""
+    A window is cut for split *k* when at least ``min_labelled`` of its pixels are labelled pixels
+    of split *k*, or when it owns (see :func:`landcover.windows._owned`) a labelled split-*k* pixel
+    that no such window covers: every labelled pixel ends up in a window of its own split."""
     r0, c0, r1, c1 = core
     s = layout.size
     ri = [i for i, r in enumerate(layout.row_origins) if r0 <= r < r1]
@@ -242,7 +334,7 @@ def extract_tile(date_groups_, bands, grid: Grid, mask, labels, groups, lut: np.
     for n, (r, c, sp) in enumerate(windows):
         cut = index[r - r0:r - r0 + s, c - c0:c - c0 + s]
         lab[n] = np.where(split[r - r0:r - r0 + s, c - c0:c - c0 + s] == sp, cut, IGNORE)
-    for t, g in enumerate(date_groups_):  # one date in memory at a time, cut straight into the output
+    for t, g in enumerate(date_groups_):  # one date in memory at a time, cut into the output
         block = read_date_block(g, bands, grid, mask, r0, c0, h, w)[0]
         for n, (r, c, _) in enumerate(windows):
             cut = block[:, r - r0:r - r0 + s, c - c0:c - c0 + s]
@@ -291,15 +383,15 @@ def kept_pixels(lab: np.ndarray, rows, cols, split, grid: Grid, num_classes: int
     return bins.reshape(3, num_classes)
 
 
-def _label_report(table: ClassTable, context: dict, kept: np.ndarray, placed: np.ndarray,
-                  p) -> dict:
-    """Unique labelled pixels kept per class against those in the labels; warnings for classes
-    that lost more than 2 % and for splits that lack a class or are a single group."""
+def _label_report(table: ClassTable, survey: _Survey, assignment: _Assignment, split_kind: str,
+                  kept: np.ndarray, placed: np.ndarray, p) -> tuple[dict, list[str]]:
+    """Unique labelled pixels kept per class against those in the labels, and warnings (also
+    logged) for classes that lost more than 2 % and for splits that lack a class or are a single
+    group."""
     from landcover.splits import check_splits
 
-    hist = context["survey"]["hist"]
-    in_labels = np.array([int(hist[c]) for c in table.codes])
-    no_group = np.array([int(context["survey"]["no_group"][c]) for c in table.codes])
+    in_labels = np.array([int(survey.hist[c]) for c in table.codes])
+    no_group = np.array([int(survey.no_group[c]) for c in table.codes])
     total = kept.sum(axis=0)
     unobserved = placed - total
     warnings_ = []
@@ -316,7 +408,7 @@ def _label_report(table: ClassTable, context: dict, kept: np.ndarray, placed: np
                            "(prepare.features.min_valid_dates, prepare.patches.min_valid)")
             if no_group[i]:
                 why.append(f"{no_group[i]} px in no split group")
-            none = int(context["assignment"]["none_pixels"][i])
+            none = int(assignment.none_pixels[i])
             if none:
                 why.append(f"{none} px in groups of no split")
             rest = in_labels[i] - total[i] - unobserved[i] - no_group[i] - none
@@ -325,15 +417,14 @@ def _label_report(table: ClassTable, context: dict, kept: np.ndarray, placed: np
                            if p.split.gap else f"{rest} px not placed in any window")
             warnings_.append(f"class {name}: {total[i]} of {in_labels[i]} labelled pixels kept "
                              f"({share:.1%}); {'; '.join(why)}")
-    warnings_ += check_splits(kept, np.array(context["assignment"]["groups"]), table.names,
-                              p.split.fractions, context["split_kind"],
-                              context["assignment"]["fixed_splits"])
+    warnings_ += check_splits(kept, np.array(assignment.groups), table.names, p.split.fractions,
+                              split_kind, assignment.fixed_splits)
     for w in warnings_:
         log.warning("%s", w)
     kept_all, all_ = int(total.sum()), int(in_labels.sum())
     return {"in_labels": all_, "kept": kept_all, "unobserved": int(unobserved.sum()),
-            "share": round(kept_all / all_, 4) if all_ else None, "per_class": per_class,
-            "warnings": warnings_}
+            "share": round(kept_all / all_, 4) if all_ else None,
+            "per_class": per_class}, warnings_
 
 
 def class_weights(counts: np.ndarray, table: ClassTable, cfg) -> np.ndarray:
@@ -397,139 +488,163 @@ def _plain(value):
 
 
 # ------------------------------------------------------------------------------------------- main
-def prepare(scene_paths: Sequence[str], labels_path: str | Path, out: str | Path, cfg: Config,
-            *, overwrite: bool = False, progress: bool = True) -> dict:
+def prepare(scenes: SceneSource | Sequence[Scene], labels_path: str | Path, out: str | Path,
+            cfg: Config, *, overwrite: bool = False, progress=None) -> dict:
     """Build the patch dataset; returns the summary (also stored in the dataset's attributes).
+
+    Args:
+        scenes: a :class:`~landcover.scenes.SceneSource` (such as
+            ``LocalScenes(paths, cfg.scenes.profile)``) or a sequence of
+            :class:`~landcover.scenes.Scene` objects. Their files are opened by path in dask
+            tasks: with a distributed scheduler, give absolute paths or GDAL URLs
+            (:func:`~landcover.scenes.find_scenes` makes paths absolute).
+        progress: a :mod:`landcover.progress` reporter (``True`` logs stages; ``None`` silent).
+        labels_path: label raster or vector file.
+        out: the dataset folder to write.
+        cfg: the configuration (``scenes`` and ``prepare`` sections).
 
     Runs on the current dask scheduler (see :mod:`landcover.scheduler`).
 
     Raises:
         OutputExistsError, SceneError, LabelError, ClassTableError, DatasetError.
+        TypeError: ``scenes`` holds something else than Scene objects (such as paths).
     """
-    from landcover.scenes import find_scenes
-    from landcover.splits import open_groups
-    from landcover.stack import date_groups, grid_of, stack_scenes
-
     # absolute paths: dask workers (other processes, other machines) open files by path
     out = Path(out).absolute()
-    scene_paths = [str(Path(sp).absolute()) for sp in scene_paths]
     labels_path = Path(labels_path).absolute()
     check_output(out, overwrite)
     p = cfg.prepare
-    table = load_class_table(p.classes) if p.classes else None
-    scenes = find_scenes(scene_paths, profile=cfg.scenes.profile)
-    stack = stack_scenes(scenes, cfg.scenes)  # validates bands and grids; nothing is read
-    grid = grid_of(stack)
-    bands = [str(b) for b in stack.band.values]
-    dgroups = date_groups(scenes)
-    labels = open_labels(labels_path, grid, p.labels, table)
-    split_groups = open_groups(p.split, labels, labels_path, grid)
-    layout = make_layout(grid, cfg)
-    log.info("%d dates, grid %s, %d window positions", len(dgroups), grid.describe(),
-             layout.n_rows * layout.n_cols)
-
-    survey = _survey(labels, split_groups, grid, layout, p, progress)
-    table, unknown = _resolve_table(table, survey, labels, labels_path)
-    lookup, assignment = _assign(survey, table, split_groups, p.split)
-    windows = _plan(labels, split_groups, grid, layout, table, lookup, p, progress)
-    tmp, work = temporary_path(out, "tmp"), temporary_path(out, "work")
+    src = _layout(scenes, labels_path, cfg)
+    survey = _survey(src, p, progress)
+    table, unknown = _resolve_table(src, survey)
+    assignment = _assign(survey, table, src.groups, p.split)
+    planned = _plan(src, table, assignment, p, progress)
+    tmp, work_path = temporary_path(out, "tmp"), temporary_path(out, "work")
     try:
-        _extract(work, windows, dgroups, bands, grid, labels, split_groups, table, lookup, layout,
-                 cfg, progress)
-        rows, cols, wsplit = (np.array([w[i] for tile in windows for w in tile]) for i in range(3))
-        context = {"survey": survey, "assignment": assignment, "unknown": unknown,
-                   "labels": labels, "scenes": scenes, "split_kind": split_groups.kind}
-        summary = _finalise(work, tmp, rows, cols, wsplit, dgroups, bands, grid, layout, table,
-                            cfg, context, progress)
+        work = _extract(work_path, planned, src, table, assignment, cfg, progress)
+        windows = _Windows.of(planned)
+        counts = _count_valid(work, progress)
+        dates = _select_dates(src, counts, p.features)
+        kept, placed_labels = _check_windows(work, windows, counts, dates, p, progress)
+        accounting = _account_labels(src, table, survey, assignment, windows, kept,
+                                     placed_labels, p)
+        del placed_labels
+        stats = _statistics(work, kept, dates, progress)
+        weights = class_weights(accounting.pixels[0], table, p.weights)
+        features = _features(work, kept, dates, stats, src.bands, weights, p)
+        classes = _class_records(table, weights, accounting.pixels)
+        summary = _summary(kept, dates, counts, classes, accounting, assignment, unknown, p,
+                           src.layout.size)
+        attrs = _attributes(src, cfg, dates, stats, classes, summary, features.names)
+        _write(_dataset(src, windows, kept, dates, features, attrs), tmp, src, progress)
         replace_output(tmp, out)
     finally:
         remove(tmp)
-        remove(work)
+        remove(work_path)
     summary["output"] = str(out)
     return summary
 
 
-def _survey(labels, split_groups, grid: Grid, layout: Layout, p, progress: bool) -> dict:
-    """Stage 1: class codes per pixel, counted per code and per (split group, code)."""
+# ----------------------------------------------------------------------------------------- stages
+def _layout(scenes: SceneSource | Sequence[Scene], labels_path: Path, cfg: Config) -> _Sources:
+    """Stage 1: the scenes' stack (validates bands and grids; nothing is read), the labels and
+    split groups on its grid, and the window lattice."""
+    from landcover.splits import open_groups
+    from landcover.stack import date_groups, grid_of, stack_scenes
+
+    p = cfg.prepare
+    table = load_class_table(p.classes) if p.classes else None
+    scenes = as_scenes(scenes)
+    stack = stack_scenes(scenes, cfg.scenes)
+    grid = grid_of(stack)
+    dates = date_groups(scenes)
+    labels = open_labels(labels_path, grid, p.labels, table)
+    groups = open_groups(p.split, labels, labels_path, grid)
+    layout = make_layout(grid, cfg)
+    log.info("%d dates, grid %s, %d window positions", len(dates), grid.describe(),
+             layout.n_rows * layout.n_cols)
+    return _Sources(scenes, dates, [str(b) for b in stack.band.values], grid, labels, groups,
+                    layout, table, labels_path)
+
+
+def _survey(src: _Sources, p, progress) -> _Survey:
+    """Stage 2: class codes per pixel, counted per code and per (split group, code)."""
     import dask
 
     from landcover.scheduler import compute
 
-    labels_d = dask.delayed(labels, traverse=False)
-    tasks = [dask.delayed(survey_tile, pure=True)(labels_d, split_groups, grid, core,
+    labels_d = dask.delayed(src.labels, traverse=False)
+    tasks = [dask.delayed(survey_tile, pure=True)(labels_d, src.groups, src.grid, core,
                                                   p.labels.erode)
-             for core, _ in layout.tiles()]
+             for core, _ in src.layout.tiles()]
     (surveyed,) = compute(tasks, label="Reading labels", show=progress)
     keys = np.concatenate([s[2] for s in surveyed])
     counts = np.concatenate([s[3] for s in surveyed])
     keys, inverse = np.unique(keys, return_inverse=True)
-    return {"hist": np.sum([s[0] for s in surveyed], axis=0),
-            "not_a_code": sum(s[1] for s in surveyed),
-            "group_keys": keys, "group_counts": np.bincount(inverse, weights=counts,
-                                                            minlength=len(keys)).astype(np.int64),
-            "no_group": np.sum([s[4] for s in surveyed], axis=0)}
+    return _Survey(hist=np.sum([s[0] for s in surveyed], axis=0),
+                   not_a_code=sum(s[1] for s in surveyed), group_keys=keys,
+                   group_counts=np.bincount(inverse, weights=counts,
+                                            minlength=len(keys)).astype(np.int64),
+                   no_group=np.sum([s[4] for s in surveyed], axis=0))
 
 
-def _resolve_table(table: ClassTable | None, survey: dict, labels, labels_path):
-    """The class table (derived from the codes seen when none is configured) and the labelled
-    pixels whose codes are not in it."""
-    hist, not_a_code = survey["hist"], survey["not_a_code"]
+def _resolve_table(src: _Sources, survey: _Survey) -> tuple[ClassTable, dict]:
+    """Stage 2 (end): the class table (derived from the codes seen when none is configured) and
+    the labelled pixels whose codes are not in it."""
+    hist, not_a_code, table = survey.hist, survey.not_a_code, src.table
     if hist.sum() + not_a_code == 0:
-        raise LabelError(f"{labels_path}: no labelled pixel falls on the scenes' grid; the labels "
-                         "do not overlap the scenes")
+        raise LabelError(f"{src.labels_path}: no labelled pixel falls on the scenes' grid; the "
+                         "labels do not overlap the scenes")
     if table is None:
         seen = np.flatnonzero(hist[:255])
         if len(seen) == 0:
-            raise LabelError(f"{labels_path}: no usable class code (0..254) in the labels")
-        table = labels.table(seen.tolist())
+            raise LabelError(f"{src.labels_path}: no usable class code (0..254) in the labels")
+        table = src.labels.table(seen.tolist())
         log.info("class table derived from the labels: %s", table.describe())
     unknown = {int(c): int(hist[c]) for c in np.flatnonzero(hist) if c not in table.codes}
     if not_a_code:
         unknown["not a class code"] = int(not_a_code)
     if unknown:
         log.warning("%s: %d labelled pixels have codes outside the class table and are ignored: %s",
-                    labels_path, sum(unknown.values()),
+                    src.labels_path, sum(unknown.values()),
                     ", ".join(f"{k}: {v} px" for k, v in unknown.items()))
     return table, unknown
 
 
-def _assign(survey: dict, table: ClassTable, split_groups, sc):
-    """Stage 2: every split group to a split, stratified by class; returns the lookup (sorted
-    group ids, split codes) and what was assigned."""
+def _assign(survey: _Survey, table: ClassTable, split_groups, sc) -> _Assignment:
+    """Stage 3: every split group to a split, stratified by class."""
     from landcover.splits import NONE, assign_groups
 
-    keys, counts = survey["group_keys"], survey["group_counts"]
     lut = table.lut()
-    gid, code = keys // 256, keys % 256
+    gid, code = survey.group_keys // 256, survey.group_keys % 256
     cls = lut[code]
     ok = cls != IGNORE
     ids, inv = np.unique(gid, return_inverse=True)
     matrix = np.zeros((len(ids), len(table)), np.int64)
-    np.add.at(matrix, (inv[ok], cls[ok].astype(np.int64)), counts[ok])
+    np.add.at(matrix, (inv[ok], cls[ok].astype(np.int64)), survey.group_counts[ok])
     fixed = split_groups.fixed(ids)
     split = assign_groups(matrix, sc.fractions, sc.seed, fixed)
     per_split = [int((split == k).sum()) for k in range(3)]
     log.info("split groups (%s): %d train, %d validation, %d test, %d none", split_groups.kind,
              *per_split, int((split == NONE).sum()))
-    return (ids.astype(np.int64), split.astype(np.int64)), {
-        "groups": per_split, "none_pixels": matrix[split == NONE].sum(axis=0).tolist(),
-        "fixed_splits": sorted({int(k) for k in fixed.values() if k < NONE})}
+    return _Assignment(lookup=(ids.astype(np.int64), split.astype(np.int64)), groups=per_split,
+                       none_pixels=matrix[split == NONE].sum(axis=0).tolist(),
+                       fixed_splits=sorted({int(k) for k in fixed.values() if k < NONE}))
 
 
-def _plan(labels, split_groups, grid: Grid, layout: Layout, table: ClassTable, lookup, p,
-          progress: bool) -> list:
-    """Stage 3: the windows ``(row, col, split)`` to cut, per tile (tiles without any dropped)."""
+def _plan(src: _Sources, table: ClassTable, assignment: _Assignment, p, progress) -> list:
+    """Stage 4: the windows ``(row, col, split)`` to cut, per tile (tiles without any dropped)."""
     import dask
 
     from landcover.scheduler import compute
 
     known = np.zeros(256, bool)
     known[table.codes] = True
-    labels_d = dask.delayed(labels, traverse=False)
-    tasks = [dask.delayed(plan_tile, pure=True)(labels_d, split_groups, grid, layout, core, known,
-                                                p.labels.erode, lookup, p.split.gap,
-                                                p.patches.min_labelled)
-             for core, _ in layout.tiles()]
+    labels_d = dask.delayed(src.labels, traverse=False)
+    tasks = [dask.delayed(plan_tile, pure=True)(labels_d, src.groups, src.grid, src.layout, core,
+                                                known, p.labels.erode, assignment.lookup,
+                                                p.split.gap, p.patches.min_labelled)
+             for core, _ in src.layout.tiles()]
     (planned,) = compute(tasks, label="Placing windows", show=progress)
     planned = [tile for tile in planned if tile]
     if not planned:
@@ -538,9 +653,9 @@ def _plan(labels, split_groups, grid: Grid, layout: Layout, table: ClassTable, l
     return planned
 
 
-def _extract(work: Path, windows, dgroups, bands, grid: Grid, labels, split_groups,
-             table: ClassTable, lookup, layout: Layout, cfg: Config, progress: bool) -> None:
-    """Stage 4: cut the windows from every date into an uncompressed work store."""
+def _extract(work: Path, planned: list, src: _Sources, table: ClassTable,
+             assignment: _Assignment, cfg: Config, progress) -> _Work:
+    """Stage 5: cut the windows from every date into an uncompressed work store."""
     import dask
     import dask.array as da
     import zarr
@@ -548,14 +663,14 @@ def _extract(work: Path, windows, dgroups, bands, grid: Grid, labels, split_grou
     from landcover.scheduler import compute
 
     p = cfg.prepare
-    T, B, s = len(dgroups), len(bands), layout.size
-    labels_d = dask.delayed(labels, traverse=False)
-    scenes_d = dask.delayed(tuple(g for _, g in dgroups), traverse=False)
+    T, B, s = len(src.dates), len(src.bands), src.layout.size
+    labels_d = dask.delayed(src.labels, traverse=False)
+    scenes_d = dask.delayed(tuple(g for _, g in src.dates), traverse=False)
     parts = {"reflectance": [], "valid": [], "labels": []}
-    for tile in windows:
+    for tile in planned:
         part = dask.delayed(extract_tile, pure=True, nout=3)(
-            scenes_d, tuple(bands), grid, cfg.scenes.mask, labels_d, split_groups, table.lut(),
-            layout, tuple(tile), p.labels.erode, lookup, p.split.gap)
+            scenes_d, tuple(src.bands), src.grid, cfg.scenes.mask, labels_d, src.groups,
+            table.lut(), src.layout, tuple(tile), p.labels.erode, assignment.lookup, p.split.gap)
         k = len(tile)
         parts["reflectance"].append(da.from_delayed(part[0], (k, T, s, s, B), np.float32))
         parts["valid"].append(da.from_delayed(part[1], (k, T, s, s), bool))
@@ -570,76 +685,93 @@ def _extract(work: Path, windows, dgroups, bands, grid: Grid, labels, split_grou
         stores.append(da.store(arr, target, lock=False, compute=False))
     compute(*stores, label="Cutting patches", show=progress)
 
-
-def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Grid,
-              layout: Layout, table: ClassTable, cfg: Config, context: dict, progress: bool):
-    import dask.array as da
-    import xarray as xr
-    import zarr
-
-    from landcover.profiles import profile_record
-    from landcover.scenes import scene_profiles
-    from landcover.scheduler import compute
-
-    p = cfg.prepare
-    labels, scenes, unknown = context["labels"], context["scenes"], context["unknown"]
-
     def open_work(name):
         z = zarr.open_array(str(work / name), mode="r")
         return da.from_zarr(z, chunks=(CHUNK_PATCHES,) + z.shape[1:])
 
-    refl, valid, lab = open_work("reflectance"), open_work("valid"), open_work("labels")
-    s = layout.size
-    dates = [d for d, _ in groups]
+    return _Work(str(work), open_work("reflectance"), open_work("valid"), open_work("labels"))
 
-    # dates: valid shares over the labelled pixels of the windows -----------------------------
-    labelled0 = lab != IGNORE
-    per_window_date = (valid & labelled0[:, None]).sum(axis=(2, 3), dtype=np.int64)
-    counts_wt, n_lab0, valid_all = compute(
-        per_window_date, labelled0.sum(axis=(1, 2), dtype=np.int64),
-        valid.sum(axis=(2, 3), dtype=np.int64), label="Counting valid pixels", show=progress)
-    date_share = counts_wt.sum(axis=0) / max(1, int(n_lab0.sum()))
-    keep_t = date_share >= p.features.min_date_valid
-    if not keep_t.any():
+
+def _count_valid(work: _Work, progress) -> _Counts:
+    """Stage 5 (end): valid observations per window and date, on its labelled pixels and all."""
+    from landcover.scheduler import compute
+
+    labelled = work.labels != IGNORE
+    per_window_date = (work.valid & labelled[:, None]).sum(axis=(2, 3), dtype=np.int64)
+    labelled_valid, n_labelled, valid = compute(
+        per_window_date, labelled.sum(axis=(1, 2), dtype=np.int64),
+        work.valid.sum(axis=(2, 3), dtype=np.int64), label="Counting valid pixels", show=progress)
+    return _Counts(labelled_valid, n_labelled, valid)
+
+
+def _select_dates(src: _Sources, counts: _Counts, fc) -> _Dates:
+    """Stage 6: drop the dates whose valid share on the labelled pixels of the windows is below
+    ``prepare.features.min_date_valid``."""
+    dates = tuple(d for d, _ in src.dates)
+    share = counts.labelled_valid.sum(axis=0) / max(1, int(counts.labelled.sum()))
+    keep = share >= fc.min_date_valid
+    if not keep.any():
         raise DatasetError(
-            f"every date has less than {p.features.min_date_valid:.0%} valid observations on the "
-            f"labelled pixels (best {date_share.max():.1%}): the scenes are cloud-covered or the "
+            f"every date has less than {fc.min_date_valid:.0%} valid observations on the "
+            f"labelled pixels (best {share.max():.1%}): the scenes are cloud-covered or the "
             "QA masks everything; add clearer scenes or lower prepare.features.min_date_valid")
-    dropped = [f"{d.isoformat()} ({sh:.0%} valid)" for d, sh, k in zip(dates, date_share, keep_t)
+    dropped = [f"{d.isoformat()} ({sh:.0%} valid)" for d, sh, k in zip(dates, share, keep)
                if not k]
     if dropped:
         log.warning("dropping %d date(s) with less than %.0f%% valid observations: %s",
-                    len(dropped), 100 * p.features.min_date_valid, ", ".join(dropped))
-    t_idx = np.flatnonzero(keep_t)
-    valid_k = valid[:, t_idx]
-    lab_np, lab0_np = compute(ignore_unobserved(lab, valid_k, p.features.min_valid_dates), lab,
-                              label="Checking windows", show=progress)
-    labelled_n = (lab_np != IGNORE).sum(axis=(1, 2))
-    valid_share = counts_wt[:, t_idx].sum(axis=1) / np.maximum(1, n_lab0 * len(t_idx))
+                    len(dropped), 100 * fc.min_date_valid, ", ".join(dropped))
+    scene_ids = tuple("+".join(sc.scene_id for sc in group) for _, group in src.dates)
+    return _Dates(dates, scene_ids, share, keep)
+
+
+def _check_windows(work: _Work, windows: _Windows, counts: _Counts, dates: _Dates, p,
+                   progress) -> tuple[_Kept, np.ndarray]:
+    """Stage 7: the ignore label where a pixel has too few valid observations on the kept dates;
+    windows without a labelled pixel left or whose labelled pixels are mostly invalid dropped.
+    Returns the kept windows and the labels as placed (for the label accounting)."""
+    from landcover.scheduler import compute
+
+    t_idx = dates.index
+    checked = ignore_unobserved(work.labels, work.valid[:, t_idx], p.features.min_valid_dates)
+    labels, placed = compute(checked, work.labels, label="Checking windows", show=progress)
+    labelled_n = (labels != IGNORE).sum(axis=(1, 2))
+    valid_share = counts.labelled_valid[:, t_idx].sum(axis=1) / np.maximum(
+        1, counts.labelled * len(t_idx))
     ok = (labelled_n > 0) & (valid_share >= p.patches.min_valid)
     if not ok.any():
         raise DatasetError(f"no window passes prepare.patches.min_valid={p.patches.min_valid} on "
                            "its labelled pixels (after cloud masking); lower it or add clearer "
                            "scenes")
-    split = np.where(ok, wsplit, -1).astype(np.int8)
-    # Samples sorted by split, then in work-store (tile) order: within a split the indices ascend,
-    # so each output chunk reads its samples from a few neighbouring work chunks.
-    order = np.concatenate([np.flatnonzero(split == k) for k in range(3)])
-    split_o = split[order].astype(np.uint8)
-    if not (split_o == 0).any():
+    split = np.where(ok, windows.split, -1).astype(np.int8)
+    kept = _Kept(split, labels, np.concatenate([np.flatnonzero(split == k) for k in range(3)]))
+    if not (kept.sample_split == 0).any():
         raise DatasetError("the training split is empty; check prepare.split (by, fractions, the "
                            "split column or raster)")
-    n = len(order)
-    kept = kept_pixels(lab_np, rows, cols, split, grid, len(table))  # (3, K) unique pixels
-    placed = kept_pixels(lab0_np, rows, cols, wsplit, grid, len(table)).sum(axis=0)
-    del lab0_np
-    report = _label_report(table, context, kept, placed, p)
+    return kept, placed
 
-    # statistics (valid observations of training windows) -------------------------------------
-    chunks0 = refl.chunks[0]  # split is -1 for every window left out
-    is_train = da.from_array(split == 0, chunks=chunks0)
-    use = valid_k & is_train[:, None, None, None]
-    x = da.where(use[..., None], refl[:, t_idx], 0.0).astype(np.float64)
+
+def _account_labels(src: _Sources, table: ClassTable, survey: _Survey, assignment: _Assignment,
+                    windows: _Windows, kept: _Kept, placed_labels: np.ndarray, p) -> _Accounting:
+    """Stage 8: unique labelled pixels per split and class in the kept windows (a pixel in several
+    overlapping windows of its split counts once), against the labels and the placed windows."""
+    pixels = kept_pixels(kept.labels, windows.rows, windows.cols, kept.split, src.grid, len(table))
+    placed = kept_pixels(placed_labels, windows.rows, windows.cols, windows.split, src.grid,
+                         len(table)).sum(axis=0)
+    report, warnings_ = _label_report(table, survey, assignment, src.groups.kind, pixels, placed, p)
+    return _Accounting(pixels, report, warnings_)
+
+
+def _statistics(work: _Work, kept: _Kept, dates: _Dates, progress) -> _Stats:
+    """Stage 9: mean and std per band of the valid observations of the training windows on the
+    kept dates (std 1 where it is ~0)."""
+    import dask.array as da
+
+    from landcover.scheduler import compute
+
+    t_idx = dates.index
+    is_train = da.from_array(kept.split == 0, chunks=work.reflectance.chunks[0])
+    use = work.valid[:, t_idx] & is_train[:, None, None, None]
+    x = da.where(use[..., None], work.reflectance[:, t_idx], 0.0).astype(np.float64)
     count, total, total2 = compute(use.sum(dtype=np.int64), x.sum(axis=(0, 1, 2, 3)),
                                    (x * x).sum(axis=(0, 1, 2, 3)), label="Statistics",
                                    show=progress)
@@ -649,99 +781,138 @@ def _finalise(work: Path, tmp: Path, rows, cols, wsplit, groups, bands, grid: Gr
         raise DatasetError("no valid observation in the training windows; add clearer scenes")
     mean = total / count
     std = np.sqrt(np.maximum(total2 / count - mean ** 2, 0.0))
-    std = np.where(std > 1e-6, std, 1.0)
-    cw = class_weights(kept[0], table, p.weights)
-    weight_lut = np.zeros(256, np.float32)
-    weight_lut[:len(table)] = cw
+    return _Stats(mean, np.where(std > 1e-6, std, 1.0), count)
 
-    # features --------------------------------------------------------------------------------
-    kept_dates = [dates[i] for i in t_idx]
-    spec = FeatureSpec(tuple(bands), tuple(mean.tolist()), tuple(std.tolist()), p.features.fill,
-                       p.features.doy)
-    names = spec.names
-    index = da.from_array(order, chunks=CHUNK_PATCHES)
-    featurize = functools.partial(_final_inputs, work=str(work), t_idx=t_idx, spec=spec,
-                                  dates=kept_dates)
+
+def _features(work: _Work, kept: _Kept, dates: _Dates, stats: _Stats, bands: list[str],
+              weights: np.ndarray, p) -> _Features:
+    """Stage 11: the dask graph of the dataset's arrays in sample order: inputs (made from the
+    work store by :meth:`FeatureSpec.make`), labels, and per-pixel weights (class weight, 0 =
+    ignore)."""
+    import dask.array as da
+
+    s, t_idx = work.labels.shape[-1], dates.index
+    spec = FeatureSpec(tuple(bands), tuple(stats.mean.tolist()), tuple(stats.std.tolist()),
+                       p.features.fill, p.features.doy)
+    index = da.from_array(kept.order, chunks=CHUNK_PATCHES)
+    featurize = functools.partial(_final_inputs, work=work.path, t_idx=t_idx, spec=spec,
+                                  dates=dates.kept)
     inputs = da.map_blocks(featurize, index, dtype=np.float32, new_axis=[1, 2, 3, 4],
-                           chunks=(index.chunks[0], (len(t_idx),), (s,), (s,), (len(names),)))
-    lab_o = da.from_array(lab_np[order], chunks=(CHUNK_PATCHES, s, s))
-    weights = da.map_blocks(functools.partial(np.take, weight_lut), lab_o, dtype=np.float32)
+                           chunks=(index.chunks[0], (len(t_idx),), (s,), (s,), (len(spec.names),)))
+    labels = da.from_array(kept.labels[kept.order], chunks=(CHUNK_PATCHES, s, s))
+    weight_lut = np.zeros(256, np.float32)
+    weight_lut[:len(weights)] = weights
+    pixel_weights = da.map_blocks(functools.partial(np.take, weight_lut), labels, dtype=np.float32)
+    return _Features(spec.names, inputs, labels, pixel_weights)
 
-    split_counts = {SPLITS[k]: int((split_o == k).sum()) for k in range(3)}
-    starts = np.cumsum([0] + [split_counts[k] for k in SPLITS])
-    masked = 1.0 - valid_all[order][:, t_idx].sum() / (n * s * s * len(t_idx))
-    classes = []
-    for i, c in enumerate(table.classes):
-        classes.append({"index": i, "code": c.code, "name": c.name, "color": c.color,
-                        "weight": float(cw[i]),
-                        "pixels": {SPLITS[k]: int(kept[k, i]) for k in range(3)}})
-    summary = {
-        "patches": n, "patches_per_split": split_counts,
-        "dates": [d.isoformat() for d in kept_dates],
-        "dates_dropped": [dates[i].isoformat() for i in np.flatnonzero(~keep_t)],
+
+def _class_records(table: ClassTable, weights: np.ndarray, pixels: np.ndarray) -> list[dict]:
+    """Stage 12: per class its index, code, name, colour, weight and unique pixels per split."""
+    return [{"index": i, "code": c.code, "name": c.name, "color": c.color,
+             "weight": float(weights[i]),
+             "pixels": {SPLITS[k]: int(pixels[k, i]) for k in range(3)}}
+            for i, c in enumerate(table.classes)]
+
+
+def _summary(kept: _Kept, dates: _Dates, counts: _Counts, classes: list[dict],
+             accounting: _Accounting, assignment: _Assignment, unknown: dict, p,
+             size: int) -> dict:
+    """Stage 12: the summary (returned, shown by the CLI and stored in the attributes)."""
+    split_o, n, t_idx = kept.sample_split, len(kept.order), dates.index
+    masked = 1.0 - counts.valid[kept.order][:, t_idx].sum() / (n * size * size * len(t_idx))
+    return {
+        "patches": n, "patches_per_split": {SPLITS[k]: int((split_o == k).sum()) for k in range(3)},
+        "dates": [d.isoformat() for d in dates.kept],
+        "dates_dropped": [d.isoformat() for d in dates.dropped],
         "masked_share": round(float(masked), 4),
         "labelled_pixels": {c["name"]: sum(c["pixels"].values()) for c in classes},
         "labelled_pixels_per_split": {SPLITS[k]: {c["name"]: c["pixels"][SPLITS[k]]
                                                   for c in classes} for k in range(3)},
-        "labels_kept": report,
-        "split": {"by": p.split.by, "groups": dict(zip(SPLITS, context["assignment"]["groups"]))},
-        "warnings": report.pop("warnings"),
+        "labels_kept": accounting.report,
+        "split": {"by": p.split.by, "groups": dict(zip(SPLITS, assignment.groups))},
+        "warnings": accounting.warnings,
         "unknown_codes": {str(k): v for k, v in unknown.items()},
     }
-    attrs = {
+
+
+def _attributes(src: _Sources, cfg: Config, dates: _Dates, stats: _Stats, classes: list[dict],
+                summary: dict, names: list[str]) -> dict:
+    """Stage 12: the dataset's attributes (how it was made, what its arrays mean)."""
+    from landcover.profiles import profile_record
+
+    p, bands = cfg.prepare, list(src.bands)
+    per_split = summary["patches_per_split"]
+    starts = np.cumsum([0] + [per_split[k] for k in SPLITS])
+    return {
         "landcover_dataset": DATASET_FORMAT,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "bands": list(bands), "features": names,
+        "bands": bands, "features": names,
         "dates": summary["dates"], "dates_dropped": summary["dates_dropped"],
-        "date_valid_share": {d.isoformat(): round(float(v), 4) for d, v in zip(dates, date_share)},
+        "date_valid_share": {d.isoformat(): round(float(v), 4)
+                             for d, v in zip(dates.dates, dates.share)},
         "normalisation": {
-            "mean": mean.tolist(), "std": std.tolist(), "count": count,
-            "bands": list(bands),
+            "mean": stats.mean.tolist(), "std": stats.std.tolist(), "count": stats.count,
+            "bands": bands,
             "computed_on": "valid observations of the training windows on the kept dates"},
         "fill": p.features.fill, "doy": p.features.doy,
-        "patch_size": s, "stride": layout.stride,
+        "patch_size": src.layout.size, "stride": src.layout.stride,
         "ignore_label": IGNORE,
         "classes": classes,
         "class_weights": {"mode": p.weights.mode, "cap": p.weights.cap,
                           "by_code": {str(c["code"]): c["weight"] for c in classes}},
         "splits": {k: [int(starts[i]), int(starts[i + 1])] for i, k in enumerate(SPLITS)},
         "split_codes": {k: i for i, k in enumerate(SPLITS)},
-        "grid": grid.to_dict(),
-        "labels": {"path": labels.path, "kind": labels.kind},
+        "grid": src.grid.to_dict(),
+        "labels": {"path": src.labels.path, "kind": src.labels.kind},
         "scenes": [{"scene_id": sc.scene_id, "date": sc.date.isoformat(), "sensor": sc.sensor,
-                    "source": sc.source} for sc in scenes],
-        "profiles": [profile_record(pr) for pr in scene_profiles(scenes)],
+                    "source": sc.source} for sc in src.scenes],
+        "profiles": [profile_record(pr) for pr in scene_profiles(src.scenes)],
         "summary": summary,
         "config": cfg.to_dict(),
         "versions": versions(data=True),
     }
-    a, _, c0, _, e, f0 = grid.transform
-    rows_o, cols_o = rows[order].astype(np.int32), cols[order].astype(np.int32)
+
+
+def _dataset(src: _Sources, windows: _Windows, kept: _Kept, dates: _Dates, features: _Features,
+             attrs: dict):
+    """Stage 13: the ``xarray.Dataset`` to write (lazy inputs and weights)."""
+    import xarray as xr
+
+    a, _, c0, _, e, f0 = src.grid.transform
+    rows = windows.rows[kept.order].astype(np.int32)
+    cols = windows.cols[kept.order].astype(np.int32)
     ds = xr.Dataset(
-        {"inputs": (("sample", "time", "patch_y", "patch_x", "feature"), inputs),
-         "labels": (("sample", "patch_y", "patch_x"), lab_o),
-         "weights": (("sample", "patch_y", "patch_x"), weights),
-         "row": ("sample", rows_o), "col": ("sample", cols_o),
-         "x_min": ("sample", c0 + cols_o * a), "y_max": ("sample", f0 + rows_o * e),
-         "split": ("sample", split_o)},
-        coords={"time": np.array([np.datetime64(d, "ns") for d in kept_dates]),
-                "feature": np.array(names, dtype=object),
-                "scene_id": ("time", np.array(["+".join(sc.scene_id for sc in groups[i][1])
-                                               for i in t_idx], dtype=object))},
+        {"inputs": (("sample", "time", "patch_y", "patch_x", "feature"), features.inputs),
+         "labels": (("sample", "patch_y", "patch_x"), features.labels),
+         "weights": (("sample", "patch_y", "patch_x"), features.weights),
+         "row": ("sample", rows), "col": ("sample", cols),
+         "x_min": ("sample", c0 + cols * a), "y_max": ("sample", f0 + rows * e),
+         "split": ("sample", kept.sample_split)},
+        coords={"time": np.array([np.datetime64(d, "ns") for d in dates.kept]),
+                "feature": np.array(features.names, dtype=object),
+                "scene_id": ("time", np.array([dates.scene_ids[i] for i in dates.index],
+                                              dtype=object))},
         attrs=json.loads(json.dumps(attrs, default=_plain)))
     ds["labels"].attrs.update({"meaning": "class index (see attrs classes); 255 = ignore"})
     ds["weights"].attrs.update({"meaning": "per-pixel sample weight: class weight, 0 = ignore"})
     ds["split"].attrs.update({"meaning": "0 train, 1 validation, 2 test"})
     ds["inputs"].attrs.update({"meaning": "standardised bands (invalid filled), validity, day of "
                                           "year; see attrs features and normalisation"})
+    return ds
+
+
+def _write(ds, tmp: Path, src: _Sources, progress) -> None:
+    """Stage 13: the dataset to Zarr at ``tmp`` (consolidated metadata), and its split preview."""
+    from landcover.scheduler import compute
+
     with warnings.catch_warnings():  # consolidated metadata: a zarr-python extension for v3
         warnings.filterwarnings("ignore", message="Consolidated metadata")
         write = ds.to_zarr(str(tmp), mode="w", compute=False, consolidated=True,
                            encoding={name: {"compressors": [compressor()]}
                                      for name in ("inputs", "labels", "weights")})
     compute(write, label="Writing dataset", show=progress)
-    _preview(tmp, grid, rows_o, cols_o, split_o, s)
-    return summary
+    _preview(tmp, src.grid, ds["row"].values, ds["col"].values, ds["split"].values,
+             src.layout.size)
 
 
 def _preview(tmp: Path, grid: Grid, rows, cols, split, size: int) -> None:

@@ -71,11 +71,12 @@ def field_series(tmp_path_factory):
 def _prepare_fields(field_series, tmp_path_factory, scenes, extra=()):
     from landcover.config import load_config
     from landcover.prepare import prepare
+    from landcover.scenes import find_scenes
 
     _, labels, classes = field_series
     out = tmp_path_factory.mktemp("fields_ds") / "ds.zarr"
-    prepare([str(s) for s in scenes], str(labels), out,
-            load_config(None, [*FIELD_PREPARE, f"prepare.classes={classes}", *extra]),
+    cfg = load_config(None, [*FIELD_PREPARE, f"prepare.classes={classes}", *extra])
+    prepare(find_scenes(scenes, profile=cfg.scenes.profile), str(labels), out, cfg,
             progress=False)
     return out
 

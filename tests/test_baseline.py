@@ -29,11 +29,13 @@ def overlapping(field_series, tmp_path_factory):
     """The crop fields prepared with windows overlapping by half (each pixel stored ~4 times)."""
     from landcover.config import load_config
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
 
     scenes, labels, classes = field_series
     out = tmp_path_factory.mktemp("fields_overlap") / "ds.zarr"
-    prepare([str(s) for s in scenes], str(labels), out,
-            load_config(None, [*OVERLAP, f"prepare.classes={classes}"]), progress=False)
+    cfg = load_config(None, [*OVERLAP, f"prepare.classes={classes}"])
+    prepare(LocalScenes(tuple(str(s) for s in scenes), cfg.scenes.profile), str(labels), out, cfg,
+            progress=False)
     return out
 
 

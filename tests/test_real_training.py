@@ -21,11 +21,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.real]
 def _prepare_and_train(tmp_path, scenes, labels, settings):
     from landcover.config import load_config
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
     from landcover.train import train
 
     cfg = load_config(None, settings)
-    prep = prepare([str(s) for s in scenes], str(labels), tmp_path / "ds.zarr", cfg,
-                   progress=False)
+    prep = prepare(LocalScenes(tuple(str(s) for s in scenes), cfg.scenes.profile), str(labels),
+                   tmp_path / "ds.zarr", cfg, progress=False)
     summary = train(tmp_path / "ds.zarr", tmp_path / "model", cfg, progress=False)
     return prep, summary
 

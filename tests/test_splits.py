@@ -13,6 +13,7 @@ from landcover.cli.main import cli
 from landcover.config import load_config
 from landcover.errors import ConfigError, LabelError
 from landcover.prepare import prepare
+from landcover.scenes import LocalScenes
 from test_prepare import SMALL, _painted, grid_profile, leftovers, run, write_labels
 
 SCENE = SCENES / CLEAR  # 64 x 64 px; columns 0..3 are fill (never observed), the rest is clear
@@ -172,8 +173,9 @@ def test_default_patches_keep_small_scattered_polygons(tmp_path, small_polygons,
     """The default patches (30 px every 30 px, min_labelled 0.1) fit the 64 px scene (windows at
     0, 30 and 34 per axis), so the defaults are used unchanged."""
     path, geoms = small_polygons
-    summary = prepare([str(SCENE)], str(path), tmp_path / "k.zarr", load_config(None, split),
-                      progress=False)
+    cfg = load_config(None, split)
+    summary = prepare(LocalScenes((str(SCENE),), cfg.scenes.profile), str(path),
+                      tmp_path / "k.zarr", cfg, progress=False)
     ds = xr.open_zarr(tmp_path / "k.zarr")
     assert ds.sizes["patch_y"] == 30 and ds.attrs["stride"] == 30
     labelled = burn(geoms, range(len(geoms))) >= 0

@@ -244,6 +244,7 @@ def test_a_class_without_training_pixels_is_never_predicted(field_series, tmp_pa
 
     from landcover.errors import LabelError
     from landcover.prepare import prepare
+    from landcover.scenes import LocalScenes
 
     scenes, labels, classes = field_series
     table = yaml.safe_load(classes.read_text())
@@ -253,8 +254,8 @@ def test_a_class_without_training_pixels_is_never_predicted(field_series, tmp_pa
     settings = ["prepare.patches.size=16", "prepare.patches.stride=16",
                 "prepare.split.block_size=48", f"prepare.classes={extended}"]
     ds = tmp_path / "ds.zarr"
-    prepare([str(s) for s in scenes], str(labels), ds, load_config(None, settings),
-            progress=False)
+    source = LocalScenes(tuple(str(s) for s in scenes))
+    prepare(source, str(labels), ds, load_config(None, settings), progress=False)
     assert "no training pixels of ghost (9)" in caplog.text
     summary = train(ds, tmp_path / "m", load_config(None, TINY_MODEL + ["train.baseline=none"]),
                     progress=False)
@@ -266,8 +267,8 @@ def test_a_class_without_training_pixels_is_never_predicted(field_series, tmp_pa
     table[-1]["required"] = True
     extended.write_text(yaml.safe_dump(table))
     with pytest.raises(LabelError, match="ghost.*required"):
-        prepare([str(s) for s in scenes], str(labels), tmp_path / "ds2.zarr",
-                load_config(None, settings), progress=False)
+        prepare(source, str(labels), tmp_path / "ds2.zarr", load_config(None, settings),
+                progress=False)
     assert not (tmp_path / "ds2.zarr").exists()
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from landcover.cli import options
+from landcover.cli.progress import bars_for
 
 
 @click.command(short_help="Cut a training dataset of patches from scenes and labels.")
@@ -34,19 +35,20 @@ def prepare(ctx: click.Context, scenes, labels, out, scheduler, overwrite, as_js
         $ landcover prepare scenes/ --labels lc.tif --out ds.zarr --scheduler local:4 \\
               --set prepare.patches.stride=15 --set prepare.features.fill=linear
     """
+    from pathlib import Path
+
     from landcover.config import load_config
     from landcover.outputs import check_output
     from landcover.prepare import prepare as run_prepare
+    from landcover.scenes import LocalScenes
     from landcover.scheduler import check_scheduler, use_scheduler
 
     cfg = load_config(config_path, overrides)
     check_scheduler(scheduler)
-    from pathlib import Path
-
     check_output(Path(out), overwrite)
-    show = ctx.obj.get("verbosity", 0) >= 0
+    source = LocalScenes(tuple(scenes), cfg.scenes.profile)  # opened by prepare, after its checks
     with use_scheduler(scheduler):
-        summary = run_prepare(scenes, labels, out, cfg, overwrite=overwrite, progress=show)
+        summary = run_prepare(source, labels, out, cfg, overwrite=overwrite, progress=bars_for(ctx))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
