@@ -57,15 +57,15 @@ CLASSES = [("water", "#2166ac"), ("forest", "#1b7837"), ("urban", "#d6604d"),
 def make_bundle(folder: Path, scenes: list[Path]) -> Path:
     """A model bundle of the default network for the scenes' dates (seeded weights)."""
     from landcover.bundle import MODEL_FILE, write_metadata
-    from landcover.classify import _keras
     from landcover.config import load_config
     from landcover.features import feature_names
+    from landcover.runtime import import_keras
     from landcover.scenes import find_scenes
     from landcover.stack import date_groups
 
     if (folder / "bundle.json").exists():
         return folder
-    keras = _keras()
+    keras = import_keras()
     from landcover.models import build_model
 
     cfg = load_config()
@@ -102,21 +102,21 @@ def scenes_of(folder: Path) -> list[str]:
 
 # ------------------------------------------------------------------------------------ child jobs
 def job_landcover(folder: Path, model: Path, out: Path, sets: list[str]) -> dict:
-    from landcover.classify import classify, resolve_config
+    from landcover.classify import classify, model_scenes, resolve_config
 
     meta, cfg = resolve_config(model, None, sets)
     t0 = time.perf_counter()
-    summary = classify(scenes_of(folder), model, out, cfg, meta=meta, overwrite=True,
+    summary = classify(model_scenes(scenes_of(folder), meta, cfg), model, out, cfg, meta=meta, overwrite=True,
                        progress=False)
     return {"seconds": time.perf_counter() - t0, "windows": summary["windows"],
             "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
 
 
 def _plan(folder: Path, model: Path, out: Path):
-    from landcover.classify import build_plan, resolve_config
+    from landcover.classify import build_plan, model_scenes, resolve_config
 
     meta, cfg = resolve_config(model)
-    plan, _, table = build_plan(scenes_of(folder), model, cfg, meta, out.with_suffix(".store"))
+    plan, _, table = build_plan(model_scenes(scenes_of(folder), meta, cfg), model, cfg, meta, out.with_suffix(".store"))
     return plan, table
 
 
@@ -151,12 +151,13 @@ def job_naive(folder: Path, model_dir: Path, out: Path) -> dict:
     import rasterio
 
     from landcover.bundle import load_bundle
-    from landcover.classify import _keras, taper
+    from landcover.classify import taper
     from landcover.features import make_features
+    from landcover.runtime import import_keras
     from landcover.scenes import find_scenes
     from landcover.stack import stack_scenes
 
-    _keras()
+    import_keras()
     t0 = time.perf_counter()
     model, meta = load_bundle(model_dir)
     stack = stack_scenes(find_scenes(scenes_of(folder)))

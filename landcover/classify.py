@@ -31,7 +31,6 @@ run leaves only the hidden ``.OUT.partial`` store, which ``--resume`` continues.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import math
@@ -44,22 +43,32 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover import __version__
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
+from landcover.contract import NODATA, PARTIAL_FORMAT, PROBABILITY_SCALE
 from landcover.dataset import compressor
-from landcover.errors import ConfigError, ModelError, OutputExistsError, UsageError
+from landcover.errors import ConfigError, ModelError, ResumeError, UsageError
 from landcover.features import FeatureSpec, feature_names, features_by_date
-from landcover.grid import Grid, pixel_area_m2
+from landcover.grid import Grid
+from landcover.maps import (
+    class_areas,
+    encode_classes,
+    encode_probabilities,
+    map_tags,
+    write_map,
+    write_probabilities,
+    write_quicklook,
+    write_style,
+)
+from landcover.models import variable_date_architectures
 from landcover.outputs import check_output, remove, temporary_path
+from landcover.postprocess import apply_steps, check_steps, halo_of
+from landcover.postprocess import describe as describe_steps
 from landcover.runtime import import_keras
+from landcover.scenes import LocalScenes, Scene, SceneSource, as_scenes
 
 log = logging.getLogger(__name__)
 
-NODATA = 255
-PARTIAL_FORMAT = 1
-PROBABILITY_SCALE = {"uint8": (250, 255), "uint16": (10000, 65535)}  # dtype: (p = 1, nodata)
-TIFF_BLOCK = 512
 
 
 # ------------------------------------------------------------------------------------------ paths
@@ -67,8 +76,8 @@ def output_paths(out: str | Path, probabilities: bool, quicklook: bool) -> dict[
     """The files a run writes: the map, its QGIS style, and optional probabilities/quicklook."""
     out = Path(out).absolute()
     if out.suffix.lower() not in (".tif", ".tiff"):
-        raise UsageError(f"--out {out.name}: the classification is a GeoTIFF; give a name ending "
-                         "in .tif")
+        raise UsageError(f"{out.name}: the classification is a GeoTIFF; give a name ending in "
+                         ".tif", flag="--out")
     paths = {"map": out, "style": out.with_suffix(".qml")}
     if probabilities:
         paths["probabilities"] = out.with_name(f"{out.stem}_probabilities.tif")
@@ -163,6 +172,7 @@ class Plan:
     probabilities: bool
     probability_dtype: str
     uncertainty: str
+    post: tuple = ()  # post-processing steps (landcover.postprocess)
 
     @property
     def stride(self) -> int:
@@ -194,21 +204,14 @@ _MODELS_LOCK = threading.Lock()
 
 
 def load_model(bundle: str | Path, window: int):
-    """The bundle's network for ``window`` x ``window`` inputs (ConvLSTM layers need static
+    """The bundle's network for ``window`` x ``window`` inputs (recurrent layers need static
     spatial shapes, so another window size rebuilds the network and copies the weights)."""
     import_keras()
     from landcover.bundle import load_bundle
-    from landcover.models import build_model
+    from landcover.models import rebuild_for_window
 
     model, meta = load_bundle(bundle)
-    inp = meta["input"]
-    if window == inp["patch_size"]:
-        return model
-    t = None if inp.get("variable_time_steps") else inp["time_steps"]
-    wide = build_model(meta["architecture"], (t, window, window, len(inp["features"])),
-                       len(meta["classes"]), meta["output"].get("absent_classes", ()))
-    wide.set_weights(model.get_weights())
-    return wide
+    return rebuild_for_window(model, meta, window)
 
 
 def worker_model(plan: Plan):
@@ -276,23 +279,21 @@ def _marker(plan: Plan, i: int, j: int) -> Path:
     return Path(plan.store) / "done" / f"{i}_{j}.json"
 
 
-def classify_block(plan: Plan, i: int, j: int) -> dict:
-    """Classify block ``(i, j)`` and write it into the store; returns its counts."""
-    import zarr
+def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
+    """Blended class probabilities of the pixels ``[r0:r1, c0:c1]``.
 
-    marker = _marker(plan, i, j)
-    if marker.exists():  # finished by an earlier (interrupted) run
-        return json.loads(marker.read_text())
-    t0 = time.perf_counter()
-    r0, r1, c0, c1 = plan.block_window(i, j)
+    Every lattice window that touches the area is read (with reflection outside the grid) and,
+    if it holds a valid observation, predicted; windows are visited in global lattice order, so
+    a pixel's sum is the same whichever area it is computed in. Returns ``(prob (h, w, K)
+    float32, observed (h, w) bool, windows predicted, windows skipped)``.
+    """
     s = plan.window
     oy, ox = plan.origins()
     oy = oy[(oy < r1) & (oy + s > r0)]
     ox = ox[(ox < c1) & (ox + s > c0)]
     gy0, gx0 = int(oy[0]), int(ox[0])
-    rows = np.arange(gy0, int(oy[-1]) + s)
-    cols = np.arange(gx0, int(ox[-1]) + s)
-    feats, valid = read_features(plan, rows, cols)
+    feats, valid = read_features(plan, np.arange(gy0, int(oy[-1]) + s),
+                                 np.arange(gx0, int(ox[-1]) + s))
 
     # windows with at least one valid observation (summed-area table of "any date valid")
     anyv = np.pad(valid.any(axis=0).astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
@@ -302,7 +303,6 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
             a, b = y - gy0, x - gx0
             if anyv[a + s, b + s] - anyv[a, b + s] - anyv[a + s, b] + anyv[a, b] > 0:
                 windows.append((int(y), int(x)))
-    n_all = len(oy) * len(ox)
 
     h, w, K = r1 - r0, c1 - c0, plan.num_classes
     acc = np.zeros((h, w, K), np.float32)
@@ -325,41 +325,43 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     del feats
     observed = valid[:, r0 - gy0:r1 - gy0, c0 - gx0:c1 - gx0].any(axis=0) & (wsum > 0)
     prob = acc / np.where(wsum > 0, wsum, 1)[..., None]
-    index = prob.argmax(axis=-1)
-    codes = np.asarray(plan.codes, np.uint8)[index]
-    codes[~observed] = NODATA
+    return prob, observed, len(windows), len(oy) * len(ox) - len(windows)
+
+
+def classify_block(plan: Plan, i: int, j: int) -> dict:
+    """Block ``(i, j)``: probabilities over the block and the post-processing halo, the
+    post-processing steps, then class codes (and probabilities) of the block into the store;
+    returns its counts."""
+    import zarr
+
+    marker = _marker(plan, i, j)
+    if marker.exists():  # finished by an earlier (interrupted) run
+        return json.loads(marker.read_text())
+    t0 = time.perf_counter()
+    r0, r1, c0, c1 = plan.block_window(i, j)
+    halo, g = halo_of(plan.post), plan.grid
+    R0, R1 = max(0, r0 - halo), min(g.height, r1 + halo)
+    C0, C1 = max(0, c0 - halo), min(g.width, c1 + halo)
+    prob, observed, n_windows, n_skipped = block_probabilities(plan, R0, R1, C0, C1)
+    prob = apply_steps(plan.post, prob, observed)
+    core = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
+    prob, observed = prob[core], observed[core]
+    codes, index = encode_classes(prob, observed, plan.codes)
 
     store = zarr.open_group(plan.store, mode="r+")
     store["classes"][r0:r1, c0:c1] = codes
     if plan.probabilities:
-        scale, nodata = PROBABILITY_SCALE[plan.probability_dtype]
-        unc = uncertainty(prob, plan.uncertainty)
-        layers = np.concatenate([np.moveaxis(prob, -1, 0), unc[None]])
-        q = np.rint(layers * scale).astype(plan.probability_dtype)
-        q[:, ~observed] = nodata
-        store["probabilities"][:, r0:r1, c0:c1] = q
+        store["probabilities"][:, r0:r1, c0:c1] = encode_probabilities(
+            prob, observed, plan.probability_dtype, plan.uncertainty)
     result = {"block": [i, j],
-              "counts": np.bincount(index[observed], minlength=K).tolist(),
-              "nodata": int((~observed).sum()), "windows": len(windows),
-              "windows_skipped": n_all - len(windows),
+              "counts": np.bincount(index[observed], minlength=plan.num_classes).tolist(),
+              "nodata": int((~observed).sum()), "windows": n_windows,
+              "windows_skipped": n_skipped,
               "seconds": round(time.perf_counter() - t0, 3)}
     tmp = marker.with_name(f"tmp.{marker.name}")
     tmp.write_text(json.dumps(result))
     os.replace(tmp, marker)  # the block counts as done only once its data is written
     return result
-
-
-def uncertainty(prob: np.ndarray, kind: str) -> np.ndarray:
-    """``(h, w)`` in [0, 1]: normalised Shannon entropy, or the margin ``1 - (p1 - p2)``."""
-    K = prob.shape[-1]
-    if kind == "margin":
-        if K < 2:
-            return np.zeros(prob.shape[:-1], np.float32)
-        top = np.sort(prob, axis=-1)[..., -2:]
-        return (1.0 - (top[..., 1] - top[..., 0])).astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -np.sum(np.where(prob > 0, prob * np.log(prob), 0.0), axis=-1)
-    return (ent / math.log(K) if K > 1 else np.zeros_like(ent)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -378,7 +380,8 @@ def _dates(meta: dict, groups: list, model_dir: Path) -> list:
         raise ModelError(
             f"{model_dir}: this {meta['architecture']['architecture']} model takes exactly "
             f"{inp['time_steps']} dates, the scenes give {len(kept)}; classify a series with as "
-            "many dates, or train a convlstm/unet_convlstm model (any number of dates)")
+            f"many dates, or train a {'/'.join(variable_date_architectures())} model (any "
+            "number of dates)")
     trained = meta.get("dates") or []
     ours = [d.isoformat() for d, _ in kept]
     if ours != trained:
@@ -428,20 +431,24 @@ def _profile_spec(spec: str, meta: dict):
     return spec
 
 
-def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, meta: dict,
-               store: str | Path, probabilities: bool = False):
+def model_scenes(paths: Sequence[str], meta: dict, cfg: Config) -> LocalScenes:
+    """The scenes under ``paths``, read with the profiles the model was trained with (see
+    :func:`_profile_spec`)."""
+    return LocalScenes(tuple(str(p) for p in paths), _profile_spec(cfg.scenes.profile, meta))
+
+
+def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg: Config,
+               meta: dict, store: str | Path, probabilities: bool = False, post: Sequence = ()):
     """Check the bundle and the scenes against each other and plan the run (reads no pixels).
 
     Returns ``(plan, kept dates [(date, scenes)], class table)``.
     """
-    from landcover.scenes import find_scenes
     from landcover.stack import date_groups, grid_of, stack_scenes
 
     model_dir = Path(model_dir).absolute()
     c = cfg.classify
     bands, table = _check_bundle(meta, model_dir)
-    scenes = find_scenes([str(Path(sp).absolute()) for sp in scene_paths],
-                         profile=_profile_spec(cfg.scenes.profile, meta))
+    scenes = as_scenes(scenes)
     _check_bands(scenes, bands, model_dir)
     stack = stack_scenes(scenes, cfg.scenes, bands=bands)  # checks grids; reads nothing
     grid = grid_of(stack)
@@ -459,21 +466,28 @@ def build_plan(scene_paths: Sequence[str], model_dir: str | Path, cfg: Config, m
         codes=tuple(table.codes), block=aligned_block(c.block_size, window - overlap),
         store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
-        uncertainty=c.uncertainty)
+        uncertainty=c.uncertainty, post=check_steps(post))
     return plan, kept, table
 
 
-def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
+def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: str | Path,
              cfg: Config | None = None, *, meta: dict | None = None,
              probabilities: bool = False, overwrite: bool = False, resume: bool = False,
-             progress: bool = True) -> dict:
+             post: Sequence = (), progress=None) -> dict:
     """Classify the scenes with a model bundle; returns a summary of the run.
+
+    Args:
+        scenes: a :class:`~landcover.scenes.SceneSource` or :class:`~landcover.scenes.Scene`
+            objects (:func:`model_scenes` reads local paths with the bundle's sensor profiles).
+        post: post-processing steps (:mod:`landcover.postprocess`), applied to the probabilities
+            of every block with the halo they need.
+        progress: a :mod:`landcover.progress` reporter (``True`` logs stages; ``None`` silent).
 
     Runs on the current dask scheduler (see :mod:`landcover.scheduler`). Everything that can be
     checked (bundle, scenes, bands, grids, dates, outputs) is checked before anything is written.
 
     Raises:
-        ModelError, OutputExistsError, SceneError, GridMismatchError, ConfigError.
+        ModelError, OutputExistsError, ResumeError, SceneError, GridMismatchError, ConfigError.
     """
     import dask
 
@@ -483,67 +497,70 @@ def classify(scene_paths: Sequence[str], model_dir: str | Path, out: str | Path,
     model_dir = Path(model_dir).absolute()
     if meta is None or cfg is None:
         meta, cfg = resolve_config(model_dir)
-    c = cfg.classify
-    paths = output_paths(out, probabilities, c.quicklook)
+    paths = output_paths(out, probabilities, cfg.classify.quicklook)
     out = paths["map"]
     for path in paths.values():
         check_output(path, overwrite)
-    store = partial_path(out)
-    plan, kept, table = build_plan(scene_paths, model_dir, cfg, meta, store, probabilities)
+    plan, kept, table = build_plan(scenes, model_dir, cfg, meta, partial_path(out),
+                                   probabilities, post)
     worker_model(plan)  # a corrupt model fails here, before anything is written
-    grid = plan.grid
-    fingerprint = _fingerprint(plan, kept, cfg)
-    resumed = _open_store(plan, fingerprint, resume)
+    resumed = _open_store(plan, _fingerprint(plan, kept, cfg), resume)
     log.info("%d dates, grid %s, window %d px (overlap %d), %d blocks of %d px%s", len(kept),
-             grid.describe(), plan.window, plan.overlap, len(plan.blocks()), plan.block,
+             plan.grid.describe(), plan.window, plan.overlap, len(plan.blocks()), plan.block,
              f", {resumed} already done" if resumed else "")
 
     tasks = [dask.delayed(classify_block, pure=False)(plan, i, j) for i, j in plan.blocks()]
     (results,) = compute(tasks, label="Classifying", show=progress)
     t_model = time.perf_counter()
-
-    tmp_paths = {k: temporary_path(p, "tmp") for k, p in paths.items()}
-    try:
-        tags = _tags(meta, kept, cfg, plan)
-        write_map(plan, table, tmp_paths["map"], tags)
-        write_style(table, tmp_paths["style"])
-        if probabilities:
-            write_probabilities(plan, table, tmp_paths["probabilities"], tags)
-        counts = np.sum([r["counts"] for r in results], axis=0)
-        if c.quicklook:
-            write_quicklook(tmp_paths["map"], table, counts, tmp_paths["quicklook"],
-                            title=f"{out.name}: {kept[0][0]} .. {kept[-1][0]}, {len(kept)} dates")
-        for key, path in paths.items():  # the map last: its presence means the run completed
-            if key != "map":
-                os.replace(tmp_paths[key], path)
-        os.replace(tmp_paths["map"], out)
-    finally:
-        for p in tmp_paths.values():
-            remove(p)
-    remove(store)
-
-    px_area = pixel_area_m2(grid.crs, grid.transform)
-    total = int(counts.sum())
-    classes = []
-    for cl, n in zip(table.classes, counts):
-        row = {"code": cl.code, "name": cl.name, "pixels": int(n),
-               "share": round(float(n) / total, 6) if total else None}
-        if px_area is not None:
-            row["hectares"] = round(float(n) * px_area / 1e4, 2)
-        classes.append(row)
+    counts = np.sum([r["counts"] for r in results], axis=0)
+    _write_products(plan, kept, table, meta, cfg, paths, counts)
+    remove(Path(plan.store))
     return {
         "output": str(out), "files": {k: str(v) for k, v in paths.items()},
-        "grid": grid.to_dict(), "dates": [d.isoformat() for d, _ in kept],
+        "grid": plan.grid.to_dict(), "dates": [d.isoformat() for d, _ in kept],
         "window": plan.window, "overlap": plan.overlap, "block_size": plan.block,
+        "post": describe_steps(plan.post),
         "blocks": len(results), "blocks_resumed": resumed,
         "windows": int(sum(r["windows"] for r in results)),
         "windows_skipped": int(sum(r["windows_skipped"] for r in results)),
         "nodata_pixels": int(sum(r["nodata"] for r in results)),
-        "classified_pixels": total, "classes": classes,
+        "classified_pixels": int(counts.sum()), "classes": class_areas(table, counts, plan.grid),
         "model": str(model_dir), "content_hash": meta["content_hash"],
         "seconds": round(time.perf_counter() - t_start, 2),
         "seconds_classifying": round(t_model - t_start, 2),
     }
+
+
+def _write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config,
+                    paths: dict[str, Path], counts) -> None:
+    """The map products from the finished store, each under a temporary name, renamed when all
+    are written (the map last: its presence means the run completed)."""
+    resolved = cfg.to_dict()
+    config = {"scenes": resolved["scenes"],
+              "classify": {**resolved["classify"], "window": plan.window,
+                           "overlap": plan.overlap, "post": describe_steps(plan.post)},
+              "model": meta.get("config", {})}
+    tags = map_tags(meta, [d for d, _ in kept], ["+".join(s.scene_id for s in g) for _, g in kept],
+                    config, plan.bundle)
+    windows = [plan.block_window(i, j) for i, j in plan.blocks()]
+    tmp = {k: temporary_path(p, "tmp") for k, p in paths.items()}
+    try:
+        write_map(plan.store, plan.grid, windows, table, tmp["map"], tags)
+        write_style(table, tmp["style"])
+        if plan.probabilities:
+            write_probabilities(plan.store, plan.grid, windows, table, tmp["probabilities"], tags,
+                                plan.probability_dtype, plan.uncertainty)
+        if "quicklook" in paths:
+            write_quicklook(tmp["map"], table, counts, tmp["quicklook"],
+                            title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, "
+                                  f"{len(kept)} dates")
+        for key, path in paths.items():
+            if key != "map":
+                os.replace(tmp[key], path)
+        os.replace(tmp["map"], paths["map"])
+    finally:
+        for p in tmp.values():
+            remove(p)
 
 
 def _fingerprint(plan: Plan, kept, cfg: Config) -> dict:
@@ -552,6 +569,7 @@ def _fingerprint(plan: Plan, kept, cfg: Config) -> dict:
             "grid": plan.grid.to_dict(), "window": plan.window, "overlap": plan.overlap,
             "block": plan.block, "probabilities": plan.probabilities,
             "probability_dtype": plan.probability_dtype, "uncertainty": plan.uncertainty,
+            "post": describe_steps(plan.post),
             "scenes_config": _plain(cfg.to_dict()["scenes"])}
 
 
@@ -563,13 +581,12 @@ def _open_store(plan: Plan, fingerprint: dict, resume: bool) -> int:
     run_file = store / "run.json"
     if resume:
         if not run_file.is_file():
-            raise OutputExistsError(f"{store}: nothing to resume (no interrupted run of this "
-                                    "output); run without --resume")
+            raise ResumeError(f"{store}: nothing to resume (no interrupted run of this output)")
         saved = json.loads(run_file.read_text())
         if saved != _plain(fingerprint):
             diff = sorted(k for k in fingerprint if saved.get(k) != _plain(fingerprint[k]))
-            raise OutputExistsError(f"{store}: the interrupted run used other settings "
-                                    f"({', '.join(diff)}); run without --resume to start over")
+            raise ResumeError(f"{store}: the interrupted run used other settings "
+                              f"({', '.join(diff)}); start over with the same output")
         return len(list((store / "done").glob("*.json")))
     if store.exists():
         log.info("removing the unfinished run %s (use --resume to continue it)", store)
@@ -587,162 +604,6 @@ def _open_store(plan: Plan, fingerprint: dict, resume: bool) -> int:
     (store / "done").mkdir()
     run_file.write_text(json.dumps(fingerprint, indent=1))
     return 0
-
-
-# ------------------------------------------------------------------------------------ GeoTIFFs
-def _tags(meta: dict, kept, cfg: Config, plan: Plan) -> dict:
-    return {
-        "LANDCOVER_PRODUCT": "classification",
-        "LANDCOVER_VERSION": __version__,
-        "LANDCOVER_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "LANDCOVER_MODEL": plan.bundle,
-        "LANDCOVER_MODEL_HASH": meta["content_hash"],
-        "LANDCOVER_DATES": json.dumps([d.isoformat() for d, _ in kept]),
-        "LANDCOVER_SCENES": json.dumps(["+".join(s.scene_id for s in g) for _, g in kept]),
-        "LANDCOVER_CLASSES": json.dumps([{"code": c["code"], "name": c["name"],
-                                          "color": c["color"]} for c in meta["classes"]]),
-        "LANDCOVER_CONFIG": json.dumps({"scenes": cfg.to_dict()["scenes"],
-                                        "classify": {**cfg.to_dict()["classify"],
-                                                     "window": plan.window,
-                                                     "overlap": plan.overlap},
-                                        "model": meta.get("config", {})}),
-    }
-
-
-def tiff_block(width: int, height: int) -> int:
-    """Tile size: 512, smaller for small maps so that they still get internal overviews."""
-    size = TIFF_BLOCK
-    while size > 64 and max(width, height) <= size:
-        size //= 2
-    return size
-
-
-def _cog(src: Path, dst: Path, resampling: str, block: int) -> None:
-    from rasterio.shutil import copy
-
-    copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=block,
-         OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER")
-
-
-def _write_blocks(plan: Plan, name: str, path: Path, count: int, dtype: str, nodata,
-                  decorate) -> None:
-    """Stream a store array into a tiled GeoTIFF, block by block, then convert it to a COG."""
-    import rasterio
-    import zarr
-    from rasterio.windows import Window
-
-    g = plan.grid
-    arr = zarr.open_group(plan.store, mode="r")[name]
-    plain = path.with_name(path.name + ".plain.tif")
-    block = tiff_block(g.width, g.height)
-    try:
-        with rasterio.open(plain, "w", driver="GTiff", width=g.width, height=g.height,
-                           count=count, dtype=dtype, crs=g.crs, transform=g.affine, nodata=nodata,
-                           tiled=True, blockxsize=block, blockysize=block,
-                           compress="deflate", BIGTIFF="IF_SAFER") as dst:
-            for i, j in plan.blocks():
-                r0, r1, c0, c1 = plan.block_window(i, j)
-                data = arr[r0:r1, c0:c1] if count == 1 else arr[:, r0:r1, c0:c1]
-                window = Window(c0, r0, c1 - c0, r1 - r0)
-                if count == 1:
-                    dst.write(data, 1, window=window)
-                else:
-                    dst.write(data, window=window)
-            decorate(dst)
-        _cog(plain, path, "NEAREST" if name == "classes" else "AVERAGE", block)
-    finally:
-        remove(plain)
-
-
-def write_map(plan: Plan, table: ClassTable, path: Path, tags: dict) -> None:
-    def decorate(dst):
-        cmap = {code: (0, 0, 0, 0) for code in range(256)}
-        for cl in table.classes:
-            cmap[cl.code] = (*cl.rgb, 255)
-        dst.write_colormap(1, cmap)
-        dst.set_band_description(1, "land cover class")
-        dst.update_tags(**tags)
-        dst.update_tags(1, CLASSES=json.dumps({str(cl.code): cl.name for cl in table.classes}),
-                        **{f"CLASS_{cl.code}": cl.name for cl in table.classes},
-                        NODATA_MEANING="no valid observation on any date")
-
-    _write_blocks(plan, "classes", path, 1, "uint8", NODATA, decorate)
-
-
-def write_probabilities(plan: Plan, table: ClassTable, path: Path, tags: dict) -> None:
-    scale, nodata = PROBABILITY_SCALE[plan.probability_dtype]
-
-    def decorate(dst):
-        K = len(table)
-        for b, cl in enumerate(table.classes, start=1):
-            dst.set_band_description(b, f"p({cl.name})")
-            dst.update_tags(b, CLASS_CODE=str(cl.code), CLASS_NAME=cl.name)
-        dst.set_band_description(K + 1, f"uncertainty ({plan.uncertainty})")
-        dst.update_tags(K + 1, UNCERTAINTY=plan.uncertainty,
-                        MEANING="normalised Shannon entropy of the class probabilities (0 certain, "
-                                "1 uniform)" if plan.uncertainty == "entropy" else
-                                "1 - (largest - second largest probability)")
-        dst.scales = [1.0 / scale] * (K + 1)
-        dst.offsets = [0.0] * (K + 1)
-        dst.update_tags(**{**tags, "LANDCOVER_PRODUCT": "probabilities",
-                           "LANDCOVER_SCALE": f"value / {scale} = probability; {nodata} = nodata "
-                                              "(no valid observation)"})
-
-    _write_blocks(plan, "probabilities", path, len(table) + 1, plan.probability_dtype, nodata,
-                  decorate)
-
-
-def write_style(table: ClassTable, path: Path) -> None:
-    """A QGIS style: a paletted renderer with one entry (colour, class name) per class code."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.Element("qgis", version="3.28.0", styleCategories="AllStyleCategories")
-    pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(pipe, "rasterrenderer", type="paletted", band="1", opacity="1",
-                             alphaBand="-1", nodataColor="")
-    ET.SubElement(renderer, "rasterTransparency")
-    palette = ET.SubElement(renderer, "colorPalette")
-    for cl in table.classes:
-        ET.SubElement(palette, "paletteEntry", value=str(cl.code), color=cl.color.lower(),
-                      label=cl.name, alpha="255")
-    ET.SubElement(root, "blendMode").text = "0"
-    ET.indent(root)
-    text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + \
-        ET.tostring(root, encoding="unicode") + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
-def write_quicklook(map_path: Path, table: ClassTable, counts, path: Path, *, title: str,
-                    max_size: int = 1000) -> None:
-    """A PNG of the map (read from its overviews, at most ``max_size`` px) with a legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import rasterio
-    from matplotlib.patches import Patch
-    from rasterio.enums import Resampling
-
-    with rasterio.open(map_path) as src:
-        f = max(1.0, max(src.width, src.height) / max_size)
-        shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
-        codes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
-    rgba = np.zeros(shape + (4,), np.uint8)
-    for cl in table.classes:
-        rgba[codes == cl.code] = (*cl.rgb, 255)
-    total = max(int(np.sum(counts)), 1)
-    fig, ax = plt.subplots(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1), dpi=110)
-    ax.imshow(rgba, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    handles = [Patch(facecolor=cl.color, edgecolor="0.3",
-                     label=f"{cl.code} {cl.name} ({100 * n / total:.1f}%)")
-               for cl, n in zip(table.classes, counts)]
-    handles.append(Patch(facecolor="white", edgecolor="0.3", label="no data"))
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
-              frameon=False)
-    fig.savefig(path, format="png", bbox_inches="tight")
-    plt.close(fig)
 
 
 __all__ = ["classify", "resolve_config", "build_plan", "window_origins", "reflect_index",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from landcover import qa
+from landcover import contract, features, maps, models, qa
 from landcover.errors import ConfigError
 
 
@@ -104,7 +104,7 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str = "convlstm"
+    architecture: str = field(default_factory=models.default_architecture)  # landcover.models
     filters: int = 16
     layers: int = 3
     kernel: int = 3
@@ -180,17 +180,23 @@ class Config:
 _CHOICES = {
     "scenes.grid.extent": ("union", "intersection"),
     "prepare.labels.overlap": ("ignore", "smallest", "first", "last"),
-    "prepare.features.fill": ("zero", "linear"),
+    "prepare.features.fill": features.FILLS,
     "prepare.split.by": ("blocks", "column", "raster"),
     "prepare.weights.mode": ("balanced", "inverse_sqrt", "effective", "uniform", "manual"),
-    "train.model.norm": ("batch", "group", "layer", "none"),
+    "train.model.norm": models.NORMS,
     "train.baseline": ("random_forest", "none"),
-    "train.model.architecture": ("convlstm", "unet", "unet_convlstm"),
-    "train.loss.kind": ("ce", "focal", "dice", "ce+dice"),
+    "train.model.architecture": models.architecture_names,  # the registry, when first used
+    "train.loss.kind": contract.LOSS_KINDS,
     "train.schedule": ("cosine", "constant"),
-    "classify.probability_dtype": ("uint8", "uint16"),
-    "classify.uncertainty": ("entropy", "margin"),
+    "classify.probability_dtype": tuple(contract.PROBABILITY_SCALE),
+    "classify.uncertainty": maps.UNCERTAINTIES,
 }
+
+
+def _choices(key: str) -> tuple[str, ...] | None:
+    """The allowed values of ``key`` (None: any); a callable in ``_CHOICES`` is asked each time."""
+    choices = _CHOICES.get(key)
+    return tuple(choices()) if callable(choices) else choices
 
 
 def _to_plain(obj):
@@ -261,9 +267,9 @@ def _build(cls, data: Mapping, prefix: str):
             kwargs[name] = _build(hint, data[name] or {}, key)
         else:
             kwargs[name] = _coerce(data[name], hint, key)
-            if key in _CHOICES and kwargs[name] not in _CHOICES[key]:
-                raise ConfigError(f"{key}: {kwargs[name]!r} is not one of "
-                                  f"{', '.join(_CHOICES[key])}")
+            choices = _choices(key)
+            if choices is not None and kwargs[name] not in choices:
+                raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(choices)}")
     return cls(**kwargs)
 
 

@@ -16,6 +16,10 @@ NODATA = 255
 PROBABILITY_SCALE = {"uint8": (250, 255), "uint16": (10000, 65535)}
 """Probability rasters: ``dtype -> (stored value of p = 1, nodata)``."""
 
+# --- names recorded in configs and bundles ----------------------------------------------------
+LOSS_KINDS = ("ce", "focal", "dice", "ce+dice")
+"""``train.loss.kind``: cross-entropy, focal, Dice, cross-entropy + Dice (:mod:`landcover.losses`)."""
+
 # --- format versions ---------------------------------------------------------------------------
 DATASET_FORMAT = 1
 """``landcover_dataset`` attribute of a prepared Zarr dataset."""

@@ -1,17 +1,43 @@
 """One typed error tree for the whole project.
 
-Every error a user can cause derives from :class:`LandcoverError`. Messages name the file, flag or
-config key at fault and say what to do. The CLI turns them into a one-line message and an exit code:
-:class:`UsageError` subclasses exit with 2 (bad flags, bad config keys), everything else with 1.
+Every error a user can cause derives from :class:`LandcoverError`. Messages name the file or config
+key at fault and say what is wrong. They do not name command-line flags: an error that the command
+line can fix carries ``flag`` (the option the value came from, put before the message) and ``hint``
+(what to pass), and the CLI adds them (:meth:`LandcoverError.cli_message`). The CLI turns errors into
+a one-line message and an exit code: :class:`UsageError` subclasses exit with 2 (bad flags, bad
+config keys), everything else with 1.
 """
 
 from __future__ import annotations
 
 
 class LandcoverError(Exception):
-    """Root of all errors raised by landcover on bad input or failed I/O."""
+    """Root of all errors raised by landcover on bad input or failed I/O.
+
+    Args:
+        message: what is wrong, naming the file or key.
+        flag: the command-line option the faulty value came from (``--labels``), if any.
+        hint: what to do on the command line (``pass --overwrite to replace it``); defaults to the
+            class's ``hint``.
+    """
 
     exit_code = 1
+    hint: str | None = None
+
+    def __init__(self, message: str = "", *, flag: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.flag = flag
+        if hint is not None:
+            self.hint = hint
+
+    def cli_message(self) -> str:
+        """The message as the command line shows it: flag, message, hint, on one line."""
+        text = " ".join(str(self).split())
+        if self.flag:
+            text = f"{self.flag} {text}"
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        return text
 
 
 class UsageError(LandcoverError):
@@ -60,8 +86,21 @@ class GridMismatchError(LandcoverError):
     """Scenes lie on different grids and alignment is off, or have no common grid."""
 
 
-class OutputExistsError(LandcoverError):
-    """An output exists and ``--overwrite`` was not given."""
+class OutputError(LandcoverError):
+    """An output cannot be written where it was asked for (no such folder ...)."""
+
+
+class OutputExistsError(OutputError):
+    """An output exists and replacing it was not asked for (``overwrite``)."""
+
+    hint = "pass --overwrite to replace it"
+
+
+class ResumeError(LandcoverError):
+    """Resuming was asked for, but there is no interrupted run of this output, or it used other
+    inputs or settings (exit code 1, like other errors of the state on disk)."""
+
+    hint = "run without --resume"
 
 
 class LabelError(LandcoverError):

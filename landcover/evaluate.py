@@ -39,25 +39,25 @@ import json
 import logging
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from landcover.contract import IGNORE
+from landcover.contract import IGNORE, NODATA, TAG_CLASSES
 from landcover.classes import ClassTable, class_table, load_class_table
 from landcover.config import LabelsConfig
 from landcover.errors import ClassTableError, LabelError, RasterReadError
+from landcover.gdalio import open_raster
 from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import check_output, remove, replace_output, temporary_path
 from landcover.scores import confusion, scores
 
 log = logging.getLogger(__name__)
 
-CLASSES_TAG = "LANDCOVER_CLASSES"  # dataset tag: JSON list of {code, name, color}
-MAP_NODATA = 255
+CLASSES_TAG = TAG_CLASSES  # dataset tag: JSON list of {code, name, color}
+MAP_NODATA = NODATA
 WINDOW = 1024
 Z95 = 1.96  # two-sided 95% normal quantile, as in Olofsson et al. (2014)
 FILES = ("evaluation.json", "accuracy.csv", "accuracy.md", "confusion_matrix.png")
@@ -188,7 +188,6 @@ def open_map(path: str | Path) -> ClassMap:
         RasterReadError: no such file, not a raster, not uint8, or without a CRS.
         ClassTableError: the ``LANDCOVER_CLASSES`` tag is not a valid class table.
     """
-    import rasterio
     from rasterio.errors import RasterioIOError
 
     path = Path(path)
@@ -196,12 +195,10 @@ def open_map(path: str | Path) -> ClassMap:
         raise RasterReadError(f"{path}: no such map file; pass the GeoTIFF written by "
                               "'landcover classify'")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                dtype, count, crs, transform = src.dtypes[0], src.count, src.crs, src.transform
-                width, height, nodata = src.width, src.height, src.nodata
-                tag = src.tags().get(CLASSES_TAG)
+        with open_raster(path) as src:
+            dtype, count, crs, transform = src.dtypes[0], src.count, src.crs, src.transform
+            width, height, nodata = src.width, src.height, src.nodata
+            tag = src.tags().get(CLASSES_TAG)
     except RasterioIOError as exc:
         message = " ".join(str(exc).split())
         raise RasterReadError(f"{path}: cannot open the map ({message}); pass a GeoTIFF class "
@@ -234,15 +231,15 @@ def resolve_classes(cmap: ClassMap, classes: str | Path | None) -> tuple[ClassTa
     """The class table: ``--classes`` when given (it wins over the tag), else the map's tag."""
     if classes is not None:
         if not Path(classes).is_file():
-            raise ClassTableError(f"--classes {classes}: no such file")
+            raise ClassTableError(f"{classes}: no such file", flag="--classes")
         if cmap.table is not None:
             log.info("--classes %s replaces the class table of the map's %s tag", classes,
                      CLASSES_TAG)
         return load_class_table(classes), str(classes)
     if cmap.table is None:
         raise ClassTableError(f"{cmap.path}: the map has no {CLASSES_TAG} tag (it was not written "
-                              "by 'landcover classify'); pass --classes classes.yaml to name its "
-                              "class codes")
+                              "by 'landcover classify'), so its class codes have no names",
+                              hint="pass --classes classes.yaml to name them")
     return cmap.table, f"{CLASSES_TAG} tag"
 
 
@@ -260,7 +257,6 @@ class Tally:
 
 def tally(cmap: ClassMap, labels, table: ClassTable, window: int = WINDOW) -> Tally:
     """Stream the map in ``window`` x ``window`` blocks and count (see the module docstring)."""
-    import rasterio
     from rasterio.errors import RasterioError
     from rasterio.windows import Window
 
@@ -274,7 +270,7 @@ def tally(cmap: ClassMap, labels, table: ClassTable, window: int = WINDOW) -> Ta
                             "excluded_map_unknown_code", "excluded_reference_unknown_code"), 0)
     map_unknown, ref_unknown = set(), set()
     try:
-        with rasterio.open(cmap.path) as src:
+        with open_raster(cmap.path) as src:
             for row0 in range(0, grid.height, window):
                 for col0 in range(0, grid.width, window):
                     h, w = min(window, grid.height - row0), min(window, grid.width - col0)
@@ -343,7 +339,7 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
     table, table_source = resolve_classes(cmap, classes)
     reference = Path(reference)
     if not reference.exists():
-        raise LabelError(f"--reference {reference}: no such file")
+        raise LabelError(f"{reference}: no such file", flag="--reference")
     check_output(out, overwrite)
     labels = open_labels(reference, cmap.grid, LabelsConfig(column=column, layer=layer), table)
     log.info("comparing %s (%s) with the %s reference %s; classes: %s", cmap.path,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,29 +186,28 @@ class VectorLabels:
 
 
 def _open_raster(path: Path, target: Grid, cfg: LabelsConfig) -> RasterLabels:
-    import rasterio
     from rasterio.errors import RasterioIOError
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                if src.count != 1:
-                    log.warning("%s: %d bands; the first holds the labels", path, src.count)
-                if src.crs is None and src.transform.is_identity:
-                    raise LabelError(f"{path}: the label raster has no georeferencing; save it "
-                                     "with a CRS and transform")
-                from landcover.grid import crs_string
+    from landcover.gdalio import open_raster
 
-                own = crs_string(src.crs) if src.crs else None
-                crs = _resolve_crs(own, target, str(path))
-                grid = Grid.from_rasterio(src.crs or crs, src.transform, src.width, src.height)
-                grid = Grid(crs, grid.transform, grid.width, grid.height)
-                nodata = cfg.nodata if cfg.nodata is not None else src.nodata
-                try:
-                    colormap = src.colormap(1)
-                except ValueError:
-                    colormap = {}
+    try:
+        with open_raster(path) as src:
+            if src.count != 1:
+                log.warning("%s: %d bands; the first holds the labels", path, src.count)
+            if src.crs is None and src.transform.is_identity:
+                raise LabelError(f"{path}: the label raster has no georeferencing; save it "
+                                 "with a CRS and transform")
+            from landcover.grid import crs_string
+
+            own = crs_string(src.crs) if src.crs else None
+            crs = _resolve_crs(own, target, str(path))
+            grid = Grid.from_rasterio(src.crs or crs, src.transform, src.width, src.height)
+            grid = Grid(crs, grid.transform, grid.width, grid.height)
+            nodata = cfg.nodata if cfg.nodata is not None else src.nodata
+            try:
+                colormap = src.colormap(1)
+            except ValueError:
+                colormap = {}
     except RasterioIOError as exc:
         raise LabelError(f"{path}: cannot open the label raster ({exc})") from None
     if nodata is None:
@@ -247,7 +245,7 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
     if column is None:
         columns = [c for c in frame.columns if c != frame.geometry.name]
         raise LabelError(f"{path}: no class column found (tried {', '.join(CODE_COLUMNS)}); name "
-                         f"it with --set prepare.labels.column=NAME (columns: "
+                         f"it in prepare.labels.column (columns: "
                          f"{', '.join(columns) or 'none'})")
     values = frame[column]
     names: dict[int, str] = {}
@@ -320,7 +318,7 @@ def open_labels(path: str | Path, target: Grid, cfg: LabelsConfig | None = None,
     cfg = cfg or LabelsConfig()
     path = Path(path)
     if not path.exists():
-        raise LabelError(f"--labels {path}: no such file")
+        raise LabelError(f"{path}: no such file", flag="--labels")
     if path.suffix.lower() in RASTER_SUFFIXES:
         labels = _open_raster(path, target, cfg)
         bounds = labels.grid.bounds

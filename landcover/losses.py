@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from landcover.contract import IGNORE
+from landcover.contract import IGNORE, LOSS_KINDS
 
 
 
@@ -76,7 +76,7 @@ class MaskedLoss(keras.losses.Loss):
                  **kwargs):
         kwargs.pop("reduction", None)
         super().__init__(name=name or f"masked_{kind}", reduction="none", **kwargs)
-        if kind not in ("ce", "focal", "dice", "ce+dice"):
+        if kind not in LOSS_KINDS:
             raise ValueError(f"unknown loss kind {kind!r}")
         self.kind = kind
         self.num_classes = int(num_classes)

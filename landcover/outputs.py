@@ -9,16 +9,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from landcover.errors import OutputExistsError
+from landcover.errors import OutputError, OutputExistsError
 
 
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse to start when the output cannot be written (before any work is done)."""
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: already exists; pass --overwrite to replace it")
+        raise OutputExistsError(f"{out}: already exists")
     if not out.parent.is_dir():
-        raise OutputExistsError(f"{out.parent}: the output folder does not exist; create it first")
+        raise OutputError(f"{out.parent}: the output folder does not exist; create it first")
 
 
 def temporary_path(out: Path, kind: str = "tmp") -> Path:

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import tarfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -310,6 +309,9 @@ def as_scenes(source: SceneSource | Sequence[Scene]) -> list[Scene]:
         TypeError: ``source`` holds something else than :class:`Scene` objects (such as paths:
             turn those into scenes with :class:`LocalScenes` or :func:`find_scenes`).
     """
+    if isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"expected scenes, got the path {str(source)!r}; turn paths into scenes "
+                        "with landcover.scenes.LocalScenes")
     scenes = source.scenes() if isinstance(source, SceneSource) else list(source)
     if not scenes:
         raise SceneNotFoundError("no scenes given")
@@ -434,16 +436,14 @@ def _check_readable(src, path: str) -> None:
 def _scene_grid(files: list[str], mtl: dict | None, mtl_name: str | None,
                 where: Path) -> tuple[Grid, bool]:
     """Grid shared by all ``files`` of a scene (raises BandShapeError if they disagree)."""
-    import rasterio
     from rasterio.errors import RasterioIOError
+
+    from landcover.gdalio import open_raster
 
     grids = []
     for path in files:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                src = rasterio.open(path)
-            with src:
+            with open_raster(path) as src:
                 _check_readable(src, path)
                 georef = src.crs is not None or not src.transform.is_identity
                 grids.append((path, georef, src.crs, src.transform, src.width, src.height))

@@ -1,4 +1,4 @@
-"""``--scheduler``: where dask runs the work, and a progress bar on stderr for it.
+"""``--scheduler``: where dask runs the work, and progress reports of it (:mod:`landcover.progress`).
 
 ===================  ==========================================================================
 ``threads``          the local threaded scheduler (default): one process, all cores
@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import sys
-import time
 
 from landcover.errors import SchedulerError
+from landcover.progress import Stage, reporter, stage
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +62,12 @@ def use_scheduler(spec: str | None):
             yield spec
 
 
-def compute(*collections, label: str = "Working", show: bool = True):
-    """``dask.compute`` with a progress bar on stderr (task counts, any scheduler)."""
+def compute(*collections, label: str = "Working", show=None):
+    """``dask.compute`` reporting finished tasks to ``show`` (a :mod:`landcover.progress`
+    reporter, ``True`` to log, ``None``/``False`` for none), on any scheduler."""
     import dask
 
+    report = reporter(show)
     try:
         from distributed import get_client
 
@@ -75,65 +76,50 @@ def compute(*collections, label: str = "Working", show: bool = True):
         client = None
     if client is not None:
         futures = client.compute(list(collections))
-        if show:
-            _poll(futures, label)
+        if report is not None:
+            _poll(futures, label, report)
         return tuple(client.gather(futures))
-    if not show:
+    if report is None:
         return dask.compute(*collections)
-    with _TaskBar(label):
+    with _task_callback(label, report):
         return dask.compute(*collections)
 
 
-def _poll(futures, label: str) -> None:
-    """A bar for distributed work: counts finished keys on the scheduler."""
-    import click
+def _poll(futures, label: str, report) -> None:
+    """Progress of distributed work: counts finished futures."""
     from distributed import wait
 
-    with click.progressbar(length=len(futures), label=label, file=sys.stderr) as bar:
+    with stage(report, label, len(futures)) as s:
         pending = list(futures)
         while pending:
             wait(pending, timeout=None, return_when="FIRST_COMPLETED")
             done = [f for f in pending if f.done()]
             pending = [f for f in pending if not f.done()]
-            bar.update(len(done))
-        for f in futures:
-            if f.status == "error":
-                f.result()  # re-raise the task's exception
+            s.advance(len(done))
+    for f in futures:
+        if f.status == "error":
+            f.result()  # re-raise the task's exception
 
 
-class _TaskBar:
-    """A click progress bar fed by dask's local-scheduler callbacks."""
+@contextlib.contextmanager
+def _task_callback(label: str, report):
+    """Reports from dask's local-scheduler callbacks (one stage per graph)."""
+    from dask.callbacks import Callback
 
-    def __init__(self, label: str):
-        self.label = label
+    holder: dict = {}
 
-    def __enter__(self):
-        import click
-        from dask.callbacks import Callback
+    def start_state(dsk, state):
+        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        holder["stage"] = Stage(report, label, max(total, 1)).start()
 
-        bar_holder = {}
+    def posttask(key, result, dsk, state, worker_id):
+        if "stage" in holder:
+            holder["stage"].advance()
 
-        def start_state(dsk, state):
-            total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-            bar_holder["bar"] = click.progressbar(length=max(total, 1), label=self.label,
-                                                  file=sys.stderr)
-            bar_holder["bar"].__enter__()
-            bar_holder["t"] = time.monotonic()
+    def finish(dsk, state, errored):
+        s = holder.pop("stage", None)
+        if s is not None:
+            s.finish()
 
-        def posttask(key, result, dsk, state, worker_id):
-            bar = bar_holder.get("bar")
-            if bar is not None:
-                bar.update(1)
-
-        def finish(dsk, state, errored):
-            bar = bar_holder.pop("bar", None)
-            if bar is not None:
-                bar.__exit__(None, None, None)
-
-        self._cb = Callback(start_state=start_state, posttask=posttask, finish=finish)
-        self._cb.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._cb.__exit__(*exc)
-        return False
+    with Callback(start_state=start_state, posttask=posttask, finish=finish):
+        yield

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from itertools import groupby
@@ -37,11 +36,12 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------- grid
 def _grid_of_raster(path: str) -> Grid:
-    import rasterio
     from rasterio.errors import RasterioIOError
 
+    from landcover.gdalio import open_raster
+
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             if src.crs is None:
                 raise GridMismatchError(f"scenes.grid.like: {path} has no CRS; pick a "
                                         "georeferenced raster")
@@ -137,37 +137,36 @@ def check_alignment(scenes: Sequence[Scene], grid: Grid) -> None:
 def _window_read(path: str, scene_grid: Grid, target: Grid, row0: int, col0: int, h: int, w: int,
                  fill, *, resampling: str) -> np.ndarray | None:
     """Read the target window ``(row0, col0, h, w)`` of one single-band raster, or None if disjoint."""
-    import rasterio
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioError
     from rasterio.windows import Window
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                dtype = src.dtypes[0]
-                if target.same_lattice(scene_grid):
-                    dr, dc = target.offset_of(scene_grid)
-                    r0, c0 = max(row0, dr), max(col0, dc)
-                    r1 = min(row0 + h, dr + scene_grid.height)
-                    c1 = min(col0 + w, dc + scene_grid.width)
-                    if r0 >= r1 or c0 >= c1:
-                        return None
-                    # a fill the raster's type cannot hold (-1 for uint8 labels without nodata)
-                    # widens the window's type instead of overflowing
-                    wide = np.result_type(dtype, np.min_scalar_type(fill))
-                    out = np.full((h, w), fill, dtype=wide)
-                    out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(
-                        1, window=Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0))
-                    return out
-                from rasterio.vrt import WarpedVRT
+    from landcover.gdalio import open_raster
 
-                with WarpedVRT(src, src_crs=scene_grid.crs, src_transform=scene_grid.affine,
-                               crs=target.crs, transform=target.affine, width=target.width,
-                               height=target.height, resampling=Resampling[resampling],
-                               src_nodata=fill, nodata=fill) as vrt:
-                    return vrt.read(1, window=Window(col0, row0, w, h))
+    try:
+        with open_raster(path) as src:
+            dtype = src.dtypes[0]
+            if target.same_lattice(scene_grid):
+                dr, dc = target.offset_of(scene_grid)
+                r0, c0 = max(row0, dr), max(col0, dc)
+                r1 = min(row0 + h, dr + scene_grid.height)
+                c1 = min(col0 + w, dc + scene_grid.width)
+                if r0 >= r1 or c0 >= c1:
+                    return None
+                # a fill the raster's type cannot hold (-1 for uint8 labels without nodata)
+                # widens the window's type instead of overflowing
+                wide = np.result_type(dtype, np.min_scalar_type(fill))
+                out = np.full((h, w), fill, dtype=wide)
+                out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(
+                    1, window=Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0))
+                return out
+            from rasterio.vrt import WarpedVRT
+
+            with WarpedVRT(src, src_crs=scene_grid.crs, src_transform=scene_grid.affine,
+                           crs=target.crs, transform=target.affine, width=target.width,
+                           height=target.height, resampling=Resampling[resampling],
+                           src_nodata=fill, nodata=fill) as vrt:
+                return vrt.read(1, window=Window(col0, row0, w, h))
     except RasterioError as exc:
         raise RasterReadError(f"{path}: cannot read ({exc}); the file may be truncated or corrupt, "
                               "re-download the scene") from None

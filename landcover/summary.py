@@ -8,7 +8,7 @@ flag (and, with ``scenes.mask.saturation``, no QA_RADSAT bit of the stacked band
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -92,11 +92,17 @@ def stack_summary(scenes: Sequence[Scene], cfg: ScenesConfig) -> dict:
     }
 
 
-def summarize(scenes: Sequence[Scene], cfg: ScenesConfig,
-              progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
-    """Per-scene summaries (through ``progress``, e.g. a progress bar) and the stack summary."""
-    return {"scenes": [scene_summary(s, cfg) for s in progress(scenes)],
-            "stack": stack_summary(scenes, cfg)}
+def summarize(scenes: Sequence[Scene], cfg: ScenesConfig, progress=None) -> dict:
+    """Per-scene summaries and the stack summary; ``progress``: a :mod:`landcover.progress`
+    reporter, told of every scene read."""
+    from landcover.progress import stage
+
+    out = []
+    with stage(progress, "Reading QA", len(scenes)) as s:
+        for scene in scenes:
+            out.append(scene_summary(scene, cfg))
+            s.advance()
+    return {"scenes": out, "stack": stack_summary(scenes, cfg)}
 
 
 def _size(nbytes: float) -> str:

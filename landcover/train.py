@@ -23,8 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,13 +31,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from landcover import __version__
 from landcover.bundle import MODEL_FILE, write_metadata
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset, open_dataset
-from landcover.errors import DatasetError, ModelError
-from landcover.outputs import (atomic_file, check_output, remove, replace_output,
-                                temporary_path)
+from landcover.errors import DatasetError, ModelError, ResumeError
+from landcover.models import architecture, check_patch, model_input_shape
+from landcover.outputs import atomic_file, check_output, remove, replace_output, temporary_path
+from landcover.progress import Stage, message, reporter
+from landcover.runtime import import_keras, versions
 from landcover.scores import confusion, scores
 
 log = logging.getLogger(__name__)
@@ -48,37 +47,8 @@ STATE_FILE = "state.json"
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _keras():
-    _import_tensorflow_quietly()
-    import keras
-
-    return keras
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and probe its devices with file descriptor 2 silenced.
-
-    TensorFlow's C++ start-up lines (oneDNN notes, CUDA probing on machines without a GPU) are
-    written before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them. They are
-    shown with ``-vv`` (debug logging). Import errors still raise normally.
-    """
-    if "tensorflow" in sys.modules or log.isEnabledFor(logging.DEBUG):
-        return
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _accelerators() -> list[str]:
-    keras = _keras()
+    keras = import_keras()
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -93,7 +63,7 @@ def _accelerators() -> list[str]:
 
 def _setup(tc: TrainConfig) -> contextlib.AbstractContextManager:
     """Seeds, determinism, precision; returns the distribution scope for building the model."""
-    keras = _keras()
+    keras = import_keras()
     backend = keras.backend.backend()
     keras.utils.set_random_seed(tc.seed)
     if tc.deterministic and backend == "tensorflow":
@@ -119,7 +89,7 @@ def _setup(tc: TrainConfig) -> contextlib.AbstractContextManager:
 
 
 def _seed_generators(model):
-    keras = _keras()
+    keras = import_keras()
     found = []
     for layer in model._flatten_layers(include_self=False, recursive=True):
         for value in vars(layer).values():
@@ -131,7 +101,7 @@ def _seed_generators(model):
 def _reseed(model, seed: int, epoch: int) -> None:
     """Dropout randomness as a function of (seed, epoch): Keras does not save seed-generator
     states with the weights, so this is what makes a resumed run repeat an uninterrupted one."""
-    keras = _keras()
+    keras = import_keras()
     for i, gen in enumerate(_seed_generators(model)):
         start = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1, size=2)
         gen.state.assign(keras.ops.convert_to_tensor(start.astype(gen.state.dtype)))
@@ -152,50 +122,43 @@ def _check_dataset(ds: PreparedDataset, tc: TrainConfig) -> None:
     if ds.split_size("train") == 0:
         raise DatasetError(f"{ds.path}: the training split is empty; prepare it again with "
                            "other prepare.split settings")
-    t, h, w, _ = ds.input_shape
-    if tc.model.architecture != "convlstm" and 2**tc.model.layers > 2 * max(h, w):
-        raise DatasetError(f"train.model.layers: {tc.model.layers} down-sampling levels are too "
-                           f"many for {h}x{w} patches; use at most {int(math.log2(2 * max(h, w)))}")
+    _, h, w, _ = ds.input_shape
+    problem = check_patch(tc.model, h, w)
+    if problem:
+        raise DatasetError(problem)
 
 
 # ------------------------------------------------------------------------------------ the callback
 def _make_loop_callback():
-    keras = _keras()
+    keras = import_keras()
 
     class _Loop(keras.callbacks.Callback):
         """Epoch seeding, scores, best/last checkpoints, early stopping, history, progress."""
 
         def __init__(self, *, stream, metric, names, partial: Path, tc: TrainConfig, state: dict,
-                     monitor: str, progress: bool):
+                     monitor: str, progress):
             super().__init__()
             self.stream, self.metric, self.names = stream, metric, names
             self.partial, self.tc, self.state = partial, tc, state
-            self.monitor, self.progress = monitor, progress
+            self.monitor, self.report = monitor, reporter(progress)
             self.prefix = "val_" if monitor.startswith("val_") else ""
-            self._bar = None
+            self._steps = None
 
         def on_epoch_begin(self, epoch, logs=None):
             self.stream.epoch = epoch
             _reseed(self.model, self.tc.seed, epoch)
             self._t0 = time.monotonic()
-            if self.progress and sys.stderr.isatty():  # off a terminal: the epoch line only
-                import click
-
-                self._bar = click.progressbar(length=len(self.stream), file=sys.stderr,
-                                              label=f"Epoch {epoch + 1}/{self.tc.epochs}")
-                self._bar.__enter__()
+            self._steps = Stage(self.report, f"Epoch {epoch + 1}/{self.tc.epochs}",
+                                len(self.stream), unit="batches").start()
 
         def on_train_batch_end(self, batch, logs=None):
-            if self._bar is not None:
-                self._bar.update(1)
+            self._steps.advance()
             if batch == len(self.stream) - 1:  # the epoch's training confusion, before validation
                 self._train_cm = np.asarray(self.metric.matrix.numpy(), dtype=np.int64)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
-            if self._bar is not None:
-                self._bar.__exit__(None, None, None)
-                self._bar = None
+            self._steps.finish()
             loss = float(logs.get("loss", float("nan")))
             if not math.isfinite(loss):
                 raise ModelError(f"training diverged: the loss is {loss} at epoch {epoch + 1}; "
@@ -230,9 +193,7 @@ def _make_loop_callback():
             st["epochs_done"] = epoch + 1
             _write_history_csv(self.partial / "history.csv", st["history"])
             _write_atomic(self.partial / STATE_FILE, json.dumps(st, allow_nan=True))
-            if self.progress:
-                import click
-
+            if self.report is not None:
                 shown = [f"loss {loss:.4f}"]
                 if "val_loss" in logs:
                     shown.append(f"val_loss {float(logs['val_loss']):.4f}")
@@ -241,7 +202,7 @@ def _make_loop_callback():
                 if s["overall_accuracy"] is not None:
                     shown.append(f"{p}OA {s['overall_accuracy']:.3f}")
                 shown.append(f"{record['seconds']:.1f} s")
-                click.echo(f"epoch {epoch + 1}/{self.tc.epochs}: " + ", ".join(shown), err=True)
+                message(self.report, f"epoch {epoch + 1}/{self.tc.epochs}: " + ", ".join(shown))
             if (self.tc.patience and st["wait"] >= self.tc.patience
                     and epoch + 1 >= self.tc.min_epochs):
                 log.info("early stopping: no better %s for %d epochs", self.monitor, st["wait"])
@@ -272,7 +233,7 @@ def _write_history_csv(path: Path, history: Sequence[dict]) -> None:
 
 # --------------------------------------------------------------------------------------- training
 def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool = False,
-          resume: bool = False, progress: bool = True, callbacks: Sequence = ()) -> dict:
+          resume: bool = False, progress=None, callbacks: Sequence = ()) -> dict:
     """Train on a prepared dataset and write a model bundle to ``out``; returns the summary.
 
     Args:
@@ -282,6 +243,8 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
             prepare settings are copied into the bundle).
         resume: continue the interrupted run of the same ``out`` (same dataset and train config).
         callbacks: extra Keras callbacks (after the built-in one).
+        progress: a :mod:`landcover.progress` reporter (batches of every epoch and one line of
+            scores per epoch; ``True`` logs them; ``None`` silent).
 
     Raises:
         DatasetError, OutputExistsError, ModelError.
@@ -298,7 +261,7 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
         log.warning("discarding the interrupted run in %s (pass --resume to continue it)", partial)
         remove(partial)
 
-    keras = _keras()
+    keras = import_keras()
     from landcover.losses import MaskedLoss
     from landcover.metrics import ConfusionMatrix
     from landcover.models import build_model
@@ -309,7 +272,7 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     names = ds.class_names
     t, h, w, f = ds.input_shape
     spec = dataclasses.asdict(tc.model)
-    shape = (t if tc.model.architecture == "unet" else None, h, w, f)
+    shape = model_input_shape(spec, t, h, w, f)
     common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights)
     passes = math.ceil(ds.split_size("train") / tc.batch_size)
     repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
@@ -483,12 +446,12 @@ def _report(evaluation: dict, extra: dict, names) -> str:
 def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
     path = partial / STATE_FILE
     if not path.is_file() or not (partial / "last.weights.h5").is_file():
-        raise ModelError(f"--resume: no interrupted run of {out} to continue (looked for "
-                         f"{partial}); run without --resume")
+        raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial})")
     state = json.loads(path.read_text())
     if state.get("fingerprint") != fingerprint:
-        raise ModelError(f"--resume: the interrupted run in {partial} used another dataset or "
-                         "other train.* settings; use the same ones, or run without --resume")
+        raise ResumeError(f"the interrupted run in {partial} used another dataset or other "
+                          "train.* settings; use the same ones",
+                          hint="or run without --resume to start over")
     return state
 
 
@@ -503,8 +466,8 @@ def _restore(model, partial: Path) -> None:
         try:
             model.load_weights(partial / "last.weights.h5")
         except (UserWarning, ValueError) as exc:
-            raise ModelError(f"{partial}: the checkpoint does not fit this model ({exc}); run "
-                             "without --resume") from None
+            raise ResumeError(f"{partial}: the checkpoint does not fit this model ({exc})") \
+                from None
 
 
 def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255, *,
@@ -532,18 +495,6 @@ def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255
     return out
 
 
-def _versions() -> dict:
-    import keras
-
-    v = {"landcover": __version__, "keras": keras.__version__,
-         "backend": keras.backend.backend(), "numpy": np.__version__}
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        v["tensorflow"] = tf.__version__
-    return v
-
-
 def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: Path, state: dict,
                   evaluation: dict, monitor: str, seconds: float, extra: dict) -> dict:
     from landcover.report import plot_confusion, plot_learning_curves
@@ -555,7 +506,7 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "architecture": resolved["train"]["model"],
         "input": {"layout": ["time", "y", "x", "feature"], "time_steps": t,
-                  "variable_time_steps": cfg.train.model.architecture != "unet",
+                  "variable_time_steps": architecture(cfg.train.model.architecture).variable_dates,
                   "patch_size": h, "features": ds.features, "bands": ds.bands,
                   "fill": a.get("fill"), "doy": a.get("doy"), "dtype": "float32"},
         "normalisation": a["normalisation"],
@@ -580,7 +531,7 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
         "metrics": evaluation,
         "baseline": extra["baseline"],
         "config": resolved,
-        "versions": _versions(),
+        "versions": versions(model=True),
     }
     tmp = temporary_path(out)
     try:

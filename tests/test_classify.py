@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,13 @@ from landcover import classify as lc  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
 from landcover.config import load_config  # noqa: E402
 from landcover.evaluate import open_map  # noqa: E402
-from landcover.errors import GridMismatchError, ModelError, OutputExistsError  # noqa: E402
+from landcover.errors import GridMismatchError, ModelError, ResumeError  # noqa: E402
 from landcover.scheduler import use_scheduler  # noqa: E402
 
 
 def run(scenes, model, out, *sets, probabilities=False, **kw):
     meta, cfg = lc.resolve_config(model, None, list(sets))
-    return lc.classify([str(s) for s in scenes], model, out, cfg, meta=meta,
+    return lc.classify(lc.model_scenes(scenes, meta, cfg), model, out, cfg, meta=meta,
                        probabilities=probabilities, progress=False, **kw)
 
 
@@ -84,8 +85,8 @@ def test_inputs_are_built_exactly_as_in_training(field_series, field_dataset, fi
 
     ds = open_dataset(field_dataset)
     meta, cfg = lc.resolve_config(field_bundle)
-    plan, kept, _ = lc.build_plan([str(s) for s in field_series[0]], field_bundle, cfg, meta,
-                                  tmp_path / "store")
+    scenes = lc.model_scenes(field_series[0], meta, cfg)
+    plan, kept, _ = lc.build_plan(scenes, field_bundle, cfg, meta, tmp_path / "store")
     stored = ds.read(0, 6)[0]
     rows, cols = ds.group["row"][:6], ds.group["col"][:6]
     s = ds.input_shape[1]
@@ -218,6 +219,45 @@ def test_block_size_does_not_change_the_result_and_has_no_seams(reference, field
         np.testing.assert_array_equal(a[:, edge], c[:, edge])
 
 
+@dataclass(frozen=True)
+class BoxMean:
+    """A neighbourhood post-processing step: the mean of the probabilities over (2r+1)^2 pixels
+    (clipped at the array's edges). ``halo`` is what it declares it needs."""
+
+    radius: int
+    halo: int
+    name: str = "box_mean"
+
+    def apply(self, prob, observed):
+        r = self.radius
+        h, w, _ = prob.shape
+        sat = np.pad(prob.astype(np.float64), ((1, 0), (1, 0), (0, 0))).cumsum(0).cumsum(1)
+        y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+        x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+        total = (sat[y1][:, x1] - sat[y0][:, x1] - sat[y1][:, x0] + sat[y0][:, x0])
+        return (total / total.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_post_processing_sees_a_halo_so_blocks_leave_no_seams(reference, field_series,
+                                                              field_bundle, tmp_path):
+    def probs(name, block, step):
+        run(field_series[0], field_bundle, tmp_path / f"{name}.tif", f"classify.block_size={block}",
+            probabilities=True, post=[step])
+        return read(tmp_path / f"{name}_probabilities.tif")
+
+    whole = probs("whole", 192, BoxMean(3, halo=3))
+    blocks = probs("blocks", 96, BoxMean(3, halo=3))
+    np.testing.assert_array_equal(whole, blocks)  # the halo makes blocks invisible
+    assert (whole != read(Path(str(reference[0]).replace(".tif", "_probabilities.tif")))).any()
+    # a step that needs context but declares none shows the block edges (row/col 96)
+    leaky = probs("leaky", 96, BoxMean(3, halo=0))
+    rows, cols = np.nonzero((leaky != whole).any(axis=0))
+    near_edge = (np.abs(rows - 95.5) < 3) | (np.abs(cols - 95.5) < 3)
+    assert rows.size and near_edge.all()
+    with pytest.raises(TypeError, match="post-processing step"):
+        run(field_series[0], field_bundle, tmp_path / "bad.tif", post=["smooth"])
+
+
 def test_local_cluster_gives_the_same_map_as_threads(reference, field_series, field_bundle,
                                                      tmp_path):
     pytest.importorskip("distributed")
@@ -250,7 +290,7 @@ def test_interrupted_run_leaves_no_output_and_resumes(reference, field_series, f
     done = len(list((partial / "done").glob("*.json")))
     assert 1 <= done < 9
     monkeypatch.setattr(lc, "predict_windows", real)
-    with pytest.raises(OutputExistsError, match="other settings"):
+    with pytest.raises(ResumeError, match="other settings"):
         run(field_series[0], field_bundle, out, "classify.block_size=96", resume=True)
     summary = run(field_series[0], field_bundle, out, "classify.block_size=64", resume=True)
     assert summary["blocks_resumed"] == done
@@ -423,6 +463,7 @@ def test_the_bundle_carries_a_user_profile_that_is_gone(field_series, tmp_path):
     the same layout from the profile recorded in the bundle, without --config."""
     from landcover.prepare import prepare
     from landcover.profiles import config_dir
+    from landcover.scenes import LocalScenes
     from landcover.train import train
 
     scenes, labels, classes = field_series
@@ -431,8 +472,9 @@ def test_the_bundle_carries_a_user_profile_that_is_gone(field_series, tmp_path):
                    .replace("name: landsat_c2l2", "name: my_layout"))
     settings = [f"scenes.profile={own}", "prepare.patches.size=16", "prepare.patches.stride=16",
                 "prepare.split.block_size=48", f"prepare.classes={classes}"]
-    prepare([str(s) for s in scenes], str(labels), tmp_path / "ds.zarr",
-            load_config(None, settings), progress=False)
+    cfg = load_config(None, settings)
+    prepare(LocalScenes(tuple(str(s) for s in scenes), cfg.scenes.profile), str(labels),
+            tmp_path / "ds.zarr", cfg, progress=False)
     model = tmp_path / "model"
     train(tmp_path / "ds.zarr", model, load_config(None, ["train.model.filters=4",
           "train.model.layers=1", "train.epochs=1", "train.min_epoch_steps=0",

@@ -7,6 +7,7 @@ import json
 import click
 
 from landcover.cli import options
+from landcover.cli.progress import bars_for
 
 
 @click.command(short_help="Classify whole scenes with a model bundle; write a GeoTIFF map.")
@@ -40,15 +41,14 @@ def classify(ctx: click.Context, scenes, model, out, probabilities, resume, sche
               --scheduler local:4 --set classify.block_size=1024
     """
     from landcover.classify import classify as run_classify
-    from landcover.classify import resolve_config
+    from landcover.classify import model_scenes, resolve_config
     from landcover.scheduler import check_scheduler, use_scheduler
 
     check_scheduler(scheduler)
     meta, cfg = resolve_config(model, config_path, overrides)
-    show = ctx.obj.get("verbosity", 0) >= 0
     with use_scheduler(scheduler):
-        summary = run_classify(scenes, model, out, cfg, meta=meta, probabilities=probabilities,
-                               overwrite=overwrite, resume=resume, progress=show)
+        summary = run_classify(model_scenes(scenes, meta, cfg), model, out, cfg, meta=meta, probabilities=probabilities,
+                               overwrite=overwrite, resume=resume, progress=bars_for(ctx))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

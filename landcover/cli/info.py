@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from landcover.cli import options
+from landcover.cli.progress import bars_for
 
 
 @click.command(short_help="Describe scenes and the stack they make.")
@@ -30,15 +30,7 @@ def info(ctx: click.Context, scenes, as_json, config_path, overrides) -> None:
 
     cfg = load_config(config_path, overrides)
     found = find_scenes(scenes, profile=cfg.scenes.profile)
-    quiet = ctx.obj.get("verbosity", 0) < 0
-
-    def progress(items):
-        with click.progressbar(items, label="Reading QA", file=sys.stderr,
-                               show_pos=True) as bar:
-            yield from bar
-
-    report = summarize(found, cfg.scenes, progress=(lambda it: it) if quiet or len(found) < 2
-                       else progress)
+    report = summarize(found, cfg.scenes, progress=bars_for(ctx) if len(found) > 1 else None)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -26,8 +26,7 @@ class LandcoverGroup(click.Group):
             verbosity = (ctx.obj or {}).get("verbosity", 0)
             if verbosity > 0:
                 traceback.print_exc(file=sys.stderr)
-            message = " ".join(str(exc).split())
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {exc.cli_message()}", err=True)
             ctx.exit(exc.exit_code)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import click
 
 from landcover.cli import options
+from landcover.cli.progress import bars_for
 
 
 @click.command(short_help="Train a model on a prepared dataset; write a model bundle.")
@@ -22,7 +24,7 @@ from landcover.cli import options
 @click.pass_context
 def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_path,
           overrides) -> None:
-    """Train a network (ConvLSTM by default) on DATASET, written by 'landcover prepare'.
+    """Train a network on DATASET, written by 'landcover prepare'.
 
     Pixels with the ignore label or weight 0 (clouds, no label) are left out of the loss and of
     every score; class weights act through the per-pixel weight. The best epoch by validation mIoU
@@ -31,20 +33,31 @@ def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_p
 
     \b
         $ landcover train demo/dataset.zarr --out demo/model --set train.epochs=5
-        $ landcover train ds.zarr --out model --set train.model.architecture=unet \\
+        $ landcover train ds.zarr --out model --set train.model.layers=2 \\
               --set train.loss.kind=ce+dice
     """
     from landcover.config import load_config
     from landcover.train import train as run_train  # TensorFlow is imported after its checks
 
     cfg = load_config(config_path, overrides)
-
-    show = ctx.obj.get("verbosity", 0) >= 0
-    summary = run_train(dataset, out, cfg, overwrite=overwrite, resume=resume, progress=show)
+    summary = run_train(dataset, out, cfg, overwrite=overwrite, resume=resume,
+                        progress=bars_for(ctx))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(format_summary(summary))
+
+
+def _architectures_help() -> str:
+    """The registered architectures, one paragraph each (click wraps them, keeping the indent)."""
+    from landcover.models import architectures
+
+    return "Architectures (--set train.model.architecture=NAME):\n\n" + "\n\n".join(
+        f"  {a.name}{' (the default)' if a.default else ''}: {a.summary}."
+        for a in architectures())
+
+
+train.help = inspect.cleandoc(train.help or "") + "\n\n" + _architectures_help()
 
 
 def format_summary(summary: dict) -> str:

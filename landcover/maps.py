@@ -1,0 +1,244 @@
+"""Map products: class codes and probabilities -> GeoTIFF/COG, QGIS style, quicklook, tags.
+
+Inference (:mod:`landcover.classify`) writes its results block by block into a Zarr store with an
+array ``classes`` ``(H, W)`` uint8 (:data:`~landcover.contract.NODATA` where nothing was observed)
+and, with probabilities, an array ``probabilities`` ``(K + 1, H, W)`` of quantised class
+probabilities and an uncertainty band (see :func:`encode_probabilities`). This module turns that
+store into the files users open:
+
+* the map: a Cloud Optimized GeoTIFF (GDAL's COG driver: tiled, DEFLATE, internal overviews with
+  nearest resampling) with a colour table (nodata transparent), a band description, ``CLASS_<code>``
+  names and a ``CLASSES`` JSON in the band metadata, and the dataset tags of
+  :mod:`landcover.contract`;
+* the probabilities: one band per class, ``p x scale`` with GDAL band scale ``1/scale``, and a last
+  band of uncertainty; AVERAGE overviews;
+* a QGIS ``.qml`` paletted style (QGIS loads a same-named ``.qml`` automatically);
+* a quicklook PNG with a legend of class names and area shares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from landcover import __version__
+from landcover.classes import ClassTable
+from landcover.contract import (NODATA, PROBABILITY_SCALE, TAG_CLASSES, TAG_CONFIG, TAG_CREATED,
+                                TAG_DATES, TAG_MODEL, TAG_MODEL_HASH, TAG_PRODUCT, TAG_SCALE,
+                                TAG_SCENES, TAG_VERSION)
+from landcover.gdalio import gdal_env, open_raster
+from landcover.grid import Grid, pixel_area_m2
+from landcover.outputs import remove
+
+TIFF_BLOCK = 512
+UNCERTAINTIES = ("entropy", "margin")
+
+
+# ------------------------------------------------------------------------------- pixel products
+def uncertainty(prob: np.ndarray, kind: str) -> np.ndarray:
+    """``(h, w)`` in [0, 1]: normalised Shannon entropy, or the margin ``1 - (p1 - p2)``."""
+    K = prob.shape[-1]
+    if kind == "margin":
+        if K < 2:
+            return np.zeros(prob.shape[:-1], np.float32)
+        top = np.sort(prob, axis=-1)[..., -2:]
+        return (1.0 - (top[..., 1] - top[..., 0])).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.sum(np.where(prob > 0, prob * np.log(prob), 0.0), axis=-1)
+    return (ent / math.log(K) if K > 1 else np.zeros_like(ent)).astype(np.float32)
+
+
+def encode_classes(prob: np.ndarray, observed: np.ndarray, codes: Sequence[int]):
+    """``(class codes (h, w) uint8 with NODATA where not observed, class indices (h, w))`` of the
+    most probable class of ``prob (h, w, K)``."""
+    index = prob.argmax(axis=-1)
+    out = np.asarray(codes, np.uint8)[index]
+    out[~observed] = NODATA
+    return out, index
+
+
+def encode_probabilities(prob: np.ndarray, observed: np.ndarray, dtype: str,
+                         kind: str) -> np.ndarray:
+    """``(K + 1, h, w)`` stored values: probabilities x scale, then the uncertainty band; nodata
+    where not observed (see :data:`~landcover.contract.PROBABILITY_SCALE`)."""
+    scale, nodata = PROBABILITY_SCALE[dtype]
+    layers = np.concatenate([np.moveaxis(prob, -1, 0), uncertainty(prob, kind)[None]])
+    q = np.rint(layers * scale).astype(dtype)
+    q[:, ~observed] = nodata
+    return q
+
+
+def class_areas(table: ClassTable, counts, grid: Grid) -> list[dict]:
+    """Per class: code, name, pixels, share of the classified pixels, hectares (projected CRS)."""
+    px_area = pixel_area_m2(grid.crs, grid.transform)
+    total = int(np.sum(counts))
+    rows = []
+    for cl, n in zip(table.classes, counts):
+        row = {"code": cl.code, "name": cl.name, "pixels": int(n),
+               "share": round(float(n) / total, 6) if total else None}
+        if px_area is not None:
+            row["hectares"] = round(float(n) * px_area / 1e4, 2)
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ tags
+def map_tags(meta: dict, dates: Sequence[dt.date], scene_ids: Sequence[str], config: dict,
+             bundle: str) -> dict:
+    """Dataset tags of a map: product, version, time, model and its hash, dates, scenes, classes,
+    the configuration that made it."""
+    return {
+        TAG_PRODUCT: "classification",
+        TAG_VERSION: __version__,
+        TAG_CREATED: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        TAG_MODEL: bundle,
+        TAG_MODEL_HASH: meta["content_hash"],
+        TAG_DATES: json.dumps([d.isoformat() for d in dates]),
+        TAG_SCENES: json.dumps(list(scene_ids)),
+        TAG_CLASSES: json.dumps([{"code": c["code"], "name": c["name"], "color": c["color"]}
+                                 for c in meta["classes"]]),
+        TAG_CONFIG: json.dumps(config),
+    }
+
+
+# -------------------------------------------------------------------------------------- GeoTIFFs
+def tiff_block(width: int, height: int) -> int:
+    """Tile size: 512, smaller for small maps so that they still get internal overviews."""
+    size = TIFF_BLOCK
+    while size > 64 and max(width, height) <= size:
+        size //= 2
+    return size
+
+
+def _cog(src: Path, dst: Path, resampling: str, block: int) -> None:
+    from rasterio.shutil import copy
+
+    with gdal_env():
+        copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=block,
+             OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER")
+
+
+def _write_blocks(store: str, name: str, grid: Grid, windows, path: Path, count: int,
+                  dtype: str, nodata, decorate) -> None:
+    """Stream a store array into a tiled GeoTIFF, block by block (``windows`` = the blocks'
+    ``(r0, r1, c0, c1)``), then convert it to a COG."""
+    import zarr
+    from rasterio.windows import Window
+
+    arr = zarr.open_group(store, mode="r")[name]
+    plain = path.with_name(path.name + ".plain.tif")
+    block = tiff_block(grid.width, grid.height)
+    try:
+        with open_raster(plain, "w", driver="GTiff", width=grid.width, height=grid.height,
+                           count=count, dtype=dtype, crs=grid.crs, transform=grid.affine,
+                           nodata=nodata, tiled=True, blockxsize=block, blockysize=block,
+                           compress="deflate", BIGTIFF="IF_SAFER") as dst:
+            for r0, r1, c0, c1 in windows:
+                window = Window(c0, r0, c1 - c0, r1 - r0)
+                if count == 1:
+                    dst.write(arr[r0:r1, c0:c1], 1, window=window)
+                else:
+                    dst.write(arr[:, r0:r1, c0:c1], window=window)
+            decorate(dst)
+        _cog(plain, path, "NEAREST" if name == "classes" else "AVERAGE", block)
+    finally:
+        remove(plain)
+
+
+def write_map(store: str, grid: Grid, windows, table: ClassTable, path: Path,
+              tags: dict) -> None:
+    """The class map COG from the store's ``classes`` array."""
+    def decorate(dst):
+        cmap = {code: (0, 0, 0, 0) for code in range(256)}
+        for cl in table.classes:
+            cmap[cl.code] = (*cl.rgb, 255)
+        dst.write_colormap(1, cmap)
+        dst.set_band_description(1, "land cover class")
+        dst.update_tags(**tags)
+        dst.update_tags(1, CLASSES=json.dumps({str(cl.code): cl.name for cl in table.classes}),
+                        **{f"CLASS_{cl.code}": cl.name for cl in table.classes},
+                        NODATA_MEANING="no valid observation on any date")
+
+    _write_blocks(store, "classes", grid, windows, path, 1, "uint8", NODATA, decorate)
+
+
+def write_probabilities(store: str, grid: Grid, windows, table: ClassTable, path: Path,
+                        tags: dict, dtype: str, kind: str) -> None:
+    """The probability COG (one band per class, then uncertainty ``kind``) from the store."""
+    scale, nodata = PROBABILITY_SCALE[dtype]
+
+    def decorate(dst):
+        K = len(table)
+        for b, cl in enumerate(table.classes, start=1):
+            dst.set_band_description(b, f"p({cl.name})")
+            dst.update_tags(b, CLASS_CODE=str(cl.code), CLASS_NAME=cl.name)
+        dst.set_band_description(K + 1, f"uncertainty ({kind})")
+        dst.update_tags(K + 1, UNCERTAINTY=kind,
+                        MEANING="normalised Shannon entropy of the class probabilities (0 certain, "
+                                "1 uniform)" if kind == "entropy" else
+                                "1 - (largest - second largest probability)")
+        dst.scales = [1.0 / scale] * (K + 1)
+        dst.offsets = [0.0] * (K + 1)
+        dst.update_tags(**{**tags, TAG_PRODUCT: "probabilities",
+                           TAG_SCALE: f"value / {scale} = probability; {nodata} = nodata "
+                                      "(no valid observation)"})
+
+    _write_blocks(store, "probabilities", grid, windows, path, len(table) + 1, dtype, nodata,
+                  decorate)
+
+
+def write_style(table: ClassTable, path: Path) -> None:
+    """A QGIS style: a paletted renderer with one entry (colour, class name) per class code."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("qgis", version="3.28.0", styleCategories="AllStyleCategories")
+    pipe = ET.SubElement(root, "pipe")
+    renderer = ET.SubElement(pipe, "rasterrenderer", type="paletted", band="1", opacity="1",
+                             alphaBand="-1", nodataColor="")
+    ET.SubElement(renderer, "rasterTransparency")
+    palette = ET.SubElement(renderer, "colorPalette")
+    for cl in table.classes:
+        ET.SubElement(palette, "paletteEntry", value=str(cl.code), color=cl.color.lower(),
+                      label=cl.name, alpha="255")
+    ET.SubElement(root, "blendMode").text = "0"
+    ET.indent(root)
+    text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + \
+        ET.tostring(root, encoding="unicode") + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def write_quicklook(map_path: Path, table: ClassTable, counts, path: Path, *, title: str,
+                    max_size: int = 1000) -> None:
+    """A PNG of the map (read from its overviews, at most ``max_size`` px) with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from rasterio.enums import Resampling
+
+    with open_raster(map_path) as src:
+        f = max(1.0, max(src.width, src.height) / max_size)
+        shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
+        codes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+    rgba = np.zeros(shape + (4,), np.uint8)
+    for cl in table.classes:
+        rgba[codes == cl.code] = (*cl.rgb, 255)
+    total = max(int(np.sum(counts)), 1)
+    fig, ax = plt.subplots(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1), dpi=110)
+    ax.imshow(rgba, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    handles = [Patch(facecolor=cl.color, edgecolor="0.3",
+                     label=f"{cl.code} {cl.name} ({100 * n / total:.1f}%)")
+               for cl, n in zip(table.classes, counts)]
+    handles.append(Patch(facecolor="white", edgecolor="0.3", label="no data"))
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
+              frameon=False)
+    fig.savefig(path, format="png", bbox_inches="tight")
+    plt.close(fig)
