@@ -405,13 +405,15 @@ def _check_bundle(meta: dict, model_dir: Path) -> tuple[list[str], ClassTable]:
 
 
 def _check_bands(scenes, bands: Sequence[str], model_dir: Path) -> None:
-    for scene in scenes:
-        missing = [b for b in bands if b not in scene.bands]
-        if missing:
-            raise ModelError(
-                f"{model_dir}: the model was trained on bands {', '.join(bands)}, but "
-                f"{scene.source} ({scene.sensor}) has no {', '.join(missing)}; classify scenes "
-                "that provide these bands, or train a model on bands they share")
+    from landcover.stack import scene_lacking
+
+    lacking = scene_lacking(scenes, bands)
+    if lacking:
+        scene, missing = lacking
+        raise ModelError(
+            f"{model_dir}: the model was trained on bands {', '.join(bands)}, but "
+            f"{scene.source} ({scene.sensor}) has no {', '.join(missing)}; classify scenes "
+            "that provide these bands, or train a model on bands they share")
 
 
 def _profile_spec(spec: str, meta: dict):

@@ -296,7 +296,7 @@ def profile_from_record(record: Mapping | str) -> Profile:
     if not isinstance(record, Mapping) or not isinstance(record.get("yaml"), str):
         raise ProfileError("sensor profile record: expected a mapping with 'name' and 'yaml' "
                            "(written by landcover.profiles.profile_record); re-create the dataset "
-                           "or pass --set scenes.profile=...")
+                           "or set scenes.profile")
     name = str(record.get("name", "?"))
     where = f"sensor profile record {name!r}"
     profile = _build(_parse(record["yaml"], where), where, source=str(record.get("source", "")),

@@ -266,7 +266,7 @@ def find_scenes(paths: Sequence[str | os.PathLike], *,
                 f"{path}: no recognisable Landsat scene (tried profile{'s' * (len(profiles) > 1)} "
                 f"{names}); expected folders or .tar archives named like "
                 "LC08_L2SP_PPPRRR_YYYYMMDD_YYYYMMDD_02_T1 that hold the profile's band files, or "
-                "pass --set scenes.profile=FILE.yaml for another layout")
+                "set scenes.profile to a profile YAML for another layout")
         scenes.extend(found)
     seen: dict[str, str] = {}
     for scene in scenes:
@@ -356,7 +356,7 @@ def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Sce
         raise UnknownSensorError(
             f"{where}: sensor {sensor or '?'} of {scene_id} is not supported by profile "
             f"{profile.name} (supported: {', '.join(profile.sensors)}); use another profile with "
-            "--set scenes.profile=...")
+            "scenes.profile")
     mtl, mtl_name = _read_metadata(container, profile)
 
     bands, numbers, scale, offset, unscaled = {}, {}, {}, {}, []

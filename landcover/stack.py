@@ -266,6 +266,15 @@ def common_bands(scenes: Sequence[Scene]) -> tuple[str, ...]:
     return tuple(b for b in first if all(b in s.bands for s in scenes))
 
 
+def scene_lacking(scenes: Sequence[Scene], bands: Sequence[str]):
+    """``(the first scene that lacks one of bands, the bands it lacks)``, or None."""
+    for scene in scenes:
+        missing = [b for b in bands if b not in scene.bands]
+        if missing:
+            return scene, missing
+    return None
+
+
 def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
                  bands: Sequence[str] | None = None):
     """Build the lazy stack of ``scenes``.
@@ -296,13 +305,13 @@ def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
         raise MissingBandError("no scenes to stack")
     scenes = _order(scenes)
     bands = tuple(bands or cfg.bands)
-    for scene in scenes:
-        missing = [b for b in bands if b not in scene.bands]
-        if missing:
-            raise MissingBandError(
-                f"{scene.source}: band {missing[0]} is not available in {scene.scene_id} "
-                f"(profile {scene.profile} has {', '.join(scene.bands)}); choose bands with "
-                "--set scenes.bands=[...]")
+    lacking = scene_lacking(scenes, bands)
+    if lacking:
+        scene, missing = lacking
+        raise MissingBandError(
+            f"{scene.source}: band {missing[0]} is not available in {scene.scene_id} "
+            f"(profile {scene.profile} has {', '.join(scene.bands)}); choose bands with "
+            "scenes.bands")
     grid = target_grid(scenes, cfg.grid)
     if not cfg.grid.align:
         check_alignment(scenes, grid)

@@ -21,11 +21,7 @@ from landcover.cli.progress import bars_for
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run of the same --out from its finished blocks.")
 @options.scheduler_opt
-@options.overwrite_opt
-@options.json_opt
-@options.config_opt
-@options.set_opt
-@click.pass_context
+@options.run_options
 def classify(ctx: click.Context, scenes, model, out, probabilities, resume, scheduler, overwrite,
              as_json, config_path, overrides) -> None:
     """Classify SCENES with the model in --model, window by window with overlapping windows

@@ -34,3 +34,11 @@ scheduler_opt = click.option(
     "--scheduler", default="threads", show_default=True, metavar="SPEC",
     help="Dask scheduler: threads, synchronous, local:N (a LocalCluster of N worker processes) or "
          "tcp://HOST:PORT (an existing cluster that sees the same paths).")
+
+
+def run_options(f):
+    """The options of every command that writes an output: ``--overwrite``, ``--json``,
+    ``--config``, ``--set`` (in this order in ``--help``), then the click context."""
+    for option in (click.pass_context, set_opt, config_opt, json_opt, overwrite_opt):
+        f = option(f)
+    return f

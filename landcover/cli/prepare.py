@@ -18,11 +18,7 @@ from landcover.cli.progress import bars_for
 @click.option("--out", "out", required=True, type=click.Path(path_type=str),
               help="Dataset folder to write (a Zarr store).")
 @options.scheduler_opt
-@options.overwrite_opt
-@options.json_opt
-@options.config_opt
-@options.set_opt
-@click.pass_context
+@options.run_options
 def prepare(ctx: click.Context, scenes, labels, out, scheduler, overwrite, as_json, config_path,
             overrides) -> None:
     """Cut SIZE x SIZE windows with all dates from SCENES, label them from --labels, split them

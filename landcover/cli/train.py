@@ -17,11 +17,7 @@ from landcover.cli.progress import bars_for
               help="Model bundle folder to write.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run of the same --out from its last finished epoch.")
-@options.overwrite_opt
-@options.json_opt
-@options.config_opt
-@options.set_opt
-@click.pass_context
+@options.run_options
 def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_path,
           overrides) -> None:
     """Train a network on DATASET, written by 'landcover prepare'.
