@@ -79,6 +79,18 @@ def load_bundle(folder: str | Path):
     from landcover.models import custom_objects
     from landcover.runtime import import_keras
 
+    import zipfile
+
+    from landcover.models import architecture_names
+
+    name = (meta.get("architecture") or {}).get("architecture")
+    if name not in architecture_names():
+        raise ModelError(f"{folder}: the model's architecture {name!r} is not one this landcover "
+                         f"knows ({', '.join(architecture_names())}); use the landcover version "
+                         "that trained it, or train again")
+    if not zipfile.is_zipfile(folder / MODEL_FILE):
+        raise ModelError(f"{folder / MODEL_FILE}: not a complete .keras archive (truncated or "
+                         "corrupt); train again or restore the bundle")
     keras = import_keras()
     try:
         model = keras.models.load_model(folder / MODEL_FILE, custom_objects=custom_objects(),

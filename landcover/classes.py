@@ -5,8 +5,10 @@ contiguous *indices* ``0..K-1`` in code order. :data:`IGNORE` (255) marks pixels
 label; it is never a class code (codes must lie in 0..254), so it cannot collide with one.
 
 A class table is read from YAML (``yaml.safe_load``): a list of ``{code, name, color}``, or a mapping
-with a ``classes`` key holding that list. ``color`` is ``"#rrggbb"`` or ``[r, g, b]``; when left out a
-colour is taken from a fixed palette.
+with a ``classes`` key holding that list. ``color`` is ``"#rrggbb"`` or ``[r, g, b]``; when left out it
+is derived from the class name when the name holds a common land-cover term (:func:`color_for_name`:
+water blue, forest dark green, crops yellow/orange, urban red/grey, ...), else taken from a fixed
+palette.
 """
 
 from __future__ import annotations
@@ -28,6 +30,34 @@ PALETTE = ("#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a
            "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada")
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+# Colours for common land-cover terms: (words a name may contain, shades of the family). A name
+# matches when one of its words (split at non-letters, lower case) is a listed word or its plural,
+# or, for listed words of 5 letters or more, starts with it ("waterbody", "grasslands"); the
+# first family that matches wins, and classes of one family take its shades in turn (two crop
+# classes: yellow, then orange). Order matters: "wetland" before "water", "shrub" before "forest".
+TERM_COLORS = (
+    (("wetland", "marsh", "swamp", "bog", "fen", "reed", "mangrove", "flooded", "peat"),
+     ("#8e7cc3", "#5fa8a0", "#b4a7d6")),
+    (("water", "lake", "river", "sea", "ocean", "reservoir", "pond", "stream", "lagoon"),
+     ("#2166ac", "#4393c3", "#92c5de")),
+    (("snow", "ice", "glacier"), ("#e8f4fa", "#c6dbef")),
+    (("cloud",), ("#f7f7f7",)),
+    (("shrub", "scrub", "bush", "heath", "savanna", "savannah"),
+     ("#a6a85a", "#c2b280", "#8c9a5b")),
+    (("forest", "tree", "wood", "woodland", "conifer", "coniferous", "broadleaf", "deciduous",
+      "evergreen", "plantation", "orchard"), ("#1b7837", "#00441b", "#4d9221", "#276419")),
+    (("grass", "grassland", "pasture", "meadow", "rangeland", "prairie", "steppe", "lawn"),
+     ("#9bd770", "#b8e186", "#7fbc41")),
+    (("crop", "cropland", "agricultur", "farmland", "cereal", "maize", "corn", "wheat", "barley",
+      "rice", "soy", "soybean", "farm", "arable", "cultivated", "field", "rapeseed", "sugar"),
+     ("#f1c232", "#e69138", "#ffd966", "#b45f06", "#fdae61")),
+    (("urban", "built", "building", "settlement", "city", "town", "village", "residential",
+      "industrial", "impervious", "artificial", "road", "infrastructure", "developed"),
+     ("#d6604d", "#8c8c8c", "#b2182b", "#5e5e5e")),
+    (("bare", "barren", "sand", "soil", "rock", "desert", "dune", "quarry", "mine", "gravel"),
+     ("#d2b48c", "#a68a64", "#e6d5b8")),
+)
 
 
 @dataclass(frozen=True)
@@ -91,9 +121,50 @@ class ClassTable:
         return ", ".join(f"{c.code} {c.name}" for c in self.classes)
 
 
-def _color(value, i: int, where: str) -> str:
+def term_family(name: str) -> int | None:
+    """Index in :data:`TERM_COLORS` of the first family whose words begin one of ``name``'s words."""
+    words = [w for w in re.split(r"[^a-z]+", str(name).lower()) if w]
+    for f, (terms, _) in enumerate(TERM_COLORS):
+        if any(w in (t, t + "s", t + "es") or (len(t) >= 5 and w.startswith(t))
+               for w in words for t in terms):
+            return f
+    return None
+
+
+def color_for_name(name: str, taken: int = 0) -> str | None:
+    """The colour of a class called ``name`` when it names a common land-cover term (the
+    ``taken``-th shade of its family), else ``None``."""
+    f = term_family(name)
+    if f is None:
+        return None
+    shades = TERM_COLORS[f][1]
+    return shades[taken % len(shades)]
+
+
+def default_colors(names: Sequence[str]) -> list[str]:
+    """Colours for classes without one, in table order: from the name (:func:`color_for_name`,
+    each family's shades taken in turn), else the next palette colour not used yet."""
+    used: dict[int, int] = {}
+    out: list[str | None] = []
+    for name in names:
+        f = term_family(name)
+        if f is None:
+            out.append(None)
+            continue
+        out.append(color_for_name(name, used.get(f, 0)))
+        used[f] = used.get(f, 0) + 1
+    spare = [c for c in PALETTE if c not in out] or list(PALETTE)
+    k = 0
+    for i, c in enumerate(out):
+        if c is None:
+            out[i] = spare[k % len(spare)]
+            k += 1
+    return out  # type: ignore[return-value]
+
+
+def _color(value, default: str, where: str) -> str:
     if value is None:
-        return PALETTE[i % len(PALETTE)]
+        return default
     if isinstance(value, str) and _HEX.match(value):
         return value.lower()
     if (isinstance(value, Sequence) and not isinstance(value, str) and len(value) in (3, 4)
@@ -134,8 +205,11 @@ def class_table(items: Iterable, source: str = "class table") -> ClassTable:
     if not classes:
         raise ClassTableError(f"{source}: the class table is empty; list at least one class")
     classes.sort()
-    return ClassTable(tuple(LandClass(code, name, _color(color, i, where), required)
-                            for i, (code, name, color, where, required) in enumerate(classes)),
+    defaults = default_colors([name for _, name, color, _, _ in classes if color is None])
+    fallback = iter(defaults)
+    return ClassTable(tuple(LandClass(code, name, _color(color, next(fallback) if color is None
+                                                          else "", where), required)
+                            for code, name, color, where, required in classes),
                       source)
 
 

@@ -61,8 +61,8 @@ from landcover.maps import (
     write_style,
 )
 from landcover.models import variable_date_architectures
-from landcover.outputs import check_output, remove, temporary_path
-from landcover.postprocess import apply_steps, check_steps, halo_of
+from landcover.outputs import OutputSet, check_space, remove
+from landcover.postprocess import apply_steps, check_steps, configured_steps, halo_of
 from landcover.postprocess import describe as describe_steps
 from landcover.runtime import import_keras
 from landcover.scenes import LocalScenes, Scene, SceneSource, as_scenes
@@ -73,12 +73,14 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------ paths
 def output_paths(out: str | Path, probabilities: bool, quicklook: bool) -> dict[str, Path]:
-    """The files a run writes: the map, its QGIS style, and optional probabilities/quicklook."""
+    """The files a run writes: the map, its legend (GDAL category names, ``MAP.tif.aux.xml``), its
+    QGIS style, and optional probabilities/quicklook."""
     out = Path(out).absolute()
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError(f"{out.name}: the classification is a GeoTIFF; give a name ending in "
                          ".tif", flag="--out")
-    paths = {"map": out, "style": out.with_suffix(".qml")}
+    paths = {"map": out, "legend": out.with_name(out.name + ".aux.xml"),
+             "style": out.with_suffix(".qml")}
     if probabilities:
         paths["probabilities"] = out.with_name(f"{out.stem}_probabilities.tif")
     if quicklook:
@@ -328,6 +330,45 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     return prob, observed, len(windows), len(oy) * len(ox) - len(windows)
 
 
+def _chunk_files(plan: Plan, i: int, j: int) -> list[Path]:
+    """The store's chunk files of block ``(i, j)`` (one per array: chunks are whole blocks)."""
+    import zarr
+
+    group = zarr.open_group(plan.store, mode="r")
+    names = ["classes"] + (["probabilities"] if plan.probabilities else [])
+    coords = {"classes": (i, j), "probabilities": (0, i, j)}
+    return [Path(plan.store) / name / group[name].metadata.encode_chunk_key(coords[name])
+            for name in names]
+
+
+def _chunk_sums(plan: Plan, i: int, j: int) -> dict:
+    """CRC32 of the block's chunk files (None: not written, all fill value)."""
+    import zlib
+
+    return {str(f.relative_to(plan.store)): zlib.crc32(f.read_bytes()) if f.is_file() else None
+            for f in _chunk_files(plan, i, j)}
+
+
+def _damaged_blocks(plan: Plan) -> list[Path]:
+    """Markers of finished blocks whose chunks are missing or changed since they were written."""
+    import zlib
+
+    bad = []
+    for marker in sorted((Path(plan.store) / "done").glob("*.json")):
+        try:
+            sums = json.loads(marker.read_text())["chunks"]
+        except (OSError, ValueError, KeyError):
+            bad.append(marker)
+            continue
+        for rel, crc in sums.items():
+            f = Path(plan.store) / rel
+            if (crc is None and f.exists()) or (crc is not None and (
+                    not f.is_file() or zlib.crc32(f.read_bytes()) != crc)):
+                bad.append(marker)
+                break
+    return bad
+
+
 def classify_block(plan: Plan, i: int, j: int) -> dict:
     """Block ``(i, j)``: probabilities over the block and the post-processing halo, the
     post-processing steps, then class codes (and probabilities) of the block into the store;
@@ -353,7 +394,7 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     if plan.probabilities:
         store["probabilities"][:, r0:r1, c0:c1] = encode_probabilities(
             prob, observed, plan.probability_dtype, plan.uncertainty)
-    result = {"block": [i, j],
+    result = {"block": [i, j], "chunks": _chunk_sums(plan, i, j),
               "counts": np.bincount(index[observed], minlength=plan.num_classes).tolist(),
               "nodata": int((~observed).sum()), "windows": n_windows,
               "windows_skipped": n_skipped,
@@ -482,29 +523,40 @@ def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: 
         scenes: a :class:`~landcover.scenes.SceneSource` or :class:`~landcover.scenes.Scene`
             objects (:func:`model_scenes` reads local paths with the bundle's sensor profiles).
         post: post-processing steps (:mod:`landcover.postprocess`), applied to the probabilities
-            of every block with the halo they need.
+            of every block with the halo they need; the config's steps (``classify.smooth``,
+            when enabled) follow them.
         progress: a :mod:`landcover.progress` reporter (``True`` logs stages; ``None`` silent).
 
     Runs on the current dask scheduler (see :mod:`landcover.scheduler`). Everything that can be
     checked (bundle, scenes, bands, grids, dates, outputs) is checked before anything is written.
 
     Raises:
-        ModelError, OutputExistsError, ResumeError, SceneError, GridMismatchError, ConfigError.
+        ModelError, OutputExistsError, OutputLockedError, ResumeError, SceneError,
+        GridMismatchError, ConfigError.
     """
-    import dask
-
-    from landcover.scheduler import compute
-
     t_start = time.perf_counter()
     model_dir = Path(model_dir).absolute()
     if meta is None or cfg is None:
         meta, cfg = resolve_config(model_dir)
+    post = (*post, *configured_steps(cfg, sorted(c["code"] for c in meta["classes"])))
     paths = output_paths(out, probabilities, cfg.classify.quicklook)
+    with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
+        return _run(scenes, model_dir, cfg, meta, paths, outputs, probabilities, resume, post,
+                    progress, t_start)
+
+
+def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path],
+         outputs: OutputSet, probabilities: bool, resume: bool, post, progress,
+         t_start: float) -> dict:
+    """The classification, under the output lock."""
+    import dask
+
+    from landcover.scheduler import compute
+
     out = paths["map"]
-    for path in paths.values():
-        check_output(path, overwrite)
     plan, kept, table = build_plan(scenes, model_dir, cfg, meta, partial_path(out),
                                    probabilities, post)
+    check_resources(plan, meta, out.parent)
     worker_model(plan)  # a corrupt model fails here, before anything is written
     resumed = _open_store(plan, _fingerprint(plan, kept, cfg), resume)
     log.info("%d dates, grid %s, window %d px (overlap %d), %d blocks of %d px%s", len(kept),
@@ -515,7 +567,7 @@ def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: 
     (results,) = compute(tasks, label="Classifying", show=progress)
     t_model = time.perf_counter()
     counts = np.sum([r["counts"] for r in results], axis=0)
-    _write_products(plan, kept, table, meta, cfg, paths, counts)
+    _write_products(plan, kept, table, meta, cfg, paths, outputs, counts)
     remove(Path(plan.store))
     return {
         "output": str(out), "files": {k: str(v) for k, v in paths.items()},
@@ -534,9 +586,9 @@ def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: 
 
 
 def _write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config,
-                    paths: dict[str, Path], counts) -> None:
-    """The map products from the finished store, each under a temporary name, renamed when all
-    are written (the map last: its presence means the run completed)."""
+                    paths: dict[str, Path], outputs: OutputSet, counts) -> None:
+    """The map products from the finished store, each under a temporary name, then put in place
+    as one set (the map last: its presence means the run completed)."""
     resolved = cfg.to_dict()
     config = {"scenes": resolved["scenes"],
               "classify": {**resolved["classify"], "window": plan.window,
@@ -545,24 +597,63 @@ def _write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config
     tags = map_tags(meta, [d for d, _ in kept], ["+".join(s.scene_id for s in g) for _, g in kept],
                     config, plan.bundle)
     windows = [plan.block_window(i, j) for i, j in plan.blocks()]
-    tmp = {k: temporary_path(p, "tmp") for k, p in paths.items()}
-    try:
-        write_map(plan.store, plan.grid, windows, table, tmp["map"], tags)
-        write_style(table, tmp["style"])
-        if plan.probabilities:
-            write_probabilities(plan.store, plan.grid, windows, table, tmp["probabilities"], tags,
-                                plan.probability_dtype, plan.uncertainty)
-        if "quicklook" in paths:
-            write_quicklook(tmp["map"], table, counts, tmp["quicklook"],
-                            title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, "
-                                  f"{len(kept)} dates")
-        for key, path in paths.items():
-            if key != "map":
-                os.replace(tmp[key], path)
-        os.replace(tmp["map"], paths["map"])
-    finally:
-        for p in tmp.values():
-            remove(p)
+    tmp = {k: outputs.temporary(p) for k, p in paths.items()}
+    write_map(plan.store, plan.grid, windows, table, tmp["map"], tags, legend=tmp["legend"])
+    write_style(table, tmp["style"])
+    if plan.probabilities:
+        write_probabilities(plan.store, plan.grid, windows, table, tmp["probabilities"], tags,
+                            plan.probability_dtype, plan.uncertainty)
+    if "quicklook" in paths:
+        write_quicklook(tmp["map"], table, counts, tmp["quicklook"],
+                        title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, "
+                              f"{len(kept)} dates")
+    outputs.commit({paths[k]: tmp[k] for k in paths})
+
+
+def block_memory(plan: Plan, meta: dict) -> int:
+    """Bytes one block task needs at its peak (an estimate): the features of the block and the
+    halo its windows read, the blend accumulators, one batch of windows and the network's
+    activations on it (the widest layer, a few tensors alive at once)."""
+    T, F = len(plan.dates), len(plan.features.names)
+    s, K = plan.window, plan.num_classes
+    side = plan.block + 2 * halo_of(plan.post) + s
+    features = T * side * side * (4 * F + 1)
+    blend = (plan.block + 2 * halo_of(plan.post)) ** 2 * (K + 2) * 4 * 2
+    arch = meta.get("architecture") or {}
+    width = max(int(arch.get("filters", 16)) * 2 ** int(arch.get("layers", 1)), F, K)
+    batch = plan.batch_size * T * s * s * (4 * F + 4 * width * 4)
+    return int(features + blend + batch)
+
+
+def check_resources(plan: Plan, meta: dict, folder: Path) -> None:
+    """Refuse, before any work, settings whose block tasks cannot fit in the memory available
+    (ConfigError naming the keys to lower), or outputs that cannot fit on the disk."""
+    import psutil
+
+    need = block_memory(plan, meta) * max(1, _parallel_tasks())
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise ConfigError(
+            f"classify.window={plan.window}, classify.batch_size={plan.batch_size}, "
+            f"classify.block_size={plan.block}: the block tasks need about {need / 1e9:.1f} GB, "
+            f"{available / 1e9:.1f} GB is available; lower classify.window, classify.batch_size "
+            "or classify.block_size")
+    px = plan.grid.width * plan.grid.height
+    per_px = 1 + (plan.num_classes + 1) * np.dtype(plan.probability_dtype).itemsize * \
+        plan.probabilities
+    check_space(folder, 3 * px * per_px, "the map (block store, GeoTIFF, COG)")
+
+
+def _parallel_tasks() -> int:
+    """Block tasks that may run at once in this process (dask's threads; 1 when synchronous)."""
+    import dask
+
+    scheduler = dask.config.get("scheduler", "threads")
+    if scheduler in ("synchronous", "sync", "single-threaded"):
+        return 1
+    if not isinstance(scheduler, str):  # a distributed client: its workers have their own memory
+        return 1
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _fingerprint(plan: Plan, kept, cfg: Config) -> dict:
@@ -584,11 +675,21 @@ def _open_store(plan: Plan, fingerprint: dict, resume: bool) -> int:
     if resume:
         if not run_file.is_file():
             raise ResumeError(f"{store}: nothing to resume (no interrupted run of this output)")
-        saved = json.loads(run_file.read_text())
+        try:
+            saved = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            raise ResumeError(f"{run_file}: the interrupted run's record is damaged") from None
         if saved != _plain(fingerprint):
             diff = sorted(k for k in fingerprint if saved.get(k) != _plain(fingerprint[k]))
             raise ResumeError(f"{store}: the interrupted run used other settings "
-                              f"({', '.join(diff)}); start over with the same output")
+                              f"({', '.join(diff)})")
+        damaged = _damaged_blocks(plan)
+        for marker in damaged:
+            marker.unlink()
+        if damaged:
+            log.warning("%s: %d finished block(s) of the interrupted run are missing or damaged "
+                        "(%s); computing them again", store, len(damaged),
+                        ", ".join(m.stem for m in damaged))
         return len(list((store / "done").glob("*.json")))
     if store.exists():
         log.info("removing the unfinished run %s (use --resume to continue it)", store)

@@ -151,6 +151,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SmoothConfig:
+    enabled: bool = False
+    window: int = 9
+    neigh_fraction: float = 0.5
+    smoothness: float = 20.0
+    smoothness_by_class: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ClassifyConfig:
     window: int | None = None
     overlap: int | None = None
@@ -159,6 +168,7 @@ class ClassifyConfig:
     probability_dtype: str = "uint8"
     uncertainty: str = "entropy"
     quicklook: bool = True
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
 
 
 @dataclass(frozen=True)
@@ -308,9 +318,11 @@ def parse_override(text: str) -> dict:
 def read_yaml(path: str | Path, error: type[Exception], what: str):
     """``yaml.safe_load`` of a file; unreadable or invalid YAML raises ``error`` naming the file."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise error(f"{what} {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (YAML is UTF-8 text)") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML ({exc})") from None
 
@@ -346,11 +358,16 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
     data: dict = _merge({}, base or {})
     if path is not None:
         loaded = read_yaml(path, ConfigError, "--config")
+        if loaded is not None and not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: a config is a mapping of sections (scenes:, prepare:, "
+                              f"train:, classify:), not a YAML {type(loaded).__name__}")
         data = _merge(data, _relative_to(loaded or {}, Path(path).parent))
     for text in overrides:
         data = _merge(data, parse_override(text))
     cfg = _build(Config, data, "")
     qa.validate_flags(cfg.scenes.mask.invalid_flags)
+    if not cfg.scenes.bands:
+        raise ConfigError("scenes.bands: the list is empty; name at least one band")
     if cfg.scenes.chunk_size < 64:
         raise ConfigError(f"scenes.chunk_size: {cfg.scenes.chunk_size} is too small; use 64 or more")
     _check_prepare(cfg.prepare)
@@ -376,6 +393,13 @@ def _check_classify(c: ClassifyConfig) -> None:
          "must be smaller than classify.window"),
         (c.block_size >= 64, "classify.block_size", "must be 64 or more pixels"),
         (c.batch_size >= 1, "classify.batch_size", "must be 1 or more"),
+        (c.smooth.window >= 3 and c.smooth.window % 2 == 1, "classify.smooth.window",
+         "must be an odd number of pixels, 3 or more (9 = a 9 x 9 neighbourhood)"),
+        (0.0 < c.smooth.neigh_fraction <= 1.0, "classify.smooth.neigh_fraction",
+         "must be in (0, 1]"),
+        (c.smooth.smoothness > 0, "classify.smooth.smoothness", "must be more than 0"),
+        (all(v > 0 for v in c.smooth.smoothness_by_class.values()),
+         "classify.smooth.smoothness_by_class", "values must be more than 0"),
     ]
     _raise_first(checks)
 

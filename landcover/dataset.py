@@ -7,6 +7,8 @@ dates, class table) from :attr:`PreparedDataset.attrs`.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ import numpy as np
 
 from landcover.contract import DATASET_FORMAT
 from landcover.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 ARRAYS = ("inputs", "labels", "weights", "split")
@@ -88,12 +92,17 @@ class PreparedDataset:
                 np.asarray(g["weights"][start:stop], dtype=np.float32))
 
 
-def open_dataset(path: str | Path) -> PreparedDataset:
+def open_dataset(path: str | Path, *, verify: bool = False) -> PreparedDataset:
     """Open a dataset written by ``landcover prepare``.
+
+    Args:
+        verify: check every chunk against the checksums written by ``prepare``
+            (:func:`verify_checksums`): a missing or damaged chunk is refused instead of being
+            read as fill values or failing deep inside training.
 
     Raises:
         DatasetError: missing path, not a Zarr store, not a landcover dataset, an unknown format
-            version, or missing arrays.
+            version, missing arrays, or (``verify``) a missing or damaged chunk.
     """
     import zarr
 
@@ -117,7 +126,73 @@ def open_dataset(path: str | Path) -> PreparedDataset:
     if missing:
         raise DatasetError(f"{path}: incomplete dataset, missing arrays {', '.join(missing)}; "
                            "prepare it again")
+    if verify:
+        verify_checksums(path)
     return PreparedDataset(path=path, attrs=attrs, group=group)
+
+
+CHECKSUMS = "checksums.json"
+
+
+def _chunk_files(path: Path):
+    """``(array name, chunk key, file)`` of every chunk of every array of the Zarr group."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    for name, arr in sorted(group.arrays()):
+        for coords in np.ndindex(*arr.cdata_shape):
+            key = arr.metadata.encode_chunk_key(coords)
+            yield name, key, path / name / key
+
+
+def _crc(file: Path) -> int:
+    import zlib
+
+    crc = 0
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def write_checksums(path: str | Path) -> None:
+    """``checksums.json``: the CRC32 of every chunk file of the dataset (``null`` for a chunk that
+    Zarr did not write because it holds only the fill value)."""
+    path = Path(path)
+    sums: dict[str, dict] = {}
+    for name, key, file in _chunk_files(path):
+        sums.setdefault(name, {})[key] = _crc(file) if file.is_file() else None
+    (path / CHECKSUMS).write_text(json.dumps({"algorithm": "crc32", "chunks": sums}))
+
+
+def verify_checksums(path: str | Path) -> None:
+    """Refuse a dataset with a missing or damaged chunk, naming the array and the chunk.
+
+    A dataset written before checksums existed is accepted with a warning."""
+    path = Path(path)
+    file = path / CHECKSUMS
+    if not file.is_file():
+        log.warning("%s: no %s (written by an older landcover); its chunks cannot be checked",
+                    path, CHECKSUMS)
+        return
+    try:
+        sums = json.loads(file.read_text())["chunks"]
+    except (OSError, ValueError, KeyError):
+        raise DatasetError(f"{file}: unreadable checksums; the dataset is damaged, run "
+                           "'landcover prepare' again") from None
+    for name, key, chunk in _chunk_files(path):
+        expected = sums.get(name, {}).get(key, "unknown")
+        if expected == "unknown":
+            raise DatasetError(f"{path}: array {name} has a chunk {key} that prepare did not "
+                               "write; the dataset was changed, run 'landcover prepare' again")
+        if expected is None:
+            continue
+        if not chunk.is_file():
+            raise DatasetError(f"{path}: chunk {key} of array {name} is missing; the dataset is "
+                               "damaged, run 'landcover prepare' again")
+        if _crc(chunk) != expected:
+            raise DatasetError(f"{path}: chunk {key} of array {name} is damaged (checksum "
+                               "mismatch); run 'landcover prepare' again")
 
 
 def compressor():

@@ -96,6 +96,10 @@ class OutputExistsError(OutputError):
     hint = "pass --overwrite to replace it"
 
 
+class OutputLockedError(OutputError):
+    """Another landcover run is writing the same output."""
+
+
 class ResumeError(LandcoverError):
     """Resuming was asked for, but there is no interrupted run of this output, or it used other
     inputs or settings (exit code 1, like other errors of the state on disk)."""

@@ -45,13 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.contract import IGNORE, NODATA, TAG_CLASSES
+from landcover.contract import IGNORE, NODATA, TAG_CLASSES, TAG_PRODUCT
 from landcover.classes import ClassTable, class_table, load_class_table
 from landcover.config import LabelsConfig
 from landcover.errors import ClassTableError, LabelError, RasterReadError
 from landcover.gdalio import open_raster
 from landcover.grid import Grid, pixel_area_m2
-from landcover.outputs import check_output, remove, replace_output, temporary_path
+from landcover.outputs import OutputSet, check_output
 from landcover.scores import confusion, scores
 
 log = logging.getLogger(__name__)
@@ -199,10 +199,14 @@ def open_map(path: str | Path) -> ClassMap:
             dtype, count, crs, transform = src.dtypes[0], src.count, src.crs, src.transform
             width, height, nodata = src.width, src.height, src.nodata
             tag = src.tags().get(CLASSES_TAG)
+            product = src.tags().get(TAG_PRODUCT)
     except RasterioIOError as exc:
         message = " ".join(str(exc).split())
         raise RasterReadError(f"{path}: cannot open the map ({message}); pass a GeoTIFF class "
                               "map") from None
+    if product == "probabilities":
+        raise RasterReadError(f"{path}: a probabilities raster (one band per class), not a class "
+                              "map; pass the map written beside it by 'landcover classify'")
     if dtype != "uint8":
         raise RasterReadError(f"{path}: band 1 is {dtype}, not a class map of uint8 codes; pass "
                               "the map written by 'landcover classify'")
@@ -341,7 +345,8 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
     if not reference.exists():
         raise LabelError(f"{reference}: no such file", flag="--reference")
     check_output(out, overwrite)
-    labels = open_labels(reference, cmap.grid, LabelsConfig(column=column, layer=layer), table)
+    labels = open_labels(reference, cmap.grid, LabelsConfig(column=column, layer=layer), table,
+                         keys="--")
     log.info("comparing %s (%s) with the %s reference %s; classes: %s", cmap.path,
              cmap.grid.describe(), labels.kind, reference, table.describe())
     t = tally(cmap, labels, table, window)
@@ -367,7 +372,7 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
                     "estimates that need every stratum are undefined",
                     ", ".join(result["area_adjusted"]["unsampled_classes"]))
     result["seconds"] = round(time.monotonic() - t0, 2)
-    _write_report(result, t.cm, names, out)
+    _write_report(result, t.cm, names, out, overwrite)
     return result
 
 
@@ -396,11 +401,12 @@ def _result(cmap: ClassMap, reference: Path, kind: str, table: ClassTable, table
     }
 
 
-def _write_report(result: dict, cm: np.ndarray, names: Sequence[str], out: Path) -> None:
+def _write_report(result: dict, cm: np.ndarray, names: Sequence[str], out: Path,
+                  overwrite: bool) -> None:
     from landcover.report import plot_confusion
 
-    tmp = temporary_path(out)
-    try:
+    with OutputSet([out], overwrite, folders=[True]) as outputs:
+        tmp = outputs.temporary()
         tmp.mkdir()
         (tmp / "evaluation.json").write_text(json.dumps(result, indent=2, allow_nan=False))
         write_csv(tmp / "accuracy.csv", result)
@@ -410,9 +416,7 @@ def _write_report(result: dict, cm: np.ndarray, names: Sequence[str], out: Path)
                        title=f"{Path(result['map']).name} (predicted) vs "
                              f"{Path(result['reference']).name}: OA {oa:.3f}, "
                              f"{result['pixels']['compared']:,d} pixels")
-        replace_output(tmp, out)
-    finally:
-        remove(tmp)
+        outputs.commit({out: tmp})
 
 
 # ------------------------------------------------------------------------------------- the reports

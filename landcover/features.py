@@ -137,3 +137,50 @@ def features_by_date(read_date, spec: FeatureSpec, dates: Sequence[dt.date]):
     if spec.fill == "linear":
         feats[..., :B] = interpolate_time(feats[None, ..., :B], valid[None], days)[0]
     return feats, valid
+
+
+# ------------------------------------------------------------------- dates as a model input
+DAYS_REFERENCE = "january1"
+"""How the ``days`` input of date-taking networks is counted: days since 1 January of a reference
+year, by default the year of the series' first date. A season that crosses the new year counts
+on past 365 (a date of the next January is day 365+), and another year's series with the same
+season lands on the same numbers, so the sinusoidal encoding sees the same positions."""
+
+DAYS_TOLERANCE = 16.0
+"""Days by which a classified series may reach beyond the range seen in training (one Landsat
+revisit) before :func:`days_outside` reports it."""
+
+
+def days_since_reference(dates: Sequence[dt.date], year: int | None = None) -> np.ndarray:
+    """The ``days`` model input of ``dates``: float32 days since 1 January of ``year`` (default:
+    the year of the first date)."""
+    if not len(dates):
+        return np.zeros(0, np.float32)
+    year = dates[0].year if year is None else int(year)
+    ref = dt.date(year, 1, 1)
+    return np.array([(d - ref).days for d in dates], np.float32)
+
+
+def season_days(dates: Sequence[dt.date], trained: Sequence[float] | None) -> np.ndarray:
+    """The ``days`` of a series to classify: counted from 1 January of the first date's year, or
+    of the year before or after it when that puts more dates inside the ``trained`` range
+    ``(min, max)`` (a series that starts in late December of the previous season's year)."""
+    if not trained or not len(dates):
+        return days_since_reference(dates)
+    lo, hi = float(trained[0]) - DAYS_TOLERANCE, float(trained[1]) + DAYS_TOLERANCE
+    y0 = dates[0].year
+    best = None
+    for year in (y0, y0 - 1, y0 + 1):  # ties keep the first date's year
+        days = days_since_reference(dates, year)
+        inside = int(((days >= lo) & (days <= hi)).sum())
+        if best is None or inside > best[0]:
+            best = (inside, days)
+    return best[1]
+
+
+def days_outside(days: np.ndarray, trained: Sequence[float] | None) -> np.ndarray:
+    """Mask of the ``days`` more than :data:`DAYS_TOLERANCE` outside the trained ``(min, max)``."""
+    days = np.asarray(days, np.float64)
+    if not trained:
+        return np.zeros(days.shape, bool)
+    return (days < float(trained[0]) - DAYS_TOLERANCE) | (days > float(trained[1]) + DAYS_TOLERANCE)

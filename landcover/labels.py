@@ -216,11 +216,12 @@ def _open_raster(path: Path, target: Grid, cfg: LabelsConfig) -> RasterLabels:
     return RasterLabels(str(path), grid, nodata, colormap)
 
 
-def _pick_column(frame, wanted: str | None, candidates, what: str, path: Path) -> str | None:
+def _pick_column(frame, wanted: str | None, candidates, what: str, path: Path,
+                 keys: str = "prepare.labels.") -> str | None:
     columns = [c for c in frame.columns if c != frame.geometry.name]
     if wanted is not None:
         if wanted not in columns:
-            raise LabelError(f"{path}: no column {wanted!r} (prepare.labels.{what}); columns are "
+            raise LabelError(f"{path}: no column {wanted!r} ({keys}{what}); columns are "
                              f"{', '.join(columns) or 'none'}")
         return wanted
     lower = {c.lower(): c for c in columns}
@@ -228,7 +229,7 @@ def _pick_column(frame, wanted: str | None, candidates, what: str, path: Path) -
 
 
 def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
-                 table: ClassTable | None) -> VectorLabels:
+                 table: ClassTable | None, keys: str = "prepare.labels.") -> VectorLabels:
     import geopandas as gpd
     import pandas as pd
     import shapely
@@ -241,11 +242,11 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
     if len(frame) == 0:
         raise LabelError(f"{path}: the label file has no features; add labelled polygons or "
                          "points")
-    column = _pick_column(frame, cfg.column, CODE_COLUMNS, "column", path)
+    column = _pick_column(frame, cfg.column, CODE_COLUMNS, "column", path, keys)
     if column is None:
         columns = [c for c in frame.columns if c != frame.geometry.name]
         raise LabelError(f"{path}: no class column found (tried {', '.join(CODE_COLUMNS)}); name "
-                         f"it in prepare.labels.column (columns: "
+                         f"it with {keys}column (columns: "
                          f"{', '.join(columns) or 'none'})")
     values = frame[column]
     names: dict[int, str] = {}
@@ -253,7 +254,7 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
         codes = _to_codes(values.to_numpy(dtype=float, na_value=np.nan)).astype(np.int64)
         texts = frame[[c for c in frame.columns if c != frame.geometry.name
                        and not pd.api.types.is_numeric_dtype(frame[c])]]
-        name_column = _pick_column(frame, cfg.name_column, (), "name_column", path) \
+        name_column = _pick_column(frame, cfg.name_column, (), "name_column", path, keys) \
             if cfg.name_column else _pick_column(texts.set_geometry(frame.geometry), None,
                                                  NAME_COLUMNS, "name_column", path)
         if name_column is not None and name_column != column:
@@ -309,8 +310,12 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
 
 
 def open_labels(path: str | Path, target: Grid, cfg: LabelsConfig | None = None,
-                table: ClassTable | None = None) -> RasterLabels | VectorLabels:
+                table: ClassTable | None = None,
+                keys: str = "prepare.labels.") -> RasterLabels | VectorLabels:
     """Open labels for the stack grid ``target``; checks they overlap it.
+
+    ``keys`` is how messages name the column settings: ``prepare.labels.column``, or ``--column``
+    for ``evaluate`` (``keys="--"``).
 
     Raises:
         LabelError: unreadable file, no features, no class column, or no overlap with the scenes.
@@ -324,7 +329,7 @@ def open_labels(path: str | Path, target: Grid, cfg: LabelsConfig | None = None,
         bounds = labels.grid.bounds
         crs = labels.grid.crs
     else:
-        labels = _open_vector(path, target, cfg, table)
+        labels = _open_vector(path, target, cfg, table, keys)
         bounds, crs = labels.bounds(), target.crs
     if not same_crs(crs, target.crs):
         from rasterio.warp import transform_bounds

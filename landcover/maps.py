@@ -12,8 +12,13 @@ store into the files users open:
   :mod:`landcover.contract`;
 * the probabilities: one band per class, ``p x scale`` with GDAL band scale ``1/scale``, and a last
   band of uncertainty; AVERAGE overviews;
+* the legend in GDAL's own place, a PAM sidecar ``MAP.tif.aux.xml`` (:func:`write_legend`):
+  category names (``<CategoryNames>``, one per value from 0) and a thematic raster attribute table
+  (value, class name, colour). GDAL reads it with the map, and QGIS shows the class names from it
+  even when the ``.qml`` is not copied along (the TIFF tags above are not read by QGIS);
 * a QGIS ``.qml`` paletted style (QGIS loads a same-named ``.qml`` automatically);
-* a quicklook PNG with a legend of class names and area shares.
+* a quicklook PNG with map coordinates, a scale bar, the CRS, a legend of class names and area
+  shares, and nodata drawn as a grey checkerboard (distinct from the page and from every class).
 """
 
 from __future__ import annotations
@@ -151,8 +156,9 @@ def _write_blocks(store: str, name: str, grid: Grid, windows, path: Path, count:
 
 
 def write_map(store: str, grid: Grid, windows, table: ClassTable, path: Path,
-              tags: dict) -> None:
-    """The class map COG from the store's ``classes`` array."""
+              tags: dict, legend: Path | None = None) -> None:
+    """The class map COG from the store's ``classes`` array; with ``legend``, the PAM sidecar of
+    class names there too (:func:`write_legend`; the caller renames it to ``MAP.tif.aux.xml``)."""
     def decorate(dst):
         cmap = {code: (0, 0, 0, 0) for code in range(256)}
         for cl in table.classes:
@@ -165,6 +171,8 @@ def write_map(store: str, grid: Grid, windows, table: ClassTable, path: Path,
                         NODATA_MEANING="no valid observation on any date")
 
     _write_blocks(store, "classes", grid, windows, path, 1, "uint8", NODATA, decorate)
+    if legend is not None:
+        write_legend(table, legend)
 
 
 def write_probabilities(store: str, grid: Grid, windows, table: ClassTable, path: Path,
@@ -192,6 +200,55 @@ def write_probabilities(store: str, grid: Grid, windows, table: ClassTable, path
                   decorate)
 
 
+def legend_xml(table: ClassTable, nodata: int | None = NODATA) -> str:
+    """The PAM ``.aux.xml`` of a class map: GDAL category names for the values ``0..max(code)``
+    (empty for values that are not a class) and a thematic raster attribute table with one row
+    per class (``Value``, ``Class_Name``, ``Red``, ``Green``, ``Blue``, ``Alpha``)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    names = {cl.code: cl.name for cl in table.classes}
+    cats = ET.SubElement(band, "CategoryNames")
+    for value in range(max(names) + 1):
+        ET.SubElement(cats, "Category").text = names.get(value, "")
+    rat = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    # GDAL field types: 0 integer, 2 string; usages: 5 min-max (the value), 2 name, 6-9 RGBA
+    fields = (("Value", 0, 5), ("Class_Name", 2, 2), ("Red", 0, 6), ("Green", 0, 7),
+              ("Blue", 0, 8), ("Alpha", 0, 9))
+    for i, (name, ftype, usage) in enumerate(fields):
+        f = ET.SubElement(rat, "FieldDefn", index=str(i))
+        ET.SubElement(f, "Name").text = name
+        ET.SubElement(f, "Type").text = str(ftype)
+        ET.SubElement(f, "Usage").text = str(usage)
+    for i, cl in enumerate(table.classes):
+        row = ET.SubElement(rat, "Row", index=str(i))
+        for v in (cl.code, cl.name, *cl.rgb, 255):
+            ET.SubElement(row, "F").text = str(v)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_legend(table: ClassTable, path: Path) -> None:
+    """Write :func:`legend_xml` to ``path`` (the map's ``MAP.tif.aux.xml``, or a temporary name
+    that is renamed to it together with the map)."""
+    Path(path).write_text(legend_xml(table), encoding="utf-8")
+
+
+def read_category_names(map_path: Path) -> dict[int, str]:
+    """The category names GDAL reads with a map (from its ``.aux.xml``): ``{value: name}`` of the
+    non-empty ones; ``{}`` without a sidecar."""
+    import xml.etree.ElementTree as ET
+
+    aux = Path(str(map_path) + ".aux.xml")
+    if not aux.is_file():
+        return {}
+    cats = ET.parse(aux).getroot().find("PAMRasterBand[@band='1']/CategoryNames")
+    if cats is None:
+        return {}
+    return {i: c.text for i, c in enumerate(cats.findall("Category")) if c.text}
+
+
 def write_style(table: ClassTable, path: Path) -> None:
     """A QGIS style: a paletted renderer with one entry (colour, class name) per class code."""
     import xml.etree.ElementTree as ET
@@ -212,33 +269,116 @@ def write_style(table: ClassTable, path: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+NODATA_CHECKER = ((208, 208, 208), (240, 240, 240))  # nodata in the quicklook: a grey checkerboard
+
+
+def nice_length(span: float) -> float:
+    """A round scale-bar length (1, 2 or 5 x 10^k) of about a fifth of ``span`` (> 0)."""
+    target = span / 5
+    k = math.floor(math.log10(target))
+    for m in (5, 2, 1):
+        if m * 10 ** k <= target:
+            return float(m * 10 ** k)
+    return float(10 ** k)
+
+
+def quicklook_rgba(codes: np.ndarray, table: ClassTable, cell: int = 6) -> np.ndarray:
+    """``(h, w, 4)`` uint8 colours of a class-code array: the class colours, and nodata (any value
+    that is not a class) as a grey checkerboard of ``cell`` px squares."""
+    h, w = codes.shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    checker = ((np.arange(h)[:, None] // cell + np.arange(w)[None, :] // cell) % 2).astype(bool)
+    rgba[..., 3] = 255
+    rgba[..., :3] = np.where(checker[..., None], NODATA_CHECKER[0], NODATA_CHECKER[1])
+    for cl in table.classes:
+        rgba[codes == cl.code, :3] = cl.rgb
+    return rgba
+
+
+def _crs_label(crs) -> str:
+    epsg = crs.to_epsg() if crs is not None else None
+    if crs is None:
+        return "no CRS"
+    try:
+        from pyproj import CRS
+
+        name = CRS.from_user_input(crs.to_wkt()).name
+    except Exception:  # noqa: BLE001 - the label is decoration; the EPSG code is enough
+        name = ""
+    return f"EPSG:{epsg} ({name})" if epsg else name or crs.to_string()
+
+
 def write_quicklook(map_path: Path, table: ClassTable, counts, path: Path, *, title: str,
                     max_size: int = 1000) -> None:
-    """A PNG of the map (read from its overviews, at most ``max_size`` px) with a legend."""
+    """A PNG of the map (read from its overviews, at most ``max_size`` px) with map coordinates on
+    the axes, a scale bar, the CRS, a legend (class names and area shares) and nodata as a grey
+    checkerboard."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
     from rasterio.enums import Resampling
 
     with open_raster(map_path) as src:
         f = max(1.0, max(src.width, src.height) / max_size)
         shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
         codes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
-    rgba = np.zeros(shape + (4,), np.uint8)
-    for cl in table.classes:
-        rgba[codes == cl.code] = (*cl.rgb, 255)
+        bounds, crs = src.bounds, src.crs
+    geographic = bool(crs is not None and crs.is_geographic)
+    rgba = quicklook_rgba(codes, table)
     total = max(int(np.sum(counts)), 1)
-    fig, ax = plt.subplots(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1), dpi=110)
-    ax.imshow(rgba, interpolation="nearest")
-    ax.set_axis_off()
+    fig, ax = plt.subplots(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1.5), dpi=110)
+    extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
+    ax.imshow(rgba, interpolation="nearest", extent=extent)
     ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set_xlabel(("longitude (°)" if geographic else "easting (m)") + "    CRS: "
+                  + _crs_label(crs), fontsize=7)
+    ax.set_ylabel("latitude (°)" if geographic else "northing (m)", fontsize=7)
+    # scale bar, lower left, in metres (degrees converted at the map's mid latitude)
+    width = bounds.right - bounds.left
+    per_metre = 1.0
+    if geographic:
+        per_metre = 1.0 / (111_320.0 * max(math.cos(math.radians((bounds.top + bounds.bottom)
+                                                                  / 2)), 1e-6))
+    metres = nice_length(width / per_metre)
+    bar, height = metres * per_metre, (bounds.top - bounds.bottom) * 0.012
+    x0, y0 = bounds.left + width * 0.04, bounds.bottom + (bounds.top - bounds.bottom) * 0.05
+    ax.add_patch(Rectangle((x0 - width * 0.01, y0 - height * 1.5), bar + width * 0.02,
+                           height * 5, facecolor="white", edgecolor="none", alpha=0.8))
+    for part in range(2):
+        ax.add_patch(Rectangle((x0 + part * bar / 2, y0), bar / 2, height,
+                               facecolor="black" if part == 0 else "white", edgecolor="black",
+                               linewidth=0.6))
+    label = f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"
+    ax.text(x0 + bar / 2, y0 + height * 1.6, label, ha="center", va="bottom", fontsize=7)
     handles = [Patch(facecolor=cl.color, edgecolor="0.3",
                      label=f"{cl.code} {cl.name} ({100 * n / total:.1f}%)")
                for cl, n in zip(table.classes, counts)]
-    handles.append(Patch(facecolor="white", edgecolor="0.3", label="no data"))
+    handles.append(Patch(facecolor="#%02x%02x%02x" % NODATA_CHECKER[0], edgecolor="0.3",
+                         hatch="xx", label="no data"))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
               frameon=False)
     fig.savefig(path, format="png", bbox_inches="tight")
     plt.close(fig)
+
+
+def write_array_map(codes: np.ndarray, grid: Grid, table: ClassTable, path: Path,
+                    tags: dict | None = None, legend: Path | None = None) -> None:
+    """A class map COG (and legend) from an in-memory ``(H, W)`` uint8 array of codes: for small
+    maps, tests and examples (a large map is written block by block by :func:`write_map`)."""
+    import tempfile
+
+    import zarr
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        group = zarr.open_group(str(Path(folder) / "store"), mode="w")
+        group.create_array("classes", shape=codes.shape, dtype="uint8", chunks=codes.shape,
+                           fill_value=NODATA)
+        group["classes"][:] = codes.astype(np.uint8)
+        write_map(str(Path(folder) / "store"), grid, [(0, grid.height, 0, grid.width)], table,
+                  path, {TAG_CLASSES: json.dumps(table.to_list()), **(tags or {})},
+                  legend=legend)

@@ -1,28 +1,91 @@
-"""Writing outputs safely: refuse before work starts, write under a temporary name, rename at the end."""
+"""Writing outputs safely.
+
+Every command writes its outputs through :class:`OutputSet`:
+
+1. **Lock.** An exclusive ``flock`` on ``.NAME.lock`` beside the main output, held for the whole
+   run. A second run into the same output fails at once
+   (:class:`~landcover.errors.OutputLockedError`, naming the pid of the run that holds it). The
+   kernel releases the lock when a process dies, so a lock left by a killed run is simply taken over
+   (with a warning).
+2. **Recover and clean up.** Under the lock, an interrupted replacement (see 4) is finished or
+   rolled back, and the temporaries a dead run left beside the outputs (``.NAME.tmp-*``,
+   ``.NAME.work-*``, ``.NAME.old-*``) are removed, with a log line. Resumable work
+   (``.NAME.partial``) is kept.
+3. **Check before work.** Outputs that exist need ``overwrite``; the output folder must exist, be a
+   folder and be writable; an expected size can be checked against the free space.
+4. **Replace as one set.** New outputs are written under temporary names
+   (:meth:`OutputSet.temporary`) and put in place by :meth:`OutputSet.commit`: a journal
+   ``.NAME.replace.json`` is written, the old outputs are moved aside (the main one last), the new
+   ones renamed in (the main one last), then the old ones deleted. Killed at any point, the next run
+   finds the journal and either completes the new set (when the new main output is in place) or
+   restores the old one. At every instant the folder holds a complete old or a complete new set
+   (once recovered)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
+import logging
 import os
 import shutil
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from landcover.errors import OutputError, OutputExistsError
+from landcover.errors import OutputError, OutputExistsError, OutputLockedError
+
+log = logging.getLogger(__name__)
+
+LEFTOVER_KINDS = ("tmp", "work", "old")
 
 
+def _hook(stage: str) -> None:
+    """Called between the steps of :meth:`OutputSet.commit` (tests inject faults here)."""
+
+
+# ------------------------------------------------------------------------------------- checks
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse to start when the output cannot be written (before any work is done)."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: already exists")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: the output folder does not exist; create it first")
+    parent = out.parent
+    if not parent.exists():
+        raise OutputError(f"{parent}: the output folder does not exist; create it first")
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: is a file, not a folder; the output must go into a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{parent}: the output folder is not writable")
+    if len(out.name.encode()) > 200:  # leaves room for the temporary names' suffixes
+        raise OutputError(f"{out.name}: the output name is too long ({len(out.name.encode())} "
+                          "bytes; at most 200)")
 
 
+def check_kind(out: Path, folder: bool) -> None:
+    """An existing output must be of the kind that will replace it (a folder or a file)."""
+    out = Path(out)
+    if out.exists() and out.is_dir() != folder:
+        what = "a folder" if out.is_dir() else "a file"
+        raise OutputError(f"{out}: is {what}; this output is {'a folder' if folder else 'a file'}"
+                          ", choose another name")
+
+
+def check_space(folder: Path, nbytes: float, what: str) -> None:
+    """Refuse when ``folder``'s file system has less free space than ``nbytes`` (an estimate)."""
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise OutputError(f"{folder}: {free / 1e9:.2f} GB free, but {what} needs about "
+                          f"{nbytes / 1e9:.2f} GB; free some space or write elsewhere")
+
+
+# ----------------------------------------------------------------------------------- temporaries
 def temporary_path(out: Path, kind: str = "tmp") -> Path:
     """A hidden sibling of ``out`` (same file system, so the final rename is atomic)."""
+    out = Path(out)
     return out.parent / f".{out.name}.{kind}-{uuid.uuid4().hex[:8]}"
 
 
@@ -38,15 +101,207 @@ def atomic_file(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def replace_output(tmp: Path, out: Path) -> None:
-    """Move a finished ``tmp`` to ``out``, removing what was there (checked by :func:`check_output`)."""
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(tmp, out)
-
-
 def remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
         path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def leftovers(out: Path) -> list[Path]:
+    """Temporaries of ``out`` that a run leaves only when it dies (not resumable work)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    found = []
+    for kind in LEFTOVER_KINDS:
+        found += out.parent.glob(f".{_glob_escape(out.name)}.{kind}-*")
+    return sorted(found)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+# ------------------------------------------------------------------------------------------ lock
+class _Lock:
+    """An exclusive flock on ``.NAME.lock``; released by the kernel when the process dies."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.path = self.out.parent / f".{self.out.name}.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                holder = os.pread(fd, 400, 0).decode(errors="replace").strip()
+                os.close(fd)
+                pid = _field(holder, "pid")
+                raise OutputLockedError(
+                    f"{self.out}: is being written by another landcover run"
+                    f"{f' (pid {pid})' if pid else ''}",
+                    hint="wait for it or choose another --out") from None
+            try:  # the holder may have removed the file between our open and our lock: retry
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            stale = os.pread(fd, 400, 0).decode(errors="replace").strip()
+            if stale:
+                log.warning("%s: taking over the lock of a landcover run that ended without "
+                            "releasing it (%s)", self.out, stale)
+            info = f"pid={os.getpid()} host={socket.gethostname()} since={time.time():.0f}"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+            self.fd = fd
+            return
+        raise OutputLockedError(f"{self.out}: cannot take the output lock {self.path}")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # before unlocking: a waiting run then re-checks the inode
+        os.close(self.fd)
+        self.fd = None
+
+
+def _field(text: str, key: str) -> str | None:
+    for part in text.split():
+        if part.startswith(f"{key}="):
+            return part.split("=", 1)[1]
+    return None
+
+
+# --------------------------------------------------------------------------------- the output set
+class OutputSet:
+    """The outputs of one run: locked, checked, written under temporary names, replaced as one.
+
+    Args:
+        paths: the outputs; the first is the main one (the map, dataset or bundle): it is locked,
+            and replaced last, so its presence means the set is complete.
+        overwrite: existing outputs may be replaced.
+        folders: which of ``paths`` are folders (default: the main one is a folder when it exists
+            as one).
+    """
+
+    def __init__(self, paths: Sequence[Path], overwrite: bool = False,
+                 folders: Sequence[bool] | None = None):
+        self.paths = [Path(p).absolute() for p in paths]
+        self.main = self.paths[0]
+        self.overwrite = overwrite
+        self.folders = list(folders) if folders is not None else None
+        self.journal = self.main.parent / f".{self.main.name}.replace.json"
+        self._lock = _Lock(self.main)
+        self._temporaries: list[Path] = []
+
+    def __enter__(self) -> OutputSet:
+        check_output(self.main, self.overwrite)  # folder exists and is writable: lockable
+        self._lock.acquire()
+        try:
+            recover(self.journal)
+            for path in self.paths:
+                stale = leftovers(path)
+                for p in stale:
+                    remove(p)
+                if stale:
+                    log.info("removed %d left-over(s) of an earlier run of %s: %s", len(stale),
+                             path.name, ", ".join(p.name for p in stale))
+                check_output(path, self.overwrite)
+            if self.folders is not None:
+                for path, folder in zip(self.paths, self.folders):
+                    check_kind(path, folder)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            for p in self._temporaries:
+                remove(p)
+        finally:
+            self._lock.release()
+        return False
+
+    def temporary(self, path: Path | None = None, kind: str = "tmp") -> Path:
+        """A temporary name for ``path`` (default the main output), removed when the run ends."""
+        tmp = temporary_path(Path(path) if path is not None else self.main, kind)
+        self._temporaries.append(tmp)
+        return tmp
+
+    def commit(self, new: dict[Path, Path]) -> None:
+        """Put the finished temporaries ``{output: temporary}`` in place as one set."""
+        order = [p for p in self.paths if p in new and p != self.main]
+        order += [p for p in new if p not in order and p != self.main]
+        if self.main in new:
+            order.append(self.main)
+        entries = [{"final": str(p), "tmp": str(new[p]), "had_old": p.exists(),
+                    "aside": str(temporary_path(p, "old"))} for p in order]
+        with atomic_file(self.journal) as tmp:
+            tmp.write_text(json.dumps({"main": str(self.main), "entries": entries}))
+        _hook("journal")
+        for e in entries:  # the old set aside, the main output last
+            if e["had_old"]:
+                os.replace(e["final"], e["aside"])
+                _hook(f"aside {Path(e['final']).name}")
+        for e in entries:  # the new set in, the main output last: then it is complete
+            os.replace(e["tmp"], e["final"])
+            _hook(f"in {Path(e['final']).name}")
+        recover(self.journal)  # deletes the old set and the journal
+
+
+def recover(journal: Path) -> None:
+    """Finish (new main output in place) or roll back (otherwise) an interrupted replacement."""
+    journal = Path(journal)
+    if not journal.is_file():
+        return
+    try:
+        data = json.loads(journal.read_text())
+        entries, main = data["entries"], data["main"]
+    except (OSError, ValueError, KeyError):
+        journal.unlink()
+        return
+    last = next(e for e in entries if e["final"] == main) if entries else None
+    committed = last is not None and Path(last["final"]).exists() and (
+        not last["had_old"] or Path(last["aside"]).exists() or not Path(last["tmp"]).exists())
+    if committed:
+        for e in entries:
+            remove(Path(e["aside"]))
+    else:
+        log.warning("%s: an earlier run was killed while replacing its outputs; restoring the old "
+                    "ones", main)
+        for e in entries:
+            final, aside = Path(e["final"]), Path(e["aside"])
+            if e["had_old"]:
+                if aside.exists():
+                    remove(final)
+                    os.replace(aside, final)
+            elif Path(e["tmp"]).exists() is False and final.exists():
+                remove(final)  # new, without an old one to restore
+    for e in entries:
+        remove(Path(e["tmp"]))
+    journal.unlink()
+
+
+def replace_output(tmp: Path, out: Path) -> None:
+    """Move a finished ``tmp`` to ``out`` (outside an :class:`OutputSet`: not locked)."""
+    out = Path(out)
+    old = temporary_path(out, "old") if out.exists() else None
+    if old is not None:
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        remove(old)

@@ -57,12 +57,12 @@ import numpy as np
 from landcover.classes import ClassTable, load_class_table
 from landcover.config import Config
 from landcover.contract import DATASET_FORMAT, IGNORE
-from landcover.dataset import SPLITS, compressor
+from landcover.dataset import SPLITS, compressor, write_checksums
 from landcover.errors import DatasetError, LabelError
 from landcover.features import FeatureSpec
 from landcover.grid import Grid
 from landcover.labels import NOT_A_CODE, open_labels, window_codes
-from landcover.outputs import check_output, remove, replace_output, temporary_path
+from landcover.outputs import OutputSet, check_space
 from landcover.runtime import versions
 from landcover.scenes import Scene, SceneSource, as_scenes, scene_profiles
 from landcover.windows import Layout, _origins, _owned, make_layout  # noqa: F401 (re-exported)
@@ -512,37 +512,50 @@ def prepare(scenes: SceneSource | Sequence[Scene], labels_path: str | Path, out:
     # absolute paths: dask workers (other processes, other machines) open files by path
     out = Path(out).absolute()
     labels_path = Path(labels_path).absolute()
-    check_output(out, overwrite)
+    with OutputSet([out], overwrite, folders=[True]) as outputs:
+        summary = _run(scenes, labels_path, outputs, cfg, progress)
+    summary["output"] = str(out)
+    return summary
+
+
+def _run(scenes, labels_path: Path, outputs: OutputSet, cfg: Config, progress) -> dict:
+    """The stages, under the output lock."""
     p = cfg.prepare
     src = _layout(scenes, labels_path, cfg)
     survey = _survey(src, p, progress)
     table, unknown = _resolve_table(src, survey)
     assignment = _assign(survey, table, src.groups, p.split)
     planned = _plan(src, table, assignment, p, progress)
-    tmp, work_path = temporary_path(out, "tmp"), temporary_path(out, "work")
-    try:
-        work = _extract(work_path, planned, src, table, assignment, cfg, progress)
-        windows = _Windows.of(planned)
-        counts = _count_valid(work, progress)
-        dates = _select_dates(src, counts, p.features)
-        kept, placed_labels = _check_windows(work, windows, counts, dates, p, progress)
-        accounting = _account_labels(src, table, survey, assignment, windows, kept,
-                                     placed_labels, p)
-        del placed_labels
-        stats = _statistics(work, kept, dates, progress)
-        weights = class_weights(accounting.pixels[0], table, p.weights)
-        features = _features(work, kept, dates, stats, src.bands, weights, p)
-        classes = _class_records(table, weights, accounting.pixels)
-        summary = _summary(kept, dates, counts, classes, accounting, assignment, unknown, p,
-                           src.layout.size)
-        attrs = _attributes(src, cfg, dates, stats, classes, summary, features.names)
-        _write(_dataset(src, windows, kept, dates, features, attrs), tmp, src, progress)
-        replace_output(tmp, out)
-    finally:
-        remove(tmp)
-        remove(work_path)
-    summary["output"] = str(out)
+    _check_room(outputs.main, planned, src)
+    tmp, work_path = outputs.temporary(kind="tmp"), outputs.temporary(kind="work")
+    work = _extract(work_path, planned, src, table, assignment, cfg, progress)
+    windows = _Windows.of(planned)
+    counts = _count_valid(work, progress)
+    dates = _select_dates(src, counts, p.features)
+    kept, placed_labels = _check_windows(work, windows, counts, dates, p, progress)
+    accounting = _account_labels(src, table, survey, assignment, windows, kept,
+                                 placed_labels, p)
+    del placed_labels
+    stats = _statistics(work, kept, dates, progress)
+    weights = class_weights(accounting.pixels[0], table, p.weights)
+    features = _features(work, kept, dates, stats, src.bands, weights, p)
+    classes = _class_records(table, weights, accounting.pixels)
+    summary = _summary(kept, dates, counts, classes, accounting, assignment, unknown, p,
+                       src.layout.size)
+    attrs = _attributes(src, cfg, dates, stats, classes, summary, features.names)
+    _write(_dataset(src, windows, kept, dates, features, attrs), tmp, src, progress)
+    write_checksums(tmp)
+    outputs.commit({outputs.main: tmp})
     return summary
+
+
+def _check_room(out: Path, planned, src) -> None:
+    """The work store (uncompressed reflectance and validity of every window) and the dataset
+    (compressed features, at most as large) must fit in the output folder's free space."""
+    n = sum(len(tile) for tile in planned)
+    s, T, B = src.layout.size, len(src.dates), len(src.bands)
+    work = n * T * s * s * (4 * B + 1) + n * s * s
+    check_space(out.parent, 2 * work, f"preparing {n} windows of {T} dates")
 
 
 # ----------------------------------------------------------------------------------------- stages

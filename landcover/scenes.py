@@ -218,7 +218,14 @@ def _scan(path: Path, profiles: Sequence[Profile]) -> list[Scene]:
         matched = _match(profiles, container)
         return [_open_scene(container, *matched)] if matched else []
     scenes = []
-    for root, dirs, files in os.walk(path):
+    seen: set[str] = set()  # real paths of the folders walked: symlinked folders are followed once
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            log.warning("%s: a symlink to a folder already read (%s); skipped", root, real)
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs.sort()
         root_path = Path(root)
         if any(f.lower().endswith((".tif", ".tiff")) for f in files):

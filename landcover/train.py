@@ -33,10 +33,10 @@ import yaml
 
 from landcover.bundle import MODEL_FILE, write_metadata
 from landcover.config import Config, TrainConfig
-from landcover.dataset import PreparedDataset, open_dataset
+from landcover.dataset import PreparedDataset, open_dataset, verify_checksums
 from landcover.errors import DatasetError, ModelError, ResumeError
 from landcover.models import architecture, check_patch, model_input_shape
-from landcover.outputs import atomic_file, check_output, remove, replace_output, temporary_path
+from landcover.outputs import OutputSet, atomic_file, remove
 from landcover.progress import Stage, message, reporter
 from landcover.runtime import import_keras, versions
 from landcover.scores import confusion, scores
@@ -247,13 +247,20 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
             scores per epoch; ``True`` logs them; ``None`` silent).
 
     Raises:
-        DatasetError, OutputExistsError, ModelError.
+        DatasetError, OutputExistsError, OutputLockedError, ResumeError, ModelError.
     """
     out = Path(out).absolute()
     ds = open_dataset(dataset)
-    tc = cfg.train
-    _check_dataset(ds, tc)
-    check_output(out, overwrite)
+    _check_dataset(ds, cfg.train)
+    with OutputSet([out], overwrite, folders=[True]) as outputs:
+        verify_checksums(ds.path)  # every chunk as prepare wrote it (reads the dataset once)
+        return _train(ds, outputs, cfg, resume=resume, progress=progress, callbacks=callbacks)
+
+
+def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool, progress,
+           callbacks: Sequence) -> dict:
+    """Training, under the output lock."""
+    out, tc = outputs.main, cfg.train
     partial = out.parent / f".{out.name}.partial"
     fingerprint = _fingerprint(ds, tc)
     state = _resume_state(partial, fingerprint, out) if resume else None
@@ -344,7 +351,7 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
         baseline = fit_baseline(ds, seed=tc.seed, n_jobs=-1)
     extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
              "repeats": repeats}
-    summary = _write_bundle(final, ds, cfg, out, partial, state, evaluation, monitor, seconds,
+    summary = _write_bundle(final, ds, cfg, outputs, partial, state, evaluation, monitor, seconds,
                             extra)
     remove(partial)
     return summary
@@ -495,8 +502,9 @@ def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255
     return out
 
 
-def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: Path, state: dict,
-                  evaluation: dict, monitor: str, seconds: float, extra: dict) -> dict:
+def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, partial: Path,
+                  state: dict, evaluation: dict, monitor: str, seconds: float,
+                  extra: dict) -> dict:
     from landcover.report import plot_confusion, plot_learning_curves
 
     a = ds.attrs
@@ -533,7 +541,8 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
         "config": resolved,
         "versions": versions(model=True),
     }
-    tmp = temporary_path(out)
+    out = outputs.main
+    tmp = outputs.temporary()
     try:
         tmp.mkdir()
         model.save(tmp / MODEL_FILE)
@@ -552,7 +561,7 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, out: Path, partial: P
         report = _report(evaluation, extra, ds.class_names)
         (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
-        replace_output(tmp, out)
+        outputs.commit({out: tmp})
     finally:
         remove(tmp)
     return {"output": str(out), "content_hash": meta["content_hash"],

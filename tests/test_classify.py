@@ -384,8 +384,8 @@ def test_bad_input_is_one_line_and_writes_nothing(runner, field_series, field_bu
     (corrupt / "model.keras").write_bytes(data[:len(data) // 2])
     write_metadata(corrupt, {k: v for k, v in read_metadata(corrupt, verify=False).items()
                              if k not in ("content_hash", "landcover_model")})
-    _bad(runner, [*scenes, "--model", str(corrupt), "--out", str(out)], 1, "cannot load the model",
-         folder=tmp_path)
+    _bad(runner, [*scenes, "--model", str(corrupt), "--out", str(out)], 1,
+         "not a complete .keras archive", folder=tmp_path)
     # --resume with nothing to resume
     _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(out), "--resume"], 1,
          "nothing to resume", folder=tmp_path)

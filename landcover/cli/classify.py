@@ -18,12 +18,16 @@ from landcover.cli.progress import bars_for
               help="Classification GeoTIFF to write (OUT.qml and OUT_quicklook.png go beside it).")
 @click.option("--probabilities", is_flag=True,
               help="Also write OUT_probabilities.tif: one band per class and an uncertainty band.")
+@click.option("--smooth", is_flag=True,
+              help="Bayesian spatial smoothing of the probabilities before the map (removes "
+                   "isolated pixels); same as --set classify.smooth.enabled=true, tuned by "
+                   "classify.smooth.*.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run of the same --out from its finished blocks.")
 @options.scheduler_opt
 @options.run_options
-def classify(ctx: click.Context, scenes, model, out, probabilities, resume, scheduler, overwrite,
-             as_json, config_path, overrides) -> None:
+def classify(ctx: click.Context, scenes, model, out, probabilities, smooth, resume, scheduler,
+             overwrite, as_json, config_path, overrides) -> None:
     """Classify SCENES with the model in --model, window by window with overlapping windows
     blended (no seams), block by block with dask (memory bounded by classify.block_size), and
     write a Cloud Optimized GeoTIFF of class codes (nodata 255 where no date has a valid
@@ -35,12 +39,16 @@ def classify(ctx: click.Context, scenes, model, out, probabilities, resume, sche
         $ landcover classify data_samples/ --model demo/model --out demo/map.tif
         $ landcover classify scenes/ --model model --out map.tif --probabilities \\
               --scheduler local:4 --set classify.block_size=1024
+        $ landcover classify scenes/ --model model --out map.tif --smooth \\
+              --set classify.smooth.smoothness=10
     """
     from landcover.classify import classify as run_classify
     from landcover.classify import model_scenes, resolve_config
     from landcover.scheduler import check_scheduler, use_scheduler
 
     check_scheduler(scheduler)
+    if smooth:
+        overrides = (*overrides, "classify.smooth.enabled=true")
     meta, cfg = resolve_config(model, config_path, overrides)
     with use_scheduler(scheduler):
         summary = run_classify(model_scenes(scenes, meta, cfg), model, out, cfg, meta=meta, probabilities=probabilities,

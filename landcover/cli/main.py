@@ -6,6 +6,7 @@ and exit code 1 (runtime) or 2 (usage/config); ``-v`` adds the traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import traceback
@@ -23,11 +24,37 @@ class LandcoverGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LandcoverError as exc:
-            verbosity = (ctx.obj or {}).get("verbosity", 0)
-            if verbosity > 0:
-                traceback.print_exc(file=sys.stderr)
-            click.echo(f"Error: {exc.cli_message()}", err=True)
-            ctx.exit(exc.exit_code)
+            self._fail(ctx, exc.cli_message(), exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            self._fail(ctx, disk_message(exc), 1)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int):
+        if (ctx.obj or {}).get("verbosity", 0) > 0:
+            traceback.print_exc(file=sys.stderr)
+        click.echo(f"Error: {message}", err=True)
+        ctx.exit(code)
+
+
+DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
+               errno.EDQUOT, errno.EIO}
+_WHAT_TO_DO = {errno.ENOSPC: "free some space or write elsewhere",
+               errno.EDQUOT: "free some space or write elsewhere",
+               errno.EROFS: "write to a writable folder",
+               errno.EACCES: "write to a folder you may write to",
+               errno.EPERM: "write to a folder you may write to",
+               errno.ENAMETOOLONG: "choose a shorter output name",
+               errno.EIO: "check the disk"}
+
+
+def disk_message(exc: OSError) -> str:
+    """One line for a failed write: the path, what happened, what to do. The command's outputs
+    were written under temporary names, which its clean-up has removed."""
+    where = exc.filename or "an output"
+    return (f"{where}: {exc.strerror or exc}; the run stopped and left no output "
+            f"({_WHAT_TO_DO[exc.errno]})")
 
 
 def setup_logging(verbosity: int) -> None:
@@ -61,6 +88,7 @@ def _register() -> None:
     from landcover.cli.evaluate import evaluate
     from landcover.cli.info import info
     from landcover.cli.prepare import prepare
+    from landcover.cli.smooth import smooth
     from landcover.cli.train import train
 
     cli.add_command(info)
@@ -68,6 +96,7 @@ def _register() -> None:
     cli.add_command(train)
     cli.add_command(classify)
     cli.add_command(evaluate)
+    cli.add_command(smooth)
 
 
 _register()
@@ -76,3 +105,7 @@ _register()
 def main(args=None) -> None:
     """Entry point; ``args`` lets tests call the CLI directly."""
     cli.main(args=args, prog_name="landcover")
+
+
+if __name__ == "__main__":
+    main()

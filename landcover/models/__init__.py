@@ -30,6 +30,13 @@ Adding one: a module ``landcover/models/NAME.py`` with::
 
 Custom Keras layers go in :mod:`landcover.models.layers` (registered for loading, and listed in
 its ``CUSTOM_OBJECTS``).
+
+**Dates as an input** (``takes_dates=True``): the network has a second input ``days`` ``(B, T)``,
+the acquisition day of every date as days since a reference (:func:`landcover.features.
+days_since_reference`), and its builder is called as ``builder(inputs, spec, days, valid)`` with
+``valid`` ``(B, T, H, W)``: the dataset's ``valid`` feature channel (1 valid, 0 masked or padded),
+or ones when the model is built without one. Feed such a model ``[series, days]``
+(:func:`model_inputs`). Architectures without it receive the series alone, as before.
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ from typing import Any
 
 NORMS = ("batch", "group", "layer", "none")
 MODEL_KEYS = ("filters", "layers", "kernel", "head_kernel", "dropout", "norm")
-"""The ``train.model.*`` hyperparameters (besides ``architecture``)."""
+"""The ``train.model.*`` hyperparameters (besides ``architecture``) every architecture uses."""
+ATTENTION_KEYS = ("heads", "key_dim")
+"""The ``train.model.*`` keys of the temporal-attention architectures."""
+DEFAULT_HEADS, DEFAULT_KEY_DIM = 4, 8  # for bundles written before these keys existed
 
 _SHARED = frozenset({"layers"})  # modules of this package with shared Keras code, no declarations
 
@@ -67,6 +77,8 @@ class Architecture:
         summary: one line for the help and docs.
         keys: the ``train.model.*`` keys it uses.
         default: the default of ``train.model.architecture`` (exactly one architecture).
+        takes_dates: the network has a second input ``days`` (B, T) and its builder gets the
+            days and the validity mask (see the module's docstring).
     """
 
     name: str
@@ -76,6 +88,7 @@ class Architecture:
     summary: str
     keys: tuple[str, ...] = MODEL_KEYS
     default: bool = False
+    takes_dates: bool = False
 
     def build_body(self) -> Callable[..., Any]:
         """The builder function (imported if declared as ``"module:function"``)."""
@@ -168,7 +181,30 @@ def check_patch(spec, h: int, w: int) -> str | None:
     return None
 
 
-def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=()):
+def takes_dates(spec) -> bool:
+    """Whether ``spec``'s network takes the ``days`` input (a spec mapping, ModelConfig or an
+    architecture name)."""
+    name = spec if isinstance(spec, str) else _as_mapping(spec)["architecture"]
+    return architecture(name).takes_dates
+
+
+def model_inputs(model, x, days=None):
+    """What to feed ``model`` for the series ``x`` (B, T, H, W, F): ``[x, days (B, T)]`` for a
+    network with a ``days`` input (``days`` (T,) is repeated over the batch), else ``x``."""
+    import numpy as np
+
+    if len(model.inputs) == 1:
+        return x
+    if days is None:
+        raise ValueError(f"the {model.name} network takes the acquisition days as a second input")
+    days = np.asarray(days, np.float32)
+    if days.ndim == 1:
+        days = np.broadcast_to(days, (len(x), len(days)))
+    return [x, np.ascontiguousarray(days)]
+
+
+def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(),
+                valid_channel: int | None = None):
     """Build an uncompiled ``keras.Model`` named after the architecture.
 
     Args:
@@ -179,6 +215,8 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
         num_classes: number of output logits per pixel.
         absent: class indices the model must never predict (no training pixels): a
             ``ClassMask`` after the logits.
+        valid_channel: for ``takes_dates`` architectures, the index of the ``valid`` feature
+            (None: every date of every pixel counts as valid). Ignored by the others.
 
     Raises:
         ValueError: unknown architecture, or time None for a fixed-date one.
@@ -193,7 +231,7 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
     import_keras()  # TensorFlow's start-up noise silenced
     from landcover.models.layers import assemble
 
-    return assemble(arch, spec, tuple(input_shape), num_classes, absent)
+    return assemble(arch, spec, tuple(input_shape), num_classes, absent, valid_channel)
 
 
 def rebuild_for_window(model, meta: Mapping, window: int):
@@ -221,9 +259,15 @@ def rebuild_for_window(model, meta: Mapping, window: int):
     variable = inp.get("variable_time_steps", arch.variable_dates)
     t = None if variable else inp["time_steps"]
     wide = build_model(spec, (t, window, window, len(inp["features"])), len(meta["classes"]),
-                       meta["output"].get("absent_classes", ()))
+                       meta["output"].get("absent_classes", ()), valid_channel_of(inp))
     wide.set_weights(model.get_weights())
     return wide
+
+
+def valid_channel_of(inp: Mapping) -> int | None:
+    """The index of the ``valid`` feature in a bundle's ``input`` or a dataset's attributes."""
+    features = list(inp.get("features") or ())
+    return features.index("valid") if "valid" in features else None
 
 
 def custom_objects() -> dict:
@@ -237,7 +281,8 @@ def custom_objects() -> dict:
     return dict(CUSTOM_OBJECTS)
 
 
-__all__ = ["MODEL_KEYS", "NORMS", "Architecture", "architecture", "architecture_names",
+__all__ = ["ATTENTION_KEYS", "MODEL_KEYS", "NORMS", "model_inputs", "takes_dates",
+           "valid_channel_of", "Architecture", "architecture", "architecture_names",
            "architectures", "build_model", "check_patch", "custom_objects",
            "default_architecture", "model_input_shape", "norm_of", "rebuild_for_window",
            "variable_date_architectures"]

@@ -50,7 +50,146 @@ class ClassMask(layers.Layer):
         return {**super().get_config(), "absent": self.absent}
 
 
-CUSTOM_OBJECTS = {"TemporalMean": TemporalMean, "ClassMask": ClassMask}
+@keras.saving.register_keras_serializable(package="landcover")
+class ValidMask(layers.Layer):
+    """The validity mask ``(B, T, H, W)`` of a series: its ``index`` feature channel (1 valid,
+    0 masked or padded), or ones when ``index`` is None (every date counts)."""
+
+    def __init__(self, index=None, **kwargs):
+        super().__init__(**kwargs)
+        self.index = None if index is None else int(index)
+
+    def call(self, x):
+        if self.index is None:
+            return ops.ones_like(x[..., 0])
+        return ops.cast(x[..., self.index] > 0.5, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="landcover")
+class DayEncoding(layers.Layer):
+    """Adds the sinusoidal encoding of the acquisition day to every pixel's features:
+    ``[x (B, T, H, W, D), days (B, T)] -> x + PE(days)``, with ``PE_2i = sin(day / period^(2i/D))``
+    and ``PE_2i+1`` the cosine (Vaswani et al. 2017; L-TAE uses ``period`` 1000 with days since a
+    reference date). The encoding has no weights: a day the model never saw still gets a smooth
+    position between the ones it saw."""
+
+    def __init__(self, period=1000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.period = float(period)
+
+    def call(self, inputs):
+        x, days = inputs
+        d = x.shape[-1]
+        half = d // 2
+        i = ops.arange(half, dtype="float32")
+        freq = ops.power(self.period, -2.0 * i / d)  # (half,)
+        angle = ops.cast(days, "float32")[..., None] * freq  # (B, T, half)
+        pe = ops.concatenate([ops.sin(angle), ops.cos(angle)], axis=-1)
+        if 2 * half < d:
+            pe = ops.pad(pe, ((0, 0), (0, 0), (0, d - 2 * half)))
+        return x + ops.cast(pe, x.dtype)[:, :, None, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "period": self.period}
+
+
+def collapse(x, attn):
+    """``sum_t attn[..., head(c)] * x[..., c]``: ``x (B, T, h, w, C)`` collapsed over time with
+    the attention ``(B, T, h, w, heads)`` of the head owning each group of ``C / heads``
+    channels."""
+    group = x.shape[-1] // attn.shape[-1]
+    return ops.sum(ops.repeat(ops.cast(attn, x.dtype), group, axis=-1) * x, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="landcover")
+class TemporalAttention(layers.Layer):
+    """The lightweight temporal attention of L-TAE (Garnot & Landrieu 2020), per pixel.
+
+    ``[x (B, T, H, W, D), valid (B, T, H, W)] -> [out (B, H, W, D), attention (B, T, H, W,
+    heads)]``: keys are a linear map of each date's features; each head has one learned master
+    query; the channels are split into ``heads`` groups, and each group is averaged over the dates
+    with its head's softmax attention. Invalid observations get a logit of -1e9 (computed in
+    float32) and their weight is then set to exactly 0: a pixel without any valid date gets
+    zero attention and zero output, never NaN.
+    """
+
+    def __init__(self, heads=4, key_dim=8, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.key_dim = int(heads), int(key_dim)
+
+    def build(self, input_shape):
+        d = input_shape[0][-1]
+        if d % self.heads:
+            raise ValueError(f"{d} channels cannot be split into {self.heads} heads")
+        self.key = self.add_weight(shape=(d, self.heads * self.key_dim), name="key",
+                                   initializer="glorot_uniform")
+        self.key_bias = self.add_weight(shape=(self.heads * self.key_dim,), name="key_bias",
+                                        initializer="zeros")
+        self.query = self.add_weight(shape=(self.heads, self.key_dim), name="query",
+                                     initializer=keras.initializers.RandomNormal(
+                                         stddev=(2.0 / self.key_dim) ** 0.5))
+
+    def call(self, inputs):
+        x, valid = inputs
+        # q_n . (x W + b)_n for every head n, without forming the keys (same weights as L-TAE)
+        w = ops.reshape(ops.cast(self.key, "float32"), (-1, self.heads, self.key_dim))
+        b = ops.reshape(ops.cast(self.key_bias, "float32"), (self.heads, self.key_dim))
+        q = ops.cast(self.query, "float32")
+        wq = ops.sum(w * q[None], axis=-1)  # (D, heads)
+        logits = ops.matmul(ops.cast(x, "float32"), wq) + ops.sum(b * q, axis=-1)
+        logits = logits / self.key_dim**0.5  # (B, T, H, W, heads)
+        ok = ops.cast(valid, "float32")[..., None] > 0.5
+        logits = ops.where(ok, logits, -1e9)
+        attn = ops.softmax(logits, axis=1) * ops.cast(ok, "float32")
+        return collapse(x, attn), attn
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads, "key_dim": self.key_dim}
+
+
+@keras.saving.register_keras_serializable(package="landcover")
+class MaskedCollapse(layers.Layer):
+    """U-TAE's temporal collapse of a skip level: ``[x (B, T, h, w, C), attention (B, T, h, w,
+    heads), valid (B, T, h, w)] -> (B, h, w, C)``. The (upsampled) attention is set to 0 where the
+    level's pixel is invalid and renormalised over its valid dates (zero where none is)."""
+
+    def call(self, inputs):
+        x, attn, valid = inputs
+        a = ops.cast(attn, "float32") * ops.cast(valid, "float32")[..., None]
+        total = ops.sum(a, axis=1, keepdims=True)
+        a = a / ops.maximum(total, 1e-6)
+        return collapse(x, a)
+
+
+CUSTOM_OBJECTS = {"TemporalMean": TemporalMean, "ClassMask": ClassMask, "ValidMask": ValidMask,
+                  "DayEncoding": DayEncoding, "TemporalAttention": TemporalAttention,
+                  "MaskedCollapse": MaskedCollapse}
+
+
+def ltae_block(x, days, valid, d_model: int, heads: int, key_dim: int, dropout: float,
+               name: str):
+    """L-TAE on ``x (B, T, H, W, C)``: a linear map to ``d_model`` channels, layer norm, the day
+    encoding, the temporal attention, an MLP. Returns ``(features (B, H, W, d_model), attention
+    (B, T, H, W, heads))``."""
+    x = layers.Dense(d_model, name=f"{name}_in")(x)
+    x = layers.LayerNormalization(name=f"{name}_in_ln")(x)
+    x = DayEncoding(name=f"{name}_days")([x, days])
+    out, attn = TemporalAttention(heads, key_dim, name=f"{name}_attention")([x, valid])
+    out = layers.Dense(d_model, activation="relu", name=f"{name}_mlp")(out)
+    out = layers.LayerNormalization(name=f"{name}_out_ln")(out)
+    if dropout > 0:
+        out = layers.Dropout(dropout, name=f"{name}_drop")(out)
+    return out, attn
+
+
+def attention_hyper(spec: Mapping) -> tuple[int, int]:
+    """``(heads, key_dim)`` of a ``train.model`` spec."""
+    from landcover.models import DEFAULT_HEADS, DEFAULT_KEY_DIM
+
+    return int(spec.get("heads", DEFAULT_HEADS)), int(spec.get("key_dim", DEFAULT_KEY_DIM))
 
 
 def hyper(spec: Mapping) -> tuple[int, int, int, float, str]:
@@ -108,11 +247,18 @@ def _decoder(x, skips, filters: int, kernel: int, norm: str, dropout: float):
 
 
 def assemble(arch: Architecture, spec: Mapping, input_shape: tuple, num_classes: int,
-             absent=()) -> keras.Model:
-    """The whole network: the ``series`` input, ``arch``'s body, the ``logits`` convolution
-    (float32 under mixed precision) and, for ``absent`` classes, the ``class_mask``."""
+             absent=(), valid_channel: int | None = None) -> keras.Model:
+    """The whole network: the ``series`` input (and for ``takes_dates`` architectures the ``days``
+    input and the validity mask), ``arch``'s body, the ``logits`` convolution (float32 under
+    mixed precision) and, for ``absent`` classes, the ``class_mask``."""
     inputs = keras.Input(input_shape, name="series")
-    x = arch.build_body()(inputs, spec)
+    if arch.takes_dates:
+        days = keras.Input((input_shape[0],), name="days")
+        valid = ValidMask(valid_channel, name="valid_mask")(inputs)
+        x = arch.build_body()(inputs, spec, days, valid)
+        inputs = [inputs, days]
+    else:
+        x = arch.build_body()(inputs, spec)
     logits = layers.Conv2D(num_classes, int(spec["head_kernel"]), padding="same",
                            dtype="float32", name="logits")(x)
     if absent:

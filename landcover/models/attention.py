@@ -1,0 +1,97 @@
+"""Temporal attention over the acquisition dates: ``ltae`` (per pixel) and ``utae`` (U-TAE).
+
+Both take the dates as an input (``takes_dates``): the ``days`` ``(B, T)`` (days since 1 January
+of the series' first year, :func:`landcover.features.days_since_reference`) and the validity mask
+from the ``valid`` feature channel; invalid or padded observations get no attention. So they take
+any number and any set of dates, also other dates than in training.
+
+* ``ltae``: the Lightweight Temporal Attention Encoder (Garnot & Landrieu 2020) on every pixel
+  alone: a linear map of each date's features to ``heads x filters`` channels, layer norm, the
+  sinusoidal encoding of the day, ``heads`` learned master queries (keys of ``key_dim``), each
+  head averaging its group of channels over the dates, an MLP. No spatial window.
+* ``utae``: U-TAE (Garnot & Landrieu 2021): a convolutional encoder shared by all dates
+  (``layers`` down-sampling levels, ``filters`` doubled per level), L-TAE at the lowest
+  resolution, whose attention masks are upsampled (bilinear) to every level, re-masked by that
+  level's validity and used to collapse the skip features over time (channel groups per head);
+  a convolutional decoder.
+
+The top of this module is Keras-free (the registry imports it to read ``ARCHITECTURES``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from landcover.models import ATTENTION_KEYS, MODEL_KEYS, Architecture
+
+
+def build_ltae(inputs, spec: Mapping, days, valid):
+    """(B, T, H, W, F) -> (B, H, W, heads x filters), each pixel on its own."""
+    from landcover.models.layers import attention_hyper, hyper, ltae_block
+
+    filters, _, _, dropout, _ = hyper(spec)
+    heads, key_dim = attention_hyper(spec)
+    out, _ = ltae_block(inputs, days, valid, heads * filters, heads, key_dim, dropout, "ltae")
+    return out
+
+
+def build_utae(inputs, spec: Mapping, days, valid):
+    """(B, T, H, W, F) -> (B, H, W, filters)."""
+    import math
+
+    from keras import layers
+
+    from landcover.models.layers import (
+        MaskedCollapse,
+        _conv_block,
+        _decoder,
+        _levels,
+        attention_hyper,
+        hyper,
+        ltae_block,
+    )
+
+    filters, depth, kernel, dropout, norm = hyper(spec)
+    heads, key_dim = attention_hyper(spec)
+    heads = math.gcd(heads, filters)  # every level's channels split into the heads' groups
+    h, w = inputs.shape[2], inputs.shape[3]
+    (top, bottom), (left, right) = _levels(h, depth), _levels(w, depth)
+    pad = ((top, bottom), (left, right))
+    x = layers.TimeDistributed(layers.ZeroPadding2D(pad), name="pad")(inputs)
+    v = layers.Reshape((-1, h, w, 1), name="valid_channel")(valid)
+    v = layers.TimeDistributed(layers.ZeroPadding2D(pad), name="pad_valid")(v)
+    skips, masks = [], []
+    for level in range(depth):
+        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}",
+                        time_distributed=True)
+        skips.append(x)
+        masks.append(v)
+        x = layers.TimeDistributed(layers.MaxPooling2D(2), name=f"pool{level + 1}")(x)
+        v = layers.TimeDistributed(layers.MaxPooling2D(2), name=f"pool_valid{level + 1}")(v)
+    x = _conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck",
+                    time_distributed=True)
+    bottom_valid = layers.Reshape((-1, *v.shape[2:4]), name="bottom_valid")(v)
+    x, attn = ltae_block(x, days, bottom_valid, filters * 2**depth, heads, key_dim, dropout,
+                         "ltae")
+    collapsed = []
+    for level in range(depth):
+        a = layers.TimeDistributed(
+            layers.UpSampling2D(2 ** (depth - level), interpolation="bilinear"),
+            name=f"attention_up{level + 1}")(attn)
+        m = layers.Reshape((-1, *masks[level].shape[2:4]), name=f"valid{level + 1}")(masks[level])
+        collapsed.append(MaskedCollapse(name=f"skip{level + 1}_collapse")([skips[level], a, m]))
+    x = _decoder(x, collapsed, filters, kernel, norm, dropout)
+    return layers.Cropping2D(pad, name="crop")(x)
+
+
+ARCHITECTURES = (
+    Architecture("ltae", build_ltae, variable_dates=True, downsamples=False, takes_dates=True,
+                 keys=MODEL_KEYS + ATTENTION_KEYS,
+                 summary="L-TAE, temporal attention on each pixel alone (heads x filters "
+                         "channels); takes the acquisition days; any number and set of dates"),
+    Architecture("utae", build_utae, variable_dates=True, downsamples=True, takes_dates=True,
+                 keys=MODEL_KEYS + ATTENTION_KEYS,
+                 summary="U-TAE, a U-Net encoder on every date with L-TAE at the lowest "
+                         "resolution collapsing every level over time; takes the acquisition "
+                         "days; any number and set of dates"),
+)

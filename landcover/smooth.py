@@ -1,0 +1,189 @@
+"""``landcover smooth``: a probability GeoTIFF -> a smoothed map, probabilities and uncertainty.
+
+The input is the ``OUT_probabilities.tif`` that ``landcover classify --probabilities`` writes (one
+band per class, ``p x scale``, then an uncertainty band; the class table in its
+``LANDCOVER_CLASSES`` tag). It is read block by block (``classify.block_size``) with a halo of
+``classify.smooth.window // 2`` pixels, smoothed by :class:`landcover.postprocess.BayesSmooth` and
+written as the same products as classify's: the map COG with its legend (``MAP.tif.aux.xml``),
+QGIS style and quicklook, and ``MAP_probabilities.tif`` (the smoothed probabilities and their
+uncertainty, of the input's kind). Memory is bounded by the block size; the result does not depend
+on it. The stored probabilities are quantised (1/250 for uint8), so the map of an unsmoothed file
+can differ from classify's at near-ties.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from landcover.classes import ClassTable, class_table
+from landcover.config import Config, load_config
+from landcover.contract import NODATA, PROBABILITY_SCALE, TAG_CLASSES, TAG_CONFIG, TAG_CREATED, \
+    TAG_PRODUCT, TAG_SCALE
+from landcover.errors import ClassTableError, RasterReadError
+from landcover.gdalio import open_raster
+from landcover.grid import Grid
+
+
+@dataclass(frozen=True)
+class ProbabilityFile:
+    """A probability GeoTIFF written by classify: grid, storage, classes and uncertainty kind."""
+
+    path: str
+    grid: Grid
+    dtype: str
+    scale: int
+    nodata: int
+    table: ClassTable
+    uncertainty: str
+    tags: dict
+
+
+def open_probabilities(path: str | Path) -> ProbabilityFile:
+    """Open and check a probability file (K class bands + 1 uncertainty band, class tag).
+
+    Raises:
+        RasterReadError: missing, unreadable, or not a probability file of classify.
+        ClassTableError: the class tag is missing or invalid.
+    """
+    from rasterio.errors import RasterioIOError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RasterReadError(f"{path}: no such file; pass the OUT_probabilities.tif written by "
+                              "'landcover classify --probabilities'")
+    try:
+        with open_raster(path) as src:
+            tags, dtype, count = src.tags(), src.dtypes[0], src.count
+            grid = Grid.from_rasterio(src.crs, src.transform, src.width, src.height)
+            kind = src.tags(count).get("UNCERTAINTY", "entropy")
+    except RasterioIOError as exc:
+        raise RasterReadError(f"{path}: cannot open ({' '.join(str(exc).split())})") from None
+    if dtype not in PROBABILITY_SCALE:
+        raise RasterReadError(f"{path}: bands are {dtype}; a probability file of classify is "
+                              f"{' or '.join(PROBABILITY_SCALE)}")
+    if TAG_CLASSES not in tags:
+        raise ClassTableError(f"{path}: no {TAG_CLASSES} tag, so the bands have no classes; pass "
+                              "the probabilities written by 'landcover classify --probabilities'")
+    try:
+        table = class_table(json.loads(tags[TAG_CLASSES]), f"{path} ({TAG_CLASSES} tag)")
+    except json.JSONDecodeError as exc:
+        raise ClassTableError(f"{path}: the {TAG_CLASSES} tag is not valid JSON ({exc})") from None
+    if count != len(table) + 1:
+        raise RasterReadError(f"{path}: {count} bands for {len(table)} classes; a probability file "
+                              "has one band per class and an uncertainty band")
+    scale, nodata = PROBABILITY_SCALE[dtype]
+    return ProbabilityFile(str(path), grid, dtype, scale, nodata, table, kind, tags)
+
+
+def smooth_block(src: ProbabilityFile, step, store: str, window, block: int) -> list[int]:
+    """Read one block and its halo, smooth it, write codes and probabilities into the store;
+    returns the pixels per class."""
+    import zarr
+    from rasterio.windows import Window
+
+    r0, r1, c0, c1 = window
+    g, halo, K = src.grid, step.halo, len(src.table)
+    R0, R1, C0, C1 = max(0, r0 - halo), min(g.height, r1 + halo), max(0, c0 - halo), \
+        min(g.width, c1 + halo)
+    with open_raster(src.path) as f:
+        raw = f.read(list(range(1, K + 1)), window=Window(C0, R0, C1 - C0, R1 - R0))
+    observed = raw[0] != src.nodata
+    prob = np.moveaxis(raw, 0, -1).astype(np.float32) / src.scale
+    prob = step.apply(prob, observed)
+    core = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
+    prob, observed = prob[core], observed[core]
+    from landcover.maps import encode_classes, encode_probabilities
+
+    codes, index = encode_classes(prob, observed, src.table.codes)
+    group = zarr.open_group(store, mode="r+")
+    group["classes"][r0:r1, c0:c1] = codes
+    group["probabilities"][:, r0:r1, c0:c1] = encode_probabilities(prob, observed, src.dtype,
+                                                                   src.uncertainty)
+    return np.bincount(index[observed], minlength=K).tolist()
+
+
+def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None, *,
+           overwrite: bool = False, progress=None) -> dict:
+    """Smooth a probability file of classify into a map (``out``) and smoothed probabilities.
+
+    Args:
+        probabilities: ``OUT_probabilities.tif`` of ``landcover classify --probabilities``.
+        out: the map GeoTIFF to write; ``OUT.tif.aux.xml``, ``OUT.qml``,
+            ``OUT_probabilities.tif`` and ``OUT_quicklook.png`` go beside it.
+        cfg: ``classify.smooth.*`` (the parameters; ``enabled`` is not needed),
+            ``classify.block_size`` and ``classify.quicklook``.
+        progress: a :mod:`landcover.progress` reporter.
+
+    Raises:
+        RasterReadError, ClassTableError, ConfigError, OutputExistsError.
+    """
+    import dask
+    import zarr
+
+    from landcover.classify import output_paths
+    from landcover.dataset import compressor
+    from landcover.maps import (class_areas, write_map, write_probabilities, write_quicklook,
+                                write_style)
+    from landcover.outputs import OutputSet
+    from landcover.postprocess import describe, smoothing_step
+    from landcover.scheduler import compute
+
+    t0 = time.perf_counter()
+    cfg = cfg or load_config()
+    src = open_probabilities(probabilities)
+    step = smoothing_step(cfg.classify.smooth, src.table.codes)
+    paths = output_paths(out, True, cfg.classify.quicklook)
+    if Path(paths["probabilities"]).absolute() == Path(probabilities).absolute():
+        raise RasterReadError(f"{probabilities}: the input would be overwritten by the smoothed "
+                              "probabilities; choose another --out")
+    g, block, K = src.grid, max(64, cfg.classify.block_size), len(src.table)
+    windows = [(r, min(r + block, g.height), c, min(c + block, g.width))
+               for r in range(0, g.height, block) for c in range(0, g.width, block)]
+    with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
+        store = outputs.temporary(paths["map"], "partial")
+        group = zarr.open_group(str(store), mode="w")
+        group.create_array("classes", shape=(g.height, g.width), dtype="uint8",
+                           chunks=(block, block), fill_value=NODATA, compressors=[compressor()])
+        group.create_array("probabilities", shape=(K + 1, g.height, g.width), dtype=src.dtype,
+                           chunks=(K + 1, block, block), fill_value=src.nodata,
+                           compressors=[compressor()])
+        tasks = [dask.delayed(smooth_block, pure=False)(src, step, str(store), w, block)
+                 for w in windows]
+        (counts,) = compute(tasks, label="Smoothing", show=progress)
+        counts = np.sum(counts, axis=0)
+        tags = _tags(src, describe([step]), probabilities)
+        tmp = {k: outputs.temporary(p) for k, p in paths.items()}
+        write_map(str(store), g, windows, src.table, tmp["map"], tags, legend=tmp["legend"])
+        write_style(src.table, tmp["style"])
+        write_probabilities(str(store), g, windows, src.table, tmp["probabilities"], tags,
+                            src.dtype, src.uncertainty)
+        if "quicklook" in tmp:
+            write_quicklook(tmp["map"], src.table, counts, tmp["quicklook"],
+                            title=f"{paths['map'].name}: smoothed {Path(probabilities).name}")
+        outputs.commit({paths[k]: tmp[k] for k in paths})
+    return {"output": str(paths["map"]), "files": {k: str(v) for k, v in paths.items()},
+            "input": str(probabilities), "grid": g.to_dict(), "post": describe([step]),
+            "blocks": len(windows), "classified_pixels": int(counts.sum()),
+            "classes": class_areas(src.table, counts, g),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _tags(src: ProbabilityFile, post: list, probabilities) -> dict:
+    import datetime as dt
+
+    tags = {k: v for k, v in src.tags.items() if k.startswith("LANDCOVER_") and k != TAG_SCALE}
+    try:
+        config = json.loads(tags.get(TAG_CONFIG, "{}"))
+    except json.JSONDecodeError:
+        config = {}
+    classify = config.setdefault("classify", {})
+    classify["post"] = [*classify.get("post", []), *json.loads(json.dumps(post))]
+    classify["smoothed_from"] = str(probabilities)
+    tags.update({TAG_PRODUCT: "classification", TAG_CONFIG: json.dumps(config),
+                 TAG_CREATED: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    return tags
