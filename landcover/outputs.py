@@ -78,8 +78,16 @@ def check_space(folder: Path, nbytes: float, what: str) -> None:
     """Refuse when ``folder``'s file system has less free space than ``nbytes`` (an estimate)."""
     free = shutil.disk_usage(folder).free
     if nbytes > free:
-        raise OutputError(f"{folder}: {free / 1e9:.2f} GB free, but {what} needs about "
-                          f"{nbytes / 1e9:.2f} GB; free some space or write elsewhere")
+        raise OutputError(f"{folder}: {_size(free)} free, but {what} needs about "
+                          f"{_size(nbytes)}; free some space or write elsewhere")
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("kB", "MB", "GB"):
+        nbytes /= 1000
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.1f} {unit}"
+    return ""  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------------- temporaries
@@ -228,7 +236,9 @@ class OutputSet:
             raise
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(self.main)  # a failed write (ENOSPC ...) names the output
         try:
             for p in self._temporaries:
                 remove(p)

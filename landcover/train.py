@@ -35,8 +35,14 @@ from landcover.bundle import MODEL_FILE, write_metadata
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset, open_dataset, verify_checksums
 from landcover.errors import DatasetError, ModelError, ResumeError
-from landcover.models import architecture, check_patch, model_input_shape
-from landcover.outputs import OutputSet, atomic_file, remove
+from landcover.models import (
+    architecture,
+    check_patch,
+    model_input_shape,
+    takes_dates,
+    valid_channel_of,
+)
+from landcover.outputs import OutputSet, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
 from landcover.runtime import import_keras, versions
 from landcover.scores import confusion, scores
@@ -210,6 +216,8 @@ def _make_loop_callback():
                 self.model.stop_training = True
 
         def _save_weights(self, name: str) -> None:
+            # HDF5 may crash the process on a full disk instead of raising: check first
+            check_space(self.partial, checkpoint_bytes(self.model), "writing a checkpoint")
             with atomic_file(self.partial / name) as tmp:
                 self.model.save_weights(tmp)
 
@@ -280,7 +288,9 @@ def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool
     t, h, w, f = ds.input_shape
     spec = dataclasses.asdict(tc.model)
     shape = model_input_shape(spec, t, h, w, f)
-    common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights)
+    common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights,
+                  days=dataset_days(ds) if takes_dates(spec) else None)
+    valid_channel = valid_channel_of(ds.attrs)
     passes = math.ceil(ds.split_size("train") / tc.batch_size)
     repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
     if repeats > 1:
@@ -296,7 +306,7 @@ def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool
         log.warning("%s: no validation split; the best epoch is chosen by the training mIoU "
                     "(optimistic)", ds.path)
     with scope:
-        model = build_model(spec, shape, k, absent)
+        model = build_model(spec, shape, k, absent, valid_channel)
         lr = _schedule(keras, tc, len(train_stream))
         metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
         model.compile(optimizer=keras.optimizers.Adam(lr),
@@ -304,6 +314,8 @@ def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool
                                       focal_gamma=tc.loss.focal_gamma,
                                       dice_weight=tc.loss.dice_weight),
                       weighted_metrics=[metric], jit_compile=tc.jit_compile)
+    # two checkpoints (weights and optimizer moments), the bundle, its pictures
+    check_space(out.parent, 4 * checkpoint_bytes(model) + 5e6, "writing the checkpoints and the bundle")
     if state is not None:
         _restore(model, partial)
         log.info("resuming after epoch %d of %d", state["epochs_done"], tc.epochs)
@@ -332,7 +344,7 @@ def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool
     seconds = time.monotonic() - t0
 
     # the kept model: the best epoch's weights in a fresh, uncompiled network
-    final = build_model(spec, shape, k, absent)
+    final = build_model(spec, shape, k, absent, valid_channel)
     final.load_weights(partial / "best.weights.h5")
     evaluation = {}
     mode_check = _mode_check(final, ds, common, names, state, partial)
@@ -355,6 +367,20 @@ def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool
                             extra)
     remove(partial)
     return summary
+
+
+def dataset_days(ds: PreparedDataset):
+    """The ``days`` input of the dataset's dates (:func:`landcover.features.days_since_reference`;
+    one set of dates for every patch)."""
+    from landcover.features import days_since_reference
+
+    return days_since_reference([dt.date.fromisoformat(d) for d in ds.attrs["dates"]])
+
+
+def checkpoint_bytes(model) -> int:
+    """Bytes of one ``.weights.h5`` checkpoint: the weights and Adam's two moments (float32),
+    with room for HDF5's overhead."""
+    return int(model.count_params() * 4 * 3 * 1.2 + 1e6)
 
 
 def absent_classes(ds: PreparedDataset) -> list[int]:
@@ -487,6 +513,7 @@ def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255
     cm = np.zeros((len(names), len(names)), np.int64)
     hist = np.zeros(1000, np.int64)
     for x, y, w in stream.batches(epoch=0):
+        x = list(x) if isinstance(x, tuple) else x  # (series, days) of a date-taking network
         out = model(x, training=True) if training else model.predict_on_batch(x)
         logits = np.asarray(out, dtype=np.float64)
         pred = np.argmax(logits, axis=-1)
@@ -500,6 +527,19 @@ def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255
         out["median_top_probability"] = round(
             (int(np.searchsorted(np.cumsum(hist), hist.sum() / 2)) + 0.5) / 1000, 4)
     return out
+
+
+def _days_record(ds: PreparedDataset, cfg: Config) -> dict:
+    """For a network that takes the dates: ``takes_dates`` and how its ``days`` were counted, with
+    the range seen in training (classify warns outside it); nothing for the others."""
+    if not takes_dates(cfg.train.model):
+        return {}
+    from landcover.features import DAYS_REFERENCE
+
+    days = dataset_days(ds)
+    return {"takes_dates": True,
+            "days": {"reference": DAYS_REFERENCE, "trained": [float(days.min()),
+                                                              float(days.max())]}}
 
 
 def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, partial: Path,
@@ -516,7 +556,8 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, p
         "input": {"layout": ["time", "y", "x", "feature"], "time_steps": t,
                   "variable_time_steps": architecture(cfg.train.model.architecture).variable_dates,
                   "patch_size": h, "features": ds.features, "bands": ds.bands,
-                  "fill": a.get("fill"), "doy": a.get("doy"), "dtype": "float32"},
+                  "fill": a.get("fill"), "doy": a.get("doy"), "dtype": "float32",
+                  **_days_record(ds, cfg)},
         "normalisation": a["normalisation"],
         "dates": a["dates"], "dates_dropped": a.get("dates_dropped", []),
         "classes": [{k: c[k] for k in ("index", "code", "name", "color", "weight")}

@@ -230,8 +230,8 @@ def _evaluate_args(field_series, runner, tmp_path, field_bundle):
     return ["-q", "evaluate", str(tmp_path / "map.tif"), "--reference", str(field_series[1])]
 
 
-def test_a_full_disk_is_one_line_and_leaves_nothing(field_series, field_bundle, runner, tmp_path,
-                                                    small_disk):
+def test_a_full_disk_is_one_line_and_leaves_nothing(field_series, field_bundle, field_dataset,
+                                                    runner, tmp_path, small_disk):
     args = _evaluate_args(field_series, runner, tmp_path, field_bundle)
     result = runner.invoke(cli, [*args, "--out", str(small_disk / "accuracy")])
     _one_line_error(result, 1, "No space left on device", "free some space")
@@ -239,7 +239,12 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(field_series, field_bundle, 
     # the same with a dataset: refused before any work, from the expected size
     result = runner.invoke(cli, ["-q", "prepare", *map(str, field_series[0]), "--labels",
                                  str(field_series[1]), "--out", str(small_disk / "ds.zarr")])
-    _one_line_error(result, 1, "GB free")
+    _one_line_error(result, 1, "kB free")
+    assert _listing(small_disk) == []
+    # training: checked before the first checkpoint (HDF5 crashes the process on a full disk)
+    result = runner.invoke(cli, ["-q", "train", str(field_dataset), "--out",
+                                 str(small_disk / "model"), "--set", "train.epochs=1"])
+    _one_line_error(result, 1, "free", "writing the checkpoints")
     assert _listing(small_disk) == []
 
 
