@@ -48,7 +48,14 @@ from landcover.config import Config, MaskConfig, load_config
 from landcover.contract import NODATA, PARTIAL_FORMAT, PROBABILITY_SCALE
 from landcover.dataset import compressor
 from landcover.errors import ConfigError, ModelError, ResumeError, UsageError
-from landcover.features import FeatureSpec, feature_names, features_by_date
+from landcover.features import (
+    DAYS_TOLERANCE,
+    FeatureSpec,
+    days_outside,
+    feature_names,
+    features_by_date,
+    season_days,
+)
 from landcover.grid import Grid
 from landcover.maps import (
     class_areas,
@@ -175,6 +182,7 @@ class Plan:
     probability_dtype: str
     uncertainty: str
     post: tuple = ()  # post-processing steps (landcover.postprocess)
+    days: tuple | None = None  # the dates' days, for a network with a days input (else None)
 
     @property
     def stride(self) -> int:
@@ -235,9 +243,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def predict_windows(model, lock, x: np.ndarray, batch_size: int) -> np.ndarray:
+def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None) -> np.ndarray:
     """Class probabilities ``(n, s, s, K)`` of ``x (n, T, s, s, F)``, in batches of exactly
-    ``batch_size`` (the last one padded) so every call has the same shape."""
+    ``batch_size`` (the last one padded) so every call has the same shape. ``days (T,)``: the
+    dates' ``days`` input, for a network that takes one."""
+    from landcover.models import model_inputs
+
     out = []
     for a in range(0, len(x), batch_size):
         part = x[a:a + batch_size]
@@ -245,7 +256,7 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int) -> np.ndarray:
         if n < batch_size:
             part = np.concatenate([part, np.zeros((batch_size - n,) + part.shape[1:], part.dtype)])
         with lock:
-            logits = np.asarray(model.predict_on_batch(part))
+            logits = np.asarray(model.predict_on_batch(model_inputs(model, part, days)))
         out.append(softmax(logits[:n]))
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
@@ -315,7 +326,7 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
         for a in range(0, len(windows), plan.batch_size):
             batch = windows[a:a + plan.batch_size]
             x = np.stack([feats[:, y - gy0:y - gy0 + s, x - gx0:x - gx0 + s] for y, x in batch])
-            probs = predict_windows(model, lock, x, plan.batch_size)
+            probs = predict_windows(model, lock, x, plan.batch_size, plan.days)
             for (y, x), p in zip(batch, probs):  # global lattice order: same sums in any block
                 ya, yb, xa, xb = max(y, r0), min(y + s, r1), max(x, c0), min(x + s, c1)
                 if ya >= yb or xa >= xb:
@@ -425,11 +436,31 @@ def _dates(meta: dict, groups: list, model_dir: Path) -> list:
             "number of dates)")
     trained = meta.get("dates") or []
     ours = [d.isoformat() for d, _ in kept]
+    days = kept_days(meta, [d for d, _ in kept])
+    if days is not None:
+        seen = inp["days"]["trained"]
+        outside = days_outside(days, seen)
+        if outside.any():
+            log.warning("%d of %d dates lie more than %g days outside the seasonal range the "
+                        "model was trained on (day %g .. %g of the season's year): %s; the "
+                        "model has not seen these times of the season", int(outside.sum()),
+                        len(days), DAYS_TOLERANCE, seen[0], seen[1],
+                        ", ".join(d.isoformat() for (d, _), o in zip(kept, outside) if o))
     if ours != trained:
         log.info("classifying %d dates (%s .. %s); the model was trained on %d dates (%s .. %s)",
                  len(ours), ours[0], ours[-1], len(trained), trained[0] if trained else "-",
                  trained[-1] if trained else "-")
     return kept
+
+
+def kept_days(meta: dict, dates: Sequence) -> np.ndarray | None:
+    """The ``days`` input of ``dates`` for a bundle whose network takes the dates, else None:
+    counted as in training, from the 1 January that puts most dates in the trained range
+    (:func:`landcover.features.season_days`; another year's series lands on the same days)."""
+    inp = meta.get("input") or {}
+    if not inp.get("takes_dates"):
+        return None
+    return season_days(list(dates), (inp.get("days") or {}).get("trained"))
 
 
 def _check_bundle(meta: dict, model_dir: Path) -> tuple[list[str], ClassTable]:
@@ -509,8 +540,13 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
         codes=tuple(table.codes), block=aligned_block(c.block_size, window - overlap),
         store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
-        uncertainty=c.uncertainty, post=check_steps(post))
+        uncertainty=c.uncertainty, post=check_steps(post),
+        days=_as_days(kept_days(meta, [d for d, _ in kept])))
     return plan, kept, table
+
+
+def _as_days(days) -> tuple | None:
+    return None if days is None else tuple(float(v) for v in days)
 
 
 def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: str | Path,
@@ -630,7 +666,9 @@ def check_resources(plan: Plan, meta: dict, folder: Path) -> None:
     (ConfigError naming the keys to lower), or outputs that cannot fit on the disk."""
     import psutil
 
-    need = block_memory(plan, meta) * max(1, _parallel_tasks())
+    from landcover.scheduler import parallel_tasks
+
+    need = block_memory(plan, meta) * parallel_tasks()
     available = psutil.virtual_memory().available
     if need > available:
         raise ConfigError(
@@ -642,18 +680,6 @@ def check_resources(plan: Plan, meta: dict, folder: Path) -> None:
     per_px = 1 + (plan.num_classes + 1) * np.dtype(plan.probability_dtype).itemsize * \
         plan.probabilities
     check_space(folder, 3 * px * per_px, "the map (block store, GeoTIFF, COG)")
-
-
-def _parallel_tasks() -> int:
-    """Block tasks that may run at once in this process (dask's threads; 1 when synchronous)."""
-    import dask
-
-    scheduler = dask.config.get("scheduler", "threads")
-    if scheduler in ("synchronous", "sync", "single-threaded"):
-        return 1
-    if not isinstance(scheduler, str):  # a distributed client: its workers have their own memory
-        return 1
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _fingerprint(plan: Plan, kept, cfg: Config) -> dict:

@@ -62,6 +62,19 @@ def use_scheduler(spec: str | None):
             yield spec
 
 
+def parallel_tasks() -> int:
+    """Tasks that may run at once in this process on the current scheduler (dask's threads; 1
+    when synchronous or on a distributed client, whose workers have memory of their own)."""
+    import os
+
+    import dask
+
+    scheduler = dask.config.get("scheduler", "threads")
+    if not isinstance(scheduler, str) or scheduler in ("synchronous", "sync", "single-threaded"):
+        return 1
+    return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
+
+
 def compute(*collections, label: str = "Working", show=None):
     """``dask.compute`` reporting finished tasks to ``show`` (a :mod:`landcover.progress`
     reporter, ``True`` to log, ``None``/``False`` for none), on any scheduler."""

@@ -305,3 +305,15 @@ def test_a_journal_of_a_finished_replace_is_completed(tmp_path):
     with OutputSet([out], overwrite=True):
         pass
     assert _listing(tmp_path) == ["model"]
+
+
+def test_prepare_and_train_refuse_settings_that_cannot_fit_in_memory(field_series, field_dataset,
+                                                                     runner, tmp_path):
+    result = runner.invoke(cli, ["-q", "prepare", *map(str, field_series[0]), "--labels",
+                                 str(field_series[1]), "--out", str(tmp_path / "ds.zarr"),
+                                 "--set", "prepare.patches.tile_size=4000000"])
+    _one_line_error(result, 2, "prepare.patches.tile_size=", "lower prepare.patches.tile_size")
+    result = runner.invoke(cli, ["-q", "train", str(field_dataset), "--out",
+                                 str(tmp_path / "model"), "--set", "train.batch_size=100000000"])
+    _one_line_error(result, 2, "train.batch_size=100000000", "lower train.batch_size")
+    assert _listing(tmp_path) == []
