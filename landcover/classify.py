@@ -43,12 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
+from landcover.catalog import item_path, write_map_item
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
 from landcover.contract import NODATA, PARTIAL_FORMAT, PROBABILITY_SCALE
 from landcover.dataset import compressor
 from landcover.errors import ConfigError, ModelError, ResumeError, UsageError
 from landcover.features import (
+    DAYS_REFERENCE,
     DAYS_TOLERANCE,
     FeatureSpec,
     days_outside,
@@ -72,7 +74,7 @@ from landcover.outputs import OutputSet, check_space, remove
 from landcover.postprocess import apply_steps, check_steps, configured_steps, halo_of
 from landcover.postprocess import describe as describe_steps
 from landcover.runtime import import_keras
-from landcover.scenes import LocalScenes, Scene, SceneSource, as_scenes
+from landcover.scenes import Scene, SceneSource, as_scenes, scene_source
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +83,14 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------------ paths
 def output_paths(out: str | Path, probabilities: bool, quicklook: bool) -> dict[str, Path]:
     """The files a run writes: the map, its legend (GDAL category names, ``MAP.tif.aux.xml``), its
-    QGIS style, and optional probabilities/quicklook."""
+    QGIS style, its STAC item (``MAP.stac.json``, :mod:`landcover.catalog`), and optional
+    probabilities/quicklook."""
     out = Path(out).absolute()
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError(f"{out.name}: the classification is a GeoTIFF; give a name ending in "
                          ".tif", flag="--out")
     paths = {"map": out, "legend": out.with_name(out.name + ".aux.xml"),
-             "style": out.with_suffix(".qml")}
+             "style": out.with_suffix(".qml"), "item": item_path(out)}
     if probabilities:
         paths["probabilities"] = out.with_name(f"{out.stem}_probabilities.tif")
     if quicklook:
@@ -460,6 +463,10 @@ def kept_days(meta: dict, dates: Sequence) -> np.ndarray | None:
     inp = meta.get("input") or {}
     if not inp.get("takes_dates"):
         return None
+    reference = (inp.get("days") or {}).get("reference")
+    if reference != DAYS_REFERENCE:
+        raise ModelError(f"the bundle counts the days of its dates as {reference!r}; this "
+                         f"landcover counts them as {DAYS_REFERENCE!r}; train the model again")
     return season_days(list(dates), (inp.get("days") or {}).get("trained"))
 
 
@@ -505,10 +512,13 @@ def _profile_spec(spec: str, meta: dict):
     return spec
 
 
-def model_scenes(paths: Sequence[str], meta: dict, cfg: Config) -> LocalScenes:
-    """The scenes under ``paths``, read with the profiles the model was trained with (see
-    :func:`_profile_spec`)."""
-    return LocalScenes(tuple(str(p) for p in paths), _profile_spec(cfg.scenes.profile, meta))
+def model_scenes(paths: Sequence[str], meta: dict, cfg: Config) -> SceneSource:
+    """The scenes of ``paths`` (folders, archives, STAC documents), read with the profiles the
+    model was trained with (see :func:`_profile_spec`)."""
+    from landcover.stac import signer_of
+
+    return scene_source(paths, _profile_spec(cfg.scenes.profile, meta),
+                        signer_of(cfg.scenes.stac.signer))
 
 
 def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg: Config,
@@ -643,6 +653,9 @@ def _write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config
         write_quicklook(tmp["map"], table, counts, tmp["quicklook"],
                         title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, "
                               f"{len(kept)} dates")
+    # the STAC item last: sizes and checksums of the temporaries (renaming keeps the bytes)
+    write_map_item(tmp["item"], paths, plan.grid, kept, table, meta, files=tmp,
+                   probability_dtype=plan.probability_dtype, uncertainty=plan.uncertainty)
     outputs.commit({paths[k]: tmp[k] for k in paths})
 
 

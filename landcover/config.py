@@ -37,12 +37,18 @@ class GridConfig:
 
 
 @dataclass(frozen=True)
+class StacConfig:
+    signer: str = "none"
+
+
+@dataclass(frozen=True)
 class ScenesConfig:
     profile: str = "auto"
     bands: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
     chunk_size: int = 1024
     mask: MaskConfig = field(default_factory=MaskConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    stac: StacConfig = field(default_factory=StacConfig)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class ModelConfig:
     head_kernel: int = 1
     dropout: float = 0.0
     norm: str = "layer"
+    heads: int = models.DEFAULT_HEADS  # temporal attention (models.ATTENTION_KEYS)
+    key_dim: int = models.DEFAULT_KEY_DIM
 
 
 @dataclass(frozen=True)

@@ -308,6 +308,35 @@ class LocalScenes:
         return find_scenes(self.paths, profile=self.profile)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Several sources as one (local folders and STAC documents on one command line)."""
+
+    parts: tuple
+
+    def scenes(self) -> list[Scene]:
+        scenes = [s for part in self.parts for s in part.scenes()]
+        seen: dict[str, str] = {}
+        for scene in scenes:
+            if scene.scene_id in seen:
+                raise SceneNotFoundError(f"{scene.source}: scene {scene.scene_id} is also in "
+                                         f"{seen[scene.scene_id]}; pass each scene once")
+            seen[scene.scene_id] = scene.source
+        return sorted(scenes, key=stacking_order)
+
+
+def scene_source(paths: Sequence[str], profile="auto", signer=None) -> SceneSource:
+    """The source of SCENES arguments: STAC documents (``.json`` files or http(s) URLs, see
+    :mod:`landcover.stac`) and scene folders, archives or folders of them (:class:`LocalScenes`)."""
+    from landcover.stac import StacScenes, is_stac
+
+    stac = tuple(str(p) for p in paths if is_stac(str(p)))
+    local = tuple(str(p) for p in paths if not is_stac(str(p)))
+    parts = ([LocalScenes(local, profile)] if local else []) + \
+        ([StacScenes(stac, profile, signer)] if stac else [])
+    return parts[0] if len(parts) == 1 else Sources(tuple(parts))
+
+
 def as_scenes(source: SceneSource | Sequence[Scene]) -> list[Scene]:
     """The scenes of a source or a sequence of scenes, in :func:`stacking_order`.
 
@@ -354,7 +383,10 @@ def _one_file(container: _Container, pattern: str, what: str, scene_id: str) -> 
     return container.gdal_path(names[0]) if names else None
 
 
-def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Scene:
+def _open_scene(container: _Container, profile: Profile, found: re.Match,
+                grid: Grid | None = None) -> Scene:
+    """The scene in ``container``; ``grid``, when known (from STAC ``proj:*``), spares opening
+    its rasters."""
     groups = {k: v for k, v in found.groupdict().items() if v is not None}
     scene_id = found.group(0)
     sensor = profile.sensor_of(found)
@@ -408,7 +440,10 @@ def _open_scene(container: _Container, profile: Profile, found: re.Match) -> Sce
         radsat_path = _one_file(container, profile.saturation["file"], "QA_RADSAT", scene_id)
 
     files = list(bands.values()) + [p for p in (mask_path, radsat_path) if p]
-    grid, from_mtl = _scene_grid(files, mtl, mtl_name, where)
+    if grid is None:
+        grid, from_mtl = _scene_grid(files, mtl, mtl_name, where)
+    else:
+        from_mtl = False
     path = int(groups["path"]) if "path" in groups else None
     row = int(groups["row"]) if "row" in groups else None
     attrs = {k: v for k, v in groups.items() if k not in ("sensor", "path", "row", "date")}

@@ -25,11 +25,12 @@ def info(ctx: click.Context, scenes, as_json, config_path, overrides) -> None:
         $ landcover info scenes/ --json | jq '.stack'
     """
     from landcover.config import load_config
-    from landcover.scenes import find_scenes
+    from landcover.scenes import as_scenes, scene_source
+    from landcover.stac import signer_of
     from landcover.summary import format_text, summarize
 
     cfg = load_config(config_path, overrides)
-    found = find_scenes(scenes, profile=cfg.scenes.profile)
+    found = as_scenes(scene_source(scenes, cfg.scenes.profile, signer_of(cfg.scenes.stac.signer)))
     report = summarize(found, cfg.scenes, progress=bars_for(ctx) if len(found) > 1 else None)
     if as_json:
         click.echo(json.dumps(report, indent=2))

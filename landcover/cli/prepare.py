@@ -36,13 +36,15 @@ def prepare(ctx: click.Context, scenes, labels, out, scheduler, overwrite, as_js
     from landcover.config import load_config
     from landcover.outputs import check_output
     from landcover.prepare import prepare as run_prepare
-    from landcover.scenes import LocalScenes
+    from landcover.scenes import scene_source
+    from landcover.stac import signer_of
     from landcover.scheduler import check_scheduler, use_scheduler
 
     cfg = load_config(config_path, overrides)
     check_scheduler(scheduler)
     check_output(Path(out), overwrite)
-    source = LocalScenes(tuple(scenes), cfg.scenes.profile)  # opened by prepare, after its checks
+    # opened by prepare, after its checks
+    source = scene_source(scenes, cfg.scenes.profile, signer_of(cfg.scenes.stac.signer))
     with use_scheduler(scheduler):
         summary = run_prepare(source, labels, out, cfg, overwrite=overwrite, progress=bars_for(ctx))
     if as_json:
