@@ -6,9 +6,10 @@ described by a STAC ItemCollection whose asset hrefs point to a local Range-capa
 (``landcover.devserver``; on 127.0.0.1, so this measures the HTTP/GDAL overhead, not a network).
 
 For each source the stack (six bands + validity from QA) is computed in a streaming way
-(``dask.compute(reflectance.sum(), valid.sum())``, threaded scheduler), once as a warm-up and then
-best of ``--repeat``. Printed: MB/s (decoded input bytes: dates x 8 files x size^2 x 2 B, MB = 10^6 B)
-of both, their ratio, and the HTTP requests and bytes served per chunk and file.
+(``dask.compute(reflectance.sum(), valid.sum())``, threaded scheduler), once as a warm-up and
+then best of ``--repeat`` (one timed pass for HTTP). Printed: MB/s (decoded input bytes: dates x 8
+files x size^2 x 2 B, MB = 10^6 B) of both, their ratio, and the HTTP requests and bytes served
+per chunk and file.
 
 Run:  python benchmarks/bench_remote.py [--size 2048] [--dates 4] [--chunk-size 1024]
 """
