@@ -190,3 +190,22 @@ def test_items_of_other_collections_are_refused(catalogue, tmp_path, runner):
     other.write_text(json.dumps(data))
     result = runner.invoke(cli, ["-q", "info", str(other)])
     assert result.exit_code == 1 and "sentinel-2-l2a" in result.output, result.output
+
+
+def test_classify_on_an_item_collection_gives_the_map_of_the_folder(catalogue, field_bundle,
+                                                                      runner, tmp_path):
+    pytest.importorskip("tensorflow")
+    folder = catalogue["folders"][1]
+    one = tmp_path / "one.json"
+    data = json.loads(Path(catalogue["root"] / "remote.json").read_text())
+    data["features"] = [f for f in data["features"] if folder.name.startswith(f["id"][:25])]
+    one.write_text(json.dumps(data))
+    for name, scenes in (("local", str(folder)), ("remote", str(one))):
+        done = runner.invoke(cli, ["-q", "classify", scenes, "--model", str(field_bundle),
+                                   "--out", str(tmp_path / f"{name}.tif"), "--probabilities"])
+        assert done.exit_code == 0, done.output
+    for suffix in (".tif", "_probabilities.tif"):
+        with rasterio.open(tmp_path / f"local{suffix}") as a, \
+                rasterio.open(tmp_path / f"remote{suffix}") as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+            assert a.crs == b.crs and a.transform == b.transform
