@@ -45,7 +45,7 @@ from pathlib import Path
 from landcover import __version__
 from landcover.classes import ClassTable
 from landcover.contract import NODATA, PROBABILITY_SCALE
-from landcover.errors import SceneError, UsageError
+from landcover.errors import StacError, UsageError
 from landcover.grid import Grid
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ TIMEOUT = 60.0  # seconds, per request
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
-class CatalogError(SceneError):
-    """A STAC catalogue or API cannot be read: unreachable, HTTP errors after retries, not STAC."""
+CatalogError = StacError  # a STAC catalogue or API cannot be read (one error class for STAC)
 
 
 # ------------------------------------------------------------------------------ the map's item

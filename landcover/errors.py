@@ -74,6 +74,11 @@ class RasterReadError(SceneError):
     """A raster cannot be opened or read (truncated or corrupt file)."""
 
 
+class StacError(SceneError):
+    """A STAC document, catalogue or API cannot be used: unreachable, HTTP errors after the
+    retries, not STAC, or items of another collection than Landsat Collection 2 Level-2."""
+
+
 class BandShapeError(SceneError):
     """The rasters of one scene disagree in shape, CRS or transform."""
 

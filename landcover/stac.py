@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from landcover.errors import SceneError, SceneNotFoundError
+from landcover.errors import SceneNotFoundError, StacError
 from landcover.grid import Grid, crs_string
 from landcover.profiles import Profile, resolve_profiles
 from landcover.scenes import Scene, _Container, _match, _open_scene, stacking_order
@@ -38,10 +38,6 @@ COLLECTIONS = ("landsat-c2-l2", "landsat-c2l2-sr", "landsat-c2l2-st", "landsat-c
                "landsat-8-c2-l2", "landsat-9-c2-l2")
 """Collection IDs of Landsat C2 L2 in the public catalogues (USGS, Earth Search, Planetary
 Computer); items without a collection are accepted when their assets match a profile."""
-
-
-class StacError(SceneError):
-    """A STAC document cannot be read or is not a Landsat Collection 2 Level-2 item."""
 
 
 def is_stac(path: str) -> bool:
