@@ -108,8 +108,8 @@ def _proj(item, asset) -> tuple | None:
     return None
 
 
-def item_scene(item, profiles: Sequence[Profile], signer=None) -> Scene:
-    """The :class:`Scene` of one STAC item."""
+def item_scene(item, profiles: Sequence[Profile], signer=None, href: str | None = None) -> Scene:
+    """The :class:`Scene` of one STAC item; ``href`` names it (default its self link)."""
     collection = item.collection_id
     if collection is not None and collection not in COLLECTIONS:
         raise StacError(f"{item.id}: an item of the collection {collection!r}; landcover reads "
@@ -134,7 +134,7 @@ def item_scene(item, profiles: Sequence[Profile], signer=None) -> Scene:
         if "scale" in bands[0]:
             scale[band] = float(bands[0]["scale"])
             offset[band] = float(bands[0].get("offset", 0.0))
-    href = item.get_self_href() or item.id
+    href = href or item.get_self_href() or item.id
     return dataclasses.replace(scene, source=href, scale=scale, offset=offset,
                                attrs={**scene.attrs, "stac_item": item.id, "stac_href": href,
                                       "stac_collection": collection})
@@ -145,7 +145,8 @@ def _basename(gdal_path: str) -> str:
 
 
 def read_items(href: str) -> list:
-    """The items of an ItemCollection, an Item, or a static Catalog/Collection (recursively)."""
+    """``(item, href naming it)`` of every item of an ItemCollection (``FILE#ID``), an Item, or a
+    static Catalog/Collection (recursively)."""
     import json
 
     import pystac
@@ -160,17 +161,21 @@ def read_items(href: str) -> list:
         if kind == "FeatureCollection":
             collection = pystac.ItemCollection.from_dict(doc, preserve_dict=False)
             items = list(collection.items)
+            out = []
             for item in items:  # relative asset hrefs are relative to the document
                 if item.get_self_href() is None:
                     item.set_self_href(_absolute(str(href)))
-            return items
+                    out.append((item, f"{_absolute(str(href))}#{item.id}"))
+                else:
+                    out.append((item, item.get_self_href()))
+            return out
         if kind == "Feature":
             item = pystac.Item.from_dict(doc)
             item.set_self_href(_absolute(str(href)))
-            return [item]
+            return [(item, item.get_self_href())]
         if kind in ("Catalog", "Collection"):
             catalog = pystac.read_file(_absolute(str(href)))
-            return list(catalog.get_items(recursive=True))
+            return [(item, item.get_self_href()) for item in catalog.get_items(recursive=True)]
     except (pystac.STACError, KeyError, TypeError, ValueError) as exc:
         raise StacError(f"{href}: not a valid STAC document ({exc})") from None
     raise StacError(f"{href}: a JSON document, but not a STAC ItemCollection, Item or Catalog")
@@ -195,7 +200,7 @@ class StacScenes:
             items = read_items(href)
             if not items:
                 raise SceneNotFoundError(f"{href}: no items")
-            scenes += [item_scene(item, profiles, self.signer) for item in items]
+            scenes += [item_scene(item, profiles, self.signer, at) for item, at in items]
         seen: dict[str, str] = {}
         for scene in scenes:
             if scene.scene_id in seen:
