@@ -5,10 +5,10 @@ contiguous *indices* ``0..K-1`` in code order. :data:`IGNORE` (255) marks pixels
 label; it is never a class code (codes must lie in 0..254), so it cannot collide with one.
 
 A class table is read from YAML (``yaml.safe_load``): a list of ``{code, name, color}``, or a mapping
-with a ``classes`` key holding that list. ``color`` is ``"#rrggbb"`` or ``[r, g, b]``; when left out it
-is derived from the class name when the name holds a common land-cover term (:func:`color_for_name`:
-water blue, forest dark green, crops yellow/orange, urban red/grey, ...), else taken from a fixed
-palette.
+with a ``classes`` key holding that list. ``color`` is ``"#rrggbb"`` or ``[r, g, b]``; when left
+out it is derived from the class name when the name holds a common land-cover term
+(:func:`color_for_name`: water blue, forest dark green, crops yellow/orange, urban red/grey, ...),
+else taken from a fixed palette.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class ClassTable:
 
 
 def term_family(name: str) -> int | None:
-    """Index in :data:`TERM_COLORS` of the first family whose words begin one of ``name``'s words."""
+    """Index in :data:`TERM_COLORS` of the first family with a word of ``name`` (or None)."""
     words = [w for w in re.split(r"[^a-z]+", str(name).lower()) if w]
     for f, (terms, _) in enumerate(TERM_COLORS):
         if any(w in (t, t + "s", t + "es") or (len(t) >= 5 and w.startswith(t))

@@ -318,7 +318,8 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
         map_path: class map GeoTIFF (band 1 uint8 codes, nodata 255).
         reference: reference labels: a raster of class codes, or a vector file of points or
             polygons with a class column (found by name, or ``column``; ``layer`` in a multi-layer
-            file).
+            file); a sample of ``landcover sample`` is read from its ``reference`` column (points
+            left empty are skipped), the strata being the map's classes.
         out: report folder to write (its parent must exist).
         classes: class table YAML; required when the map has no ``LANDCOVER_CLASSES`` tag, and
             used instead of the tag when given.
@@ -345,6 +346,10 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
     if not reference.exists():
         raise LabelError(f"{reference}: no such file", flag="--reference")
     check_output(out, overwrite)
+    if column is None:  # a sample of 'landcover sample': its filled-in reference column
+        from landcover.sample import sample_column
+
+        column = sample_column(reference, layer)
     labels = open_labels(reference, cmap.grid, LabelsConfig(column=column, layer=layer), table,
                          keys="--")
     log.info("comparing %s (%s) with the %s reference %s; classes: %s", cmap.path,

@@ -29,6 +29,9 @@ from landcover.gdalio import open_raster
 from landcover.grid import Grid
 
 
+PRODUCTS = ("map", "legend", "style", "probabilities", "quicklook")
+
+
 @dataclass(frozen=True)
 class ProbabilityFile:
     """A probability GeoTIFF written by classify: grid, storage, classes and uncertainty kind."""
@@ -137,7 +140,8 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
     cfg = cfg or load_config()
     src = open_probabilities(probabilities)
     step = smoothing_step(cfg.classify.smooth, src.table.codes)
-    paths = output_paths(out, True, cfg.classify.quicklook)
+    paths = {k: p for k, p in output_paths(out, True, cfg.classify.quicklook).items()
+             if k in PRODUCTS}  # classify's naming, of the products written here
     if Path(paths["probabilities"]).absolute() == Path(probabilities).absolute():
         raise RasterReadError(f"{probabilities}: the input would be overwritten by the smoothed "
                               "probabilities; choose another --out")

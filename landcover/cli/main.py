@@ -84,19 +84,25 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
+    from landcover.cli.change import change
     from landcover.cli.classify import classify
     from landcover.cli.evaluate import evaluate
     from landcover.cli.info import info
     from landcover.cli.prepare import prepare
+    from landcover.cli.sample import sample
+    from landcover.cli.search import search
     from landcover.cli.smooth import smooth
     from landcover.cli.train import train
 
     cli.add_command(info)
+    cli.add_command(search)
     cli.add_command(prepare)
     cli.add_command(train)
     cli.add_command(classify)
     cli.add_command(evaluate)
     cli.add_command(smooth)
+    cli.add_command(sample)
+    cli.add_command(change)
 
 
 _register()
