@@ -275,6 +275,11 @@ def find_scenes(paths: Sequence[str | os.PathLike], *,
                 "LC08_L2SP_PPPRRR_YYYYMMDD_YYYYMMDD_02_T1 that hold the profile's band files, or "
                 "set scenes.profile to a profile YAML for another layout")
         scenes.extend(found)
+    return unique_scenes(scenes)
+
+
+def unique_scenes(scenes: Sequence[Scene]) -> list[Scene]:
+    """``scenes`` in :func:`stacking_order`; a scene given twice is an error naming both places."""
     seen: dict[str, str] = {}
     for scene in scenes:
         if scene.scene_id in seen:
@@ -315,14 +320,7 @@ class Sources:
     parts: tuple
 
     def scenes(self) -> list[Scene]:
-        scenes = [s for part in self.parts for s in part.scenes()]
-        seen: dict[str, str] = {}
-        for scene in scenes:
-            if scene.scene_id in seen:
-                raise SceneNotFoundError(f"{scene.source}: scene {scene.scene_id} is also in "
-                                         f"{seen[scene.scene_id]}; pass each scene once")
-            seen[scene.scene_id] = scene.source
-        return sorted(scenes, key=stacking_order)
+        return unique_scenes([s for part in self.parts for s in part.scenes()])
 
 
 def scene_source(paths: Sequence[str], profile="auto", signer=None) -> SceneSource:

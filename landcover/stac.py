@@ -30,7 +30,7 @@ from pathlib import Path
 from landcover.errors import SceneNotFoundError, StacError
 from landcover.grid import Grid, crs_string
 from landcover.profiles import Profile, resolve_profiles
-from landcover.scenes import Scene, _Container, _match, _open_scene, stacking_order
+from landcover.scenes import Scene, _Container, _match, _open_scene, unique_scenes
 
 log = logging.getLogger(__name__)
 
@@ -201,13 +201,7 @@ class StacScenes:
             if not items:
                 raise SceneNotFoundError(f"{href}: no items")
             scenes += [item_scene(item, profiles, self.signer, at) for item, at in items]
-        seen: dict[str, str] = {}
-        for scene in scenes:
-            if scene.scene_id in seen:
-                raise SceneNotFoundError(f"{scene.source}: scene {scene.scene_id} is also in "
-                                         f"{seen[scene.scene_id]}; pass each scene once")
-            seen[scene.scene_id] = scene.source
-        return sorted(scenes, key=stacking_order)
+        return unique_scenes(scenes)
 
 
 def signer_of(spec: str | None) -> Callable[[str], str] | None:

@@ -41,6 +41,16 @@ def scene_copy(tmp_path):
     return copy
 
 
+def one_line_error(result, code: int, *fragments: str) -> None:
+    """A CLI result that is one ``Error: ...`` line with exit ``code`` holding every fragment."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
 def real(name: str) -> Path:
     """Path of a real sample folder, skipping the test when it is absent."""
     path = REAL / name

@@ -14,20 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import one_line_error
 from landcover.cli.main import cli
 from landcover.errors import DatasetError, OutputLockedError
 from landcover.outputs import OutputSet
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _one_line_error(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 def _listing(folder):
@@ -64,7 +56,7 @@ def test_two_classify_runs_into_one_output(field_series, field_bundle, runner, t
         time.sleep(0.05)
     assert first.poll() is None, first.communicate()
     second = runner.invoke(cli, [*args, "--out", str(out), "--overwrite"])
-    _one_line_error(second, 1, "is being written by another landcover run", f"pid {first.pid}")
+    one_line_error(second, 1, "is being written by another landcover run", f"pid {first.pid}")
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr.decode()
     reference = runner.invoke(cli, [*args, "--out", str(tmp_path / "ref.tif")])
@@ -148,7 +140,7 @@ def test_a_damaged_or_missing_chunk_is_refused_naming_it(field_dataset, tmp_path
     with pytest.raises(DatasetError, match=f"chunk {key} of array {array} is {word}"):
         open_dataset(ds, verify=True)
     result = runner.invoke(cli, ["-q", "train", str(ds), "--out", str(tmp_path / "model")])
-    _one_line_error(result, 1, f"chunk {key} of array {array}", "landcover prepare")
+    one_line_error(result, 1, f"chunk {key} of array {array}", "landcover prepare")
     assert not (tmp_path / "model").exists()
 
 
@@ -193,7 +185,7 @@ def test_the_memory_check_refuses_a_huge_window_at_once(field_series, field_bund
                                  str(field_bundle), "--out", str(tmp_path / "map.tif"),
                                  "--set", "classify.window=3000"])
     seconds = time.monotonic() - t0
-    _one_line_error(result, 2, "classify.window=3000", "GB", "lower classify.window")
+    one_line_error(result, 2, "classify.window=3000", "GB", "lower classify.window")
     assert seconds < 3.0, seconds  # before the model is loaded or a pixel is read
     assert _listing(tmp_path) == []
 
@@ -234,17 +226,17 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(field_series, field_bundle, 
                                                     runner, tmp_path, small_disk):
     args = _evaluate_args(field_series, runner, tmp_path, field_bundle)
     result = runner.invoke(cli, [*args, "--out", str(small_disk / "accuracy")])
-    _one_line_error(result, 1, "No space left on device", "free some space")
+    one_line_error(result, 1, "No space left on device", "free some space")
     assert _listing(small_disk) == []
     # the same with a dataset: refused before any work, from the expected size
     result = runner.invoke(cli, ["-q", "prepare", *map(str, field_series[0]), "--labels",
                                  str(field_series[1]), "--out", str(small_disk / "ds.zarr")])
-    _one_line_error(result, 1, "kB free")
+    one_line_error(result, 1, "kB free")
     assert _listing(small_disk) == []
     # training: checked before the first checkpoint (HDF5 crashes the process on a full disk)
     result = runner.invoke(cli, ["-q", "train", str(field_dataset), "--out",
                                  str(small_disk / "model"), "--set", "train.epochs=1"])
-    _one_line_error(result, 1, "free", "writing the checkpoints")
+    one_line_error(result, 1, "free", "writing the checkpoints")
     assert _listing(small_disk) == []
 
 
@@ -255,7 +247,7 @@ def test_a_read_only_folder_is_one_line_before_any_work(field_series, field_bund
                            str(field_series[1])]):
         t0 = time.monotonic()
         result = runner.invoke(cli, [*command, "--out", str(readonly_disk / "out")])
-        _one_line_error(result, 1, "not writable")
+        one_line_error(result, 1, "not writable")
         assert time.monotonic() - t0 < 5
 
 
@@ -312,8 +304,8 @@ def test_prepare_and_train_refuse_settings_that_cannot_fit_in_memory(field_serie
     result = runner.invoke(cli, ["-q", "prepare", *map(str, field_series[0]), "--labels",
                                  str(field_series[1]), "--out", str(tmp_path / "ds.zarr"),
                                  "--set", "prepare.patches.tile_size=4000000"])
-    _one_line_error(result, 2, "prepare.patches.tile_size=", "lower prepare.patches.tile_size")
+    one_line_error(result, 2, "prepare.patches.tile_size=", "lower prepare.patches.tile_size")
     result = runner.invoke(cli, ["-q", "train", str(field_dataset), "--out",
                                  str(tmp_path / "model"), "--set", "train.batch_size=100000000"])
-    _one_line_error(result, 2, "train.batch_size=100000000", "lower train.batch_size")
+    one_line_error(result, 2, "train.batch_size=100000000", "lower train.batch_size")
     assert _listing(tmp_path) == []
