@@ -5,7 +5,10 @@
     MODEL_DIR/
         model.keras            the network (logits out), loads with safe_mode=True, no pickle
         bundle.json            bands, features, normalisation, patch size, dates, class table,
-                               architecture, metrics, resolved config, versions, content hash
+                               architecture, metrics, resolved config, versions, content hash;
+                               for networks with a ``days`` input, ``input.takes_dates`` and
+                               ``input.days`` (``reference``: how days are counted, see
+                               landcover.features.DAYS_REFERENCE; ``trained``: their range)
         config.yaml            the resolved configuration (scenes, prepare, train)
         history.csv / .json    metrics per epoch
         learning_curves.png    loss and scores per epoch

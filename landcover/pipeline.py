@@ -16,6 +16,9 @@ Augmentation (training split only) is applied identically to inputs, labels and 
 90-degree rotations and flips of the patch, and optionally hiding random dates (bands and the
 validity channel set to 0, i.e. "missing" in the dataset's encoding; day of year kept; at least one
 date kept per patch).
+
+For networks that take the dates (``days``: the dataset's dates as days since the reference of
+:func:`landcover.features.days_since_reference`), ``x`` is the pair ``(series, days (B, T))``.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ class PatchStream:
         seed: base seed; epoch *e* uses ``default_rng([seed, e])``.
         class_weights: use the stored per-pixel class weights; False = 1 on every usable pixel.
         shuffle_chunks: chunks read and shuffled together.
+        days: the acquisition days ``(T,)`` of the dataset's dates, for networks with a ``days``
+            input: then every batch's ``x`` is ``(series, days (B, T))``; None = ``x`` alone.
     """
 
     def __init__(self, ds: PreparedDataset, split: str, *, batch_size: int, shuffle: bool = False,
                  augment=None, seed: int = 0, class_weights: bool = True,
-                 shuffle_chunks: int = 8, repeats: int = 1):
+                 shuffle_chunks: int = 8, repeats: int = 1, days=None):
         self.ds = ds
         self.split = split
         self.batch_size = int(batch_size)
@@ -56,6 +61,7 @@ class PatchStream:
         self.shuffle_chunks = max(1, int(shuffle_chunks))
         self.repeats = max(1, int(repeats))
         self.epoch = 0
+        self.days = None if days is None else np.asarray(days, np.float32)
         features = ds.features
         self._bands = [features.index(b) for b in ds.bands]
         self._valid = features.index("valid") if "valid" in features else None
@@ -122,6 +128,8 @@ class PatchStream:
             self._augment(bx, by, bw, rng)
         if not self.class_weights:
             bw = (bw > 0).astype(np.float32)
+        if self.days is not None:
+            return (bx, np.repeat(self.days[None], len(bx), axis=0)), by, bw
         return bx, by, bw
 
     def _augment(self, x, y, w, rng) -> None:
@@ -154,7 +162,10 @@ class PatchStream:
         import tensorflow as tf
 
         t, h, w, f = self.ds.input_shape
-        signature = (tf.TensorSpec((None, t, h, w, f), tf.float32),
+        series = tf.TensorSpec((None, t, h, w, f), tf.float32)
+        if self.days is not None:
+            series = (series, tf.TensorSpec((None, t), tf.float32))
+        signature = (series,
                      tf.TensorSpec((None, h, w), tf.uint8),
                      tf.TensorSpec((None, h, w), tf.float32))
         data = tf.data.Dataset.from_generator(lambda: self.batches(), output_signature=signature)

@@ -18,7 +18,7 @@ import numpy as np
 import keras
 from landcover.losses import MaskedLoss
 from landcover.metrics import ConfusionMatrix
-from landcover.models import architecture_names, build_model, model_input_shape
+from landcover.models import architecture_names, build_model, model_input_shape, model_inputs
 assert keras.backend.backend() == sys.argv[1]
 rng = np.random.default_rng(0)
 logits = rng.normal(0, 2, (2, 16, 16, 3)).astype("float32")
@@ -35,8 +35,9 @@ for arch in out["architectures"]:
     s = dict(spec, architecture=arch)
     model = build_model(s, model_input_shape(s, 3, 16, 16, 5), 3)
     model.compile("adam", loss=MaskedLoss("ce", 3), weighted_metrics=[ConfusionMatrix(3)])
-    hist = model.fit(x, yy, sample_weight=ww, batch_size=2, epochs=1, verbose=0)
-    out[arch] = [hist.history["loss"][0], list(model.predict(x, verbose=0).shape)]
+    inputs = model_inputs(model, x, np.array([10, 50, 90], "float32"))  # days: date models
+    hist = model.fit(inputs, yy, sample_weight=ww, batch_size=2, epochs=1, verbose=0)
+    out[arch] = [hist.history["loss"][0], list(model.predict(inputs, verbose=0).shape)]
 print(json.dumps(out))
 """
 

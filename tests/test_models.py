@@ -23,6 +23,7 @@ from landcover.models import (
     custom_objects,
     default_architecture,
     model_input_shape,
+    model_inputs,
     rebuild_for_window,
     variable_date_architectures,
 )
@@ -40,14 +41,25 @@ def series(t: int, h: int = 8, w: int = 8, f: int = 3, n: int = 2) -> np.ndarray
     return np.random.default_rng(t).normal(size=(n, t, h, w, f)).astype(np.float32)
 
 
+def predict(model, x):
+    """Logits of ``x``; networks that take the dates get days 0, 10, 20 ..."""
+    days = np.arange(x.shape[1], dtype=np.float32) * 10
+    return np.asarray(model.predict_on_batch(model_inputs(model, x, days)))
+
+
+def series_shape(model):
+    return tuple(model.inputs[0].shape)
+
+
 # ------------------------------------------------------------------------------------ the networks
 @pytest.mark.parametrize("name", NAMES)
 def test_every_architecture_builds_and_gives_logits_of_the_right_shape(name):
     s = spec(name)
     model = build_model(s, model_input_shape(s, 3, 9, 7, 3), 4, absent=[2])
-    assert model.name == name and model.input_shape == (None,) + model_input_shape(s, 3, 9, 7, 3)
+    assert model.name == name and series_shape(model) == (None,) + model_input_shape(s, 3, 9, 7, 3)
+    assert len(model.inputs) == (2 if architecture(name).takes_dates else 1)
     assert model.get_layer("logits") is not None and model.get_layer("class_mask") is not None
-    out = np.asarray(model.predict_on_batch(series(3, 9, 7)))
+    out = predict(model, series(3, 9, 7))
     assert out.shape == (2, 9, 7, 4) and np.isfinite(out).all()
     assert (out[..., 2] == -1e4).all()  # the absent class is masked
 
@@ -61,10 +73,10 @@ def test_variable_dates_is_what_the_network_accepts(name):
         assert shape[0] is None
         model = build_model(s, shape, 3)
         for t in (3, 5):
-            assert np.asarray(model.predict_on_batch(series(t))).shape == (2, 8, 8, 3)
+            assert predict(model, series(t)).shape == (2, 8, 8, 3)
     else:
         assert shape[0] == 3
-        assert build_model(s, shape, 3).input_shape[1] == 3
+        assert series_shape(build_model(s, shape, 3))[1] == 3
         with pytest.raises(ValueError, match="number of dates must be fixed"):
             build_model(s, (None, 8, 8, 3), 3)
     assert (name in variable_date_architectures()) == arch.variable_dates
@@ -79,13 +91,13 @@ def test_rebuild_for_another_window_keeps_the_weights():
                           "variable_time_steps": architecture(name).variable_dates}}
         assert rebuild_for_window(model, meta, 8) is model
         wide = rebuild_for_window(model, meta, 12)
-        assert wide.input_shape[2:4] == (12, 12)
+        assert series_shape(wide)[2:4] == (12, 12)
         for u, v in zip(model.get_weights(), wide.get_weights()):
             np.testing.assert_array_equal(u, v)
-        out = np.asarray(wide.predict_on_batch(series(3, 12, 12)))
+        out = predict(wide, series(3, 12, 12))
         assert out.shape == (2, 12, 12, 3) and (out[..., 1] == -1e4).all()
         del meta["input"]["variable_time_steps"]  # older bundles: the registry decides
-        assert rebuild_for_window(model, meta, 12).input_shape[1] == model.input_shape[1]
+        assert series_shape(rebuild_for_window(model, meta, 12))[1] == series_shape(model)[1]
     meta["architecture"] = spec("resnet")
     with pytest.raises(ModelError, match="unknown architecture 'resnet'"):
         rebuild_for_window(model, meta, 12)
@@ -94,7 +106,8 @@ def test_rebuild_for_another_window_keeps_the_weights():
 def test_saved_models_load_with_the_custom_objects_in_safe_mode(tmp_path):
     import keras
 
-    assert {"TemporalMean", "ClassMask"} <= set(custom_objects())
+    assert {"TemporalMean", "ClassMask", "TemporalAttention", "DayEncoding"} <= \
+        set(custom_objects())
     for name in NAMES:
         s = spec(name)
         model = build_model(s, model_input_shape(s, 2, 8, 8, 3), 3, absent=[0])
@@ -102,8 +115,7 @@ def test_saved_models_load_with_the_custom_objects_in_safe_mode(tmp_path):
         again = keras.models.load_model(tmp_path / f"{name}.keras", custom_objects=custom_objects(),
                                         compile=False, safe_mode=True)
         x = series(2)
-        np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(predict(again, x), predict(model, x), rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------------ the registry

@@ -281,8 +281,23 @@ def custom_objects() -> dict:
     return dict(CUSTOM_OBJECTS)
 
 
-__all__ = ["ATTENTION_KEYS", "MODEL_KEYS", "NORMS", "model_inputs", "takes_dates",
-           "valid_channel_of", "Architecture", "architecture", "architecture_names",
-           "architectures", "build_model", "check_patch", "custom_objects",
-           "default_architecture", "model_input_shape", "norm_of", "rebuild_for_window",
-           "variable_date_architectures"]
+__all__ = [
+    "ATTENTION_KEYS",
+    "MODEL_KEYS",
+    "NORMS",
+    "Architecture",
+    "architecture",
+    "architecture_names",
+    "architectures",
+    "build_model",
+    "check_patch",
+    "custom_objects",
+    "default_architecture",
+    "model_input_shape",
+    "model_inputs",
+    "norm_of",
+    "rebuild_for_window",
+    "takes_dates",
+    "valid_channel_of",
+    "variable_date_architectures",
+]

@@ -42,7 +42,9 @@ def build_utae(inputs, spec: Mapping, days, valid):
     from keras import layers
 
     from landcover.models.layers import (
+        FoldTime,
         MaskedCollapse,
+        UnfoldTime,
         _conv_block,
         _decoder,
         _levels,
@@ -57,28 +59,29 @@ def build_utae(inputs, spec: Mapping, days, valid):
     h, w = inputs.shape[2], inputs.shape[3]
     (top, bottom), (left, right) = _levels(h, depth), _levels(w, depth)
     pad = ((top, bottom), (left, right))
-    x = layers.TimeDistributed(layers.ZeroPadding2D(pad), name="pad")(inputs)
-    v = layers.Reshape((-1, h, w, 1), name="valid_channel")(valid)
-    v = layers.TimeDistributed(layers.ZeroPadding2D(pad), name="pad_valid")(v)
+    # the dates as a batch: one encoder, shared weights; validity pooled alongside (max: a cell
+    # is valid on a date when any of its pixels is)
+    x = layers.ZeroPadding2D(pad, name="pad")(FoldTime(name="fold")(inputs))
+    v = layers.ZeroPadding2D(pad, name="pad_valid")(FoldTime(name="fold_valid")(valid))
     skips, masks = [], []
     for level in range(depth):
-        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}",
-                        time_distributed=True)
-        skips.append(x)
+        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}")
+        skips.append(UnfoldTime(name=f"skip{level + 1}_dates")([x, inputs]))
         masks.append(v)
-        x = layers.TimeDistributed(layers.MaxPooling2D(2), name=f"pool{level + 1}")(x)
-        v = layers.TimeDistributed(layers.MaxPooling2D(2), name=f"pool_valid{level + 1}")(v)
-    x = _conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck",
-                    time_distributed=True)
-    bottom_valid = layers.Reshape((-1, *v.shape[2:4]), name="bottom_valid")(v)
+        x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
+        v = layers.MaxPooling2D(2, name=f"pool_valid{level + 1}")(v)
+    x = _conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck")
+    x = UnfoldTime(name="bottleneck_dates")([x, inputs])
+    bottom_valid = UnfoldTime(name="bottom_valid")([v, inputs])[..., 0]
     x, attn = ltae_block(x, days, bottom_valid, filters * 2**depth, heads, key_dim, dropout,
                          "ltae")
+    folded = FoldTime(name="fold_attention")(attn)
     collapsed = []
     for level in range(depth):
-        a = layers.TimeDistributed(
-            layers.UpSampling2D(2 ** (depth - level), interpolation="bilinear"),
-            name=f"attention_up{level + 1}")(attn)
-        m = layers.Reshape((-1, *masks[level].shape[2:4]), name=f"valid{level + 1}")(masks[level])
+        a = layers.UpSampling2D(2 ** (depth - level), interpolation="bilinear",
+                                name=f"attention_up{level + 1}")(folded)
+        a = UnfoldTime(name=f"attention{level + 1}_dates")([a, inputs])
+        m = UnfoldTime(name=f"valid{level + 1}_dates")([masks[level], inputs])[..., 0]
         collapsed.append(MaskedCollapse(name=f"skip{level + 1}_collapse")([skips[level], a, m]))
     x = _decoder(x, collapsed, filters, kernel, norm, dropout)
     return layers.Cropping2D(pad, name="crop")(x)

@@ -164,7 +164,38 @@ class MaskedCollapse(layers.Layer):
         return collapse(x, a)
 
 
+@keras.saving.register_keras_serializable(package="landcover")
+class FoldTime(layers.Layer):
+    """``(B, T, H, W, C) -> (B*T, H, W, C)`` (a mask ``(B, T, H, W)`` gets a channel axis): the
+    dates as a batch for a per-date encoder with shared weights, in one call (``TimeDistributed``
+    loops over the dates or maps over them)."""
+
+    def call(self, x):
+        if len(x.shape) == 4:
+            x = x[..., None]
+        return ops.reshape(x, (-1, *x.shape[2:]))
+
+    def compute_output_shape(self, input_shape):
+        rest = tuple(input_shape[2:]) + ((1,) if len(input_shape) == 4 else ())
+        return (None, *rest)
+
+
+@keras.saving.register_keras_serializable(package="landcover")
+class UnfoldTime(layers.Layer):
+    """``[x (B*T, h, w, C), series (B, T, ...)] -> (B, T, h, w, C)``: undoes :class:`FoldTime`."""
+
+    def call(self, inputs):
+        x, ref = inputs
+        shape = ops.shape(ref)
+        return ops.reshape(x, (shape[0], shape[1], *x.shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        x, ref = input_shape
+        return (ref[0], ref[1], *x[1:])
+
+
 CUSTOM_OBJECTS = {"TemporalMean": TemporalMean, "ClassMask": ClassMask, "ValidMask": ValidMask,
+                  "FoldTime": FoldTime, "UnfoldTime": UnfoldTime,
                   "DayEncoding": DayEncoding, "TemporalAttention": TemporalAttention,
                   "MaskedCollapse": MaskedCollapse}
 
