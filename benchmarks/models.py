@@ -46,16 +46,12 @@ def _test_arrays(ds):
 
 
 def _predict(model, x, days, batch=32):
-    from landcover.models import model_inputs
+    """Class probabilities of windows ``x``, batched exactly as ``landcover classify`` does."""
+    import threading
 
-    out = []
-    for a in range(0, len(x), batch):
-        part = x[a:a + batch]
-        n = len(part)
-        if n < batch:
-            part = np.concatenate([part, np.zeros((batch - n,) + part.shape[1:], part.dtype)])
-        out.append(np.asarray(model.predict_on_batch(model_inputs(model, part, days)))[:n])
-    return np.concatenate(out)
+    from landcover.classify import predict_windows
+
+    return predict_windows(model, threading.Lock(), x, batch, days)
 
 
 def _oa(logits, y, w, ignore):
