@@ -1,4 +1,4 @@
-"""Derived labels for ../shared/data/real/eo-box-lsts, for a functional run of the models on a real
+r"""Derived labels for ../shared/data/real/eo-box-lsts, for a functional run of the models on a real
 dense series (the sample ships no labels). Writes labels.tif and classes.yaml into the current
 folder.
 
@@ -13,7 +13,7 @@ Run (from an empty folder; 2008-2009 = 45 dates, 10 of them dropped by prepare a
     mkdir scenes && ln -s ../shared/data/real/eo-box-lsts/L*200[89]* scenes/
     landcover prepare scenes --labels labels.tif --out ds.zarr --set scenes.profile=fmask_per_date \
         --set "scenes.bands=[red,nir,swir1]" --set prepare.classes=classes.yaml \
-        --set prepare.patches.size=16 --set prepare.patches.stride=8 \\
+        --set prepare.patches.size=16 --set prepare.patches.stride=8 \
         --set prepare.split.block_size=16
     landcover train ds.zarr --out m_utae --set train.model.architecture=utae
 """
