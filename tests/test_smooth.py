@@ -75,7 +75,7 @@ def test_config_builds_the_step_and_names_bad_keys():
     cfg = load_config(None, ["classify.smooth.enabled=true", "classify.smooth.window=5",
                              "classify.smooth.smoothness_by_class={6: 2.5}"])
     step = smoothing_step(cfg.classify.smooth, [1, 4, 6])
-    assert (step.window, step.halo, step.smoothness) == (5, 2, (20.0, 20.0, 2.5))
+    assert (step.window, step.halo, step.smoothness) == (5, 2, (2.0, 2.0, 2.5))
     assert describe([step])[0]["name"] == "bayes_smooth"
     with pytest.raises(ConfigError, match="classify.smooth.smoothness_by_class: code 9"):
         smoothing_step(load_config(None, ["classify.smooth.smoothness_by_class={9: 1}"])
@@ -156,7 +156,7 @@ def test_classify_smooth_is_bit_identical_for_two_block_sizes(field_series, fiel
     s64, p64 = run("b64", "classify.block_size=64", "classify.smooth.enabled=true")
     s192, p192 = run("b192", "classify.block_size=192", "classify.smooth.enabled=true")
     assert (s64["blocks"], s192["blocks"]) == (9, 1)
-    assert s64["post"][0]["name"] == "bayes_smooth" and s64["post"][0]["halo"] == 4
+    assert s64["post"][0]["name"] == "bayes_smooth" and s64["post"][0]["halo"] == 2
     np.testing.assert_array_equal(p64, p192)
     _, plain = run("plain", "classify.block_size=192")
     assert (plain != p64).any()  # the smoothing did something
