@@ -173,6 +173,23 @@ def _color(value, default: str, where: str) -> str:
     raise ClassTableError(f"{where}: color {value!r} is not '#rrggbb' or [r, g, b]")
 
 
+def class_table_from_tag(text: str, path) -> ClassTable:
+    """The class table of a raster's ``LANDCOVER_CLASSES`` tag (JSON ``[{code, name, color}]``).
+
+    Raises:
+        ClassTableError: the tag is not valid JSON or not a valid class table.
+    """
+    import json
+
+    from landcover.contract import TAG_CLASSES
+
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ClassTableError(f"{path}: the {TAG_CLASSES} tag is not valid JSON ({exc})") from None
+    return class_table(items, f"{path} ({TAG_CLASSES} tag)")
+
+
 def class_table(items: Iterable, source: str = "class table") -> ClassTable:
     """Validate ``[{code, name, color}, ...]`` into a :class:`ClassTable` (sorted by code)."""
     if isinstance(items, Mapping):

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from landcover.contract import IGNORE, NODATA, TAG_CLASSES, TAG_PRODUCT
-from landcover.classes import ClassTable, class_table, load_class_table
+from landcover.classes import ClassTable, class_table_from_tag, load_class_table
 from landcover.config import LabelsConfig
 from landcover.errors import ClassTableError, LabelError, RasterReadError
 from landcover.gdalio import open_raster
@@ -222,11 +222,10 @@ def open_map(path: str | Path) -> ClassMap:
     table = None
     if tag:
         try:
-            items = json.loads(tag)
-        except json.JSONDecodeError as exc:
-            raise ClassTableError(f"{path}: the {CLASSES_TAG} tag is not valid JSON ({exc}); pass "
-                                  "--classes classes.yaml") from None
-        table = class_table(items, f"{path} ({CLASSES_TAG} tag)")
+            table = class_table_from_tag(tag, path)
+        except ClassTableError as exc:
+            exc.hint = "pass --classes classes.yaml"
+            raise
     return ClassMap(str(path), Grid.from_rasterio(crs, transform, width, height),
                     tuple(sorted(values)), pixel_area_m2(crs, transform), table)
 
@@ -275,32 +274,30 @@ def tally(cmap: ClassMap, labels, table: ClassTable, window: int = WINDOW) -> Ta
     map_unknown, ref_unknown = set(), set()
     try:
         with open_raster(cmap.path) as src:
-            for row0 in range(0, grid.height, window):
-                for col0 in range(0, grid.width, window):
-                    h, w = min(window, grid.height - row0), min(window, grid.width - col0)
-                    codes = src.read(1, window=Window(col0, row0, w, h))
-                    nodata = np.isin(codes, cmap.nodata)
-                    idx = lut[codes]
-                    valid = idx != IGNORE
-                    unknown = ~nodata & ~valid
-                    map_pixels += np.bincount(idx[valid], minlength=k)
-                    ref = labels.codes(grid, row0, col0, h, w)
-                    ref_idx, ref_bad = table.to_indices(ref)
-                    ref_ok = ref_idx != IGNORE
-                    cm += confusion(ref_idx, idx, k, mask=valid & ref_ok)
-                    counts["map"] += h * w
-                    counts["map_nodata"] += int(nodata.sum())
-                    counts["map_unknown_code"] += int(unknown.sum())
-                    counts["reference_labelled"] += int((ref >= 0).sum())
-                    counts["reference_unknown_code"] += int(ref_bad.sum())
-                    counts["excluded_map_nodata"] += int((ref_ok & nodata).sum())
-                    counts["excluded_map_unknown_code"] += int((ref_ok & unknown).sum())
-                    counts["excluded_reference_unknown_code"] += int((ref_bad & valid).sum())
-                    if unknown.any():
-                        map_unknown.update(int(v) for v in np.unique(codes[unknown]))
-                    if ref_bad.any() and len(ref_unknown) < 50:
-                        ref_unknown.update("not a code" if v == NOT_A_CODE else int(v)
-                                           for v in np.unique(ref[ref_bad]))
+            for row0, col0, h, w in grid.tiles(window):
+                codes = src.read(1, window=Window(col0, row0, w, h))
+                nodata = np.isin(codes, cmap.nodata)
+                idx = lut[codes]
+                valid = idx != IGNORE
+                unknown = ~nodata & ~valid
+                map_pixels += np.bincount(idx[valid], minlength=k)
+                ref = labels.codes(grid, row0, col0, h, w)
+                ref_idx, ref_bad = table.to_indices(ref)
+                ref_ok = ref_idx != IGNORE
+                cm += confusion(ref_idx, idx, k, mask=valid & ref_ok)
+                counts["map"] += h * w
+                counts["map_nodata"] += int(nodata.sum())
+                counts["map_unknown_code"] += int(unknown.sum())
+                counts["reference_labelled"] += int((ref >= 0).sum())
+                counts["reference_unknown_code"] += int(ref_bad.sum())
+                counts["excluded_map_nodata"] += int((ref_ok & nodata).sum())
+                counts["excluded_map_unknown_code"] += int((ref_ok & unknown).sum())
+                counts["excluded_reference_unknown_code"] += int((ref_bad & valid).sum())
+                if unknown.any():
+                    map_unknown.update(int(v) for v in np.unique(codes[unknown]))
+                if ref_bad.any() and len(ref_unknown) < 50:
+                    ref_unknown.update("not a code" if v == NOT_A_CODE else int(v)
+                                       for v in np.unique(ref[ref_bad]))
     except RasterioError as exc:
         raise RasterReadError(f"{cmap.path}: cannot read the map ({exc}); the file may be "
                               "truncated or corrupt") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.classes import ClassTable, class_table
+from landcover.classes import ClassTable, class_table_from_tag
 from landcover.config import Config, load_config
 from landcover.contract import NODATA, PROBABILITY_SCALE, TAG_CLASSES, TAG_CONFIG, TAG_CREATED, \
     TAG_PRODUCT, TAG_SCALE
@@ -72,10 +72,7 @@ def open_probabilities(path: str | Path) -> ProbabilityFile:
     if TAG_CLASSES not in tags:
         raise ClassTableError(f"{path}: no {TAG_CLASSES} tag, so the bands have no classes; pass "
                               "the probabilities written by 'landcover classify --probabilities'")
-    try:
-        table = class_table(json.loads(tags[TAG_CLASSES]), f"{path} ({TAG_CLASSES} tag)")
-    except json.JSONDecodeError as exc:
-        raise ClassTableError(f"{path}: the {TAG_CLASSES} tag is not valid JSON ({exc})") from None
+    table = class_table_from_tag(tags[TAG_CLASSES], path)
     if count != len(table) + 1:
         raise RasterReadError(f"{path}: {count} bands for {len(table)} classes; a probability file "
                               "has one band per class and an uncertainty band")
@@ -146,8 +143,7 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
         raise RasterReadError(f"{probabilities}: the input would be overwritten by the smoothed "
                               "probabilities; choose another --out")
     g, block, K = src.grid, max(64, cfg.classify.block_size), len(src.table)
-    windows = [(r, min(r + block, g.height), c, min(c + block, g.width))
-               for r in range(0, g.height, block) for c in range(0, g.width, block)]
+    windows = [(r, r + h, c, c + w) for r, c, h, w in g.tiles(block)]
     with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
         store = outputs.temporary(paths["map"], "partial")
         group = zarr.open_group(str(store), mode="w")
