@@ -103,17 +103,15 @@ def change(map_a: str | Path, map_b: str | Path, out: str | Path, *, overwrite: 
                            chunks=(window, window), fill_value=NODATA, compressors=[compressor()])
         windows = []
         with open_raster(a.path) as sa, open_raster(b.path) as sb:
-            for r0 in range(0, g.height, window):
-                for c0 in range(0, g.width, window):
-                    h, w = min(window, g.height - r0), min(window, g.width - c0)
-                    win = Window(c0, r0, w, h)
-                    ia, ib = lut[sa.read(1, window=win)], lut[sb.read(1, window=win)]
-                    ok = (ia < K) & (ib < K)
-                    code = np.full((h, w), NODATA, np.uint8)
-                    code[ok] = ia[ok] * K + ib[ok]
-                    group["classes"][r0:r0 + h, c0:c0 + w] = code
-                    counts += np.bincount(code[ok], minlength=K * K)
-                    windows.append((r0, r0 + h, c0, c0 + w))
+            for r0, c0, h, w in g.tiles(window):
+                win = Window(c0, r0, w, h)
+                ia, ib = lut[sa.read(1, window=win)], lut[sb.read(1, window=win)]
+                ok = (ia < K) & (ib < K)
+                code = np.full((h, w), NODATA, np.uint8)
+                code[ok] = ia[ok] * K + ib[ok]
+                group["classes"][r0:r0 + h, c0:c0 + w] = code
+                counts += np.bincount(code[ok], minlength=K * K)
+                windows.append((r0, r0 + h, c0, c0 + w))
         tags = {TAG_PRODUCT: "transitions", TAG_CLASSES: json.dumps(trans.to_list()),
                 "LANDCOVER_CHANGE_FROM": str(map_a), "LANDCOVER_CHANGE_TO": str(map_b)}
         write_map(str(store), g, windows, trans, tmp / "transitions.tif", tags,

@@ -56,6 +56,13 @@ class Grid:
         ys = (f, f + e * self.height)
         return min(xs), min(ys), max(xs), max(ys)
 
+    def tiles(self, size: int):
+        """``(row0, col0, height, width)`` of the ``size`` x ``size`` windows that cut the grid,
+        row by row (those at the far edges smaller)."""
+        for row0 in range(0, self.height, size):
+            for col0 in range(0, self.width, size):
+                yield row0, col0, min(size, self.height - row0), min(size, self.width - col0)
+
     def same_lattice(self, other: Grid) -> bool:
         """Same CRS and pixel size, origins a whole number of pixels apart."""
         if not same_crs(self.crs, other.crs):

@@ -96,12 +96,6 @@ def design_table(table: ClassTable, pixels: Sequence[int], expected_ua: Mapping[
 
 
 # ------------------------------------------------------------------------------------- drawing
-def _windows(grid, window: int = WINDOW):
-    for r0 in range(0, grid.height, window):
-        for c0 in range(0, grid.width, window):
-            yield r0, c0, min(window, grid.height - r0), min(window, grid.width - c0)
-
-
 def count_classes(cmap, table: ClassTable, window: int = WINDOW) -> np.ndarray:
     """Pixels per class of the map (first streaming pass)."""
     from rasterio.windows import Window
@@ -111,7 +105,7 @@ def count_classes(cmap, table: ClassTable, window: int = WINDOW) -> np.ndarray:
 
     lut, counts = table.lut(), np.zeros(len(table), np.int64)
     with open_raster(cmap.path) as src:
-        for r0, c0, h, w in _windows(cmap.grid, window):
+        for r0, c0, h, w in cmap.grid.tiles(window):
             idx = lut[src.read(1, window=Window(c0, r0, w, h))]
             counts += np.bincount(idx[idx != IGNORE], minlength=len(table))
     return counts
@@ -133,7 +127,7 @@ def draw_stratified(cmap, table: ClassTable, pixels: Sequence[int], n: Sequence[
     seen = np.zeros(len(table), np.int64)
     lut, out = table.lut(), []
     with open_raster(cmap.path) as src:
-        for r0, c0, h, w in _windows(cmap.grid, window):
+        for r0, c0, h, w in cmap.grid.tiles(window):
             idx = lut[src.read(1, window=Window(c0, r0, w, h))]
             for i in range(len(table)):
                 rr, cc = np.nonzero(idx == i)
@@ -166,7 +160,7 @@ def draw_uncertain(probs, count: int, spacing: int, measure: str,
     K, g, halo = len(probs.table), probs.grid, max(1, spacing)
     candidates: list[tuple[float, int, int]] = []
     with open_raster(probs.path) as src:
-        for r0, c0, h, w in _windows(g, window):
+        for r0, c0, h, w in g.tiles(window):
             R0, C0 = max(0, r0 - halo), max(0, c0 - halo)
             R1, C1 = min(g.height, r0 + h + halo), min(g.width, c0 + w + halo)
             raw = src.read(list(range(1, K + 1)), window=Window(C0, R0, C1 - C0, R1 - R0))

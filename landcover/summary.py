@@ -26,31 +26,29 @@ def qa_fractions(scene: Scene, cfg: ScenesConfig) -> dict:
     bands = [b for b in cfg.bands if b in scene.bands] or list(scene.bands)
     counts = {name: 0 for name in ("pixels", "fill", "valid", *REPORTED_FLAGS)}
     known = set(qa.known_flags(scene.mask_kind, scene.mask_codes)) if scene.mask_path else set()
-    for row0 in range(0, grid.height, step):
-        for col0 in range(0, grid.width, step):
-            h, w = min(step, grid.height - row0), min(step, grid.width - col0)
-            counts["pixels"] += h * w
-            if scene.mask_path:
-                layer = _window_read(scene.mask_path, grid, grid, row0, col0, h, w, 0,
-                                     resampling="nearest")
-                flags = qa.decode(scene.mask_kind, layer, scene.mask_codes)
-                fill = flags.get("fill", np.zeros((h, w), bool))
-                invalid = qa.invalid_mask(scene.mask_kind, layer, cfg.mask.invalid_flags,
-                                          scene.mask_codes) | fill
-            else:
-                first = next(iter(scene.bands.values()))
-                dn = _window_read(first, grid, grid, row0, col0, h, w, 0, resampling="nearest")
-                fill = dn == scene.nodata if scene.nodata is not None else np.zeros(dn.shape, bool)
-                flags, invalid = {}, fill.copy()
-            if scene.radsat_path and cfg.mask.saturation:
-                radsat = _window_read(scene.radsat_path, grid, grid, row0, col0, h, w, 0,
-                                      resampling="nearest")
-                invalid |= qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands])
-            counts["fill"] += int(fill.sum())
-            counts["valid"] += int((~invalid).sum())
-            for name in REPORTED_FLAGS:
-                if name in flags:
-                    counts[name] += int((flags[name] & ~fill).sum())
+    for row0, col0, h, w in grid.tiles(step):
+        counts["pixels"] += h * w
+        if scene.mask_path:
+            layer = _window_read(scene.mask_path, grid, grid, row0, col0, h, w, 0,
+                                 resampling="nearest")
+            flags = qa.decode(scene.mask_kind, layer, scene.mask_codes)
+            fill = flags.get("fill", np.zeros((h, w), bool))
+            invalid = qa.invalid_mask(scene.mask_kind, layer, cfg.mask.invalid_flags,
+                                      scene.mask_codes) | fill
+        else:
+            first = next(iter(scene.bands.values()))
+            dn = _window_read(first, grid, grid, row0, col0, h, w, 0, resampling="nearest")
+            fill = dn == scene.nodata if scene.nodata is not None else np.zeros(dn.shape, bool)
+            flags, invalid = {}, fill.copy()
+        if scene.radsat_path and cfg.mask.saturation:
+            radsat = _window_read(scene.radsat_path, grid, grid, row0, col0, h, w, 0,
+                                  resampling="nearest")
+            invalid |= qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands])
+        counts["fill"] += int(fill.sum())
+        counts["valid"] += int((~invalid).sum())
+        for name in REPORTED_FLAGS:
+            if name in flags:
+                counts[name] += int((flags[name] & ~fill).sum())
     data = counts["pixels"] - counts["fill"]
     out = {"fill_fraction": counts["fill"] / counts["pixels"] if counts["pixels"] else 0.0,
            "valid_fraction": counts["valid"] / data if data else 0.0}
