@@ -47,7 +47,7 @@ from landcover.catalog import item_path, write_map_item
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
 from landcover.contract import NODATA, PARTIAL_FORMAT, PROBABILITY_SCALE
-from landcover.dataset import compressor
+from landcover.dataset import compressor, file_crc
 from landcover.errors import ConfigError, ModelError, ResumeError, UsageError
 from landcover.features import (
     DAYS_REFERENCE,
@@ -73,7 +73,7 @@ from landcover.models import variable_date_architectures
 from landcover.outputs import OutputSet, check_space, remove
 from landcover.postprocess import apply_steps, check_steps, configured_steps, halo_of
 from landcover.postprocess import describe as describe_steps
-from landcover.runtime import import_keras
+from landcover.runtime import check_memory, import_keras
 from landcover.scenes import Scene, SceneSource, as_scenes, scene_source
 
 log = logging.getLogger(__name__)
@@ -344,29 +344,20 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     return prob, observed, len(windows), len(oy) * len(ox) - len(windows)
 
 
-def _chunk_files(plan: Plan, i: int, j: int) -> list[Path]:
-    """The store's chunk files of block ``(i, j)`` (one per array: chunks are whole blocks)."""
-    import zarr
-
-    group = zarr.open_group(plan.store, mode="r")
-    names = ["classes"] + (["probabilities"] if plan.probabilities else [])
+def _chunk_sums(plan: Plan, group, i: int, j: int) -> dict:
+    """CRC32 of the store's chunk files of block ``(i, j)`` (one per array: chunks are whole
+    blocks), by path relative to the store; None for a chunk not written (all fill value)."""
     coords = {"classes": (i, j), "probabilities": (0, i, j)}
-    return [Path(plan.store) / name / group[name].metadata.encode_chunk_key(coords[name])
-            for name in names]
-
-
-def _chunk_sums(plan: Plan, i: int, j: int) -> dict:
-    """CRC32 of the block's chunk files (None: not written, all fill value)."""
-    import zlib
-
-    return {str(f.relative_to(plan.store)): zlib.crc32(f.read_bytes()) if f.is_file() else None
-            for f in _chunk_files(plan, i, j)}
+    sums = {}
+    for name in ["classes"] + (["probabilities"] if plan.probabilities else []):
+        rel = f"{name}/{group[name].metadata.encode_chunk_key(coords[name])}"
+        f = Path(plan.store) / rel
+        sums[rel] = file_crc(f) if f.is_file() else None
+    return sums
 
 
 def _damaged_blocks(plan: Plan) -> list[Path]:
     """Markers of finished blocks whose chunks are missing or changed since they were written."""
-    import zlib
-
     bad = []
     for marker in sorted((Path(plan.store) / "done").glob("*.json")):
         try:
@@ -377,7 +368,7 @@ def _damaged_blocks(plan: Plan) -> list[Path]:
         for rel, crc in sums.items():
             f = Path(plan.store) / rel
             if (crc is None and f.exists()) or (crc is not None and (
-                    not f.is_file() or zlib.crc32(f.read_bytes()) != crc)):
+                    not f.is_file() or file_crc(f) != crc)):
                 bad.append(marker)
                 break
     return bad
@@ -408,7 +399,7 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     if plan.probabilities:
         store["probabilities"][:, r0:r1, c0:c1] = encode_probabilities(
             prob, observed, plan.probability_dtype, plan.uncertainty)
-    result = {"block": [i, j], "chunks": _chunk_sums(plan, i, j),
+    result = {"block": [i, j], "chunks": _chunk_sums(plan, store, i, j),
               "counts": np.bincount(index[observed], minlength=plan.num_classes).tolist(),
               "nodata": int((~observed).sum()), "windows": n_windows,
               "windows_skipped": n_skipped,
@@ -677,18 +668,12 @@ def block_memory(plan: Plan, meta: dict) -> int:
 def check_resources(plan: Plan, meta: dict, folder: Path) -> None:
     """Refuse, before any work, settings whose block tasks cannot fit in the memory available
     (ConfigError naming the keys to lower), or outputs that cannot fit on the disk."""
-    import psutil
-
     from landcover.scheduler import parallel_tasks
 
-    need = block_memory(plan, meta) * parallel_tasks()
-    available = psutil.virtual_memory().available
-    if need > available:
-        raise ConfigError(
-            f"classify.window={plan.window}, classify.batch_size={plan.batch_size}, "
-            f"classify.block_size={plan.block}: the block tasks need about {need / 1e9:.1f} GB, "
-            f"{available / 1e9:.1f} GB is available; lower classify.window, classify.batch_size "
-            "or classify.block_size")
+    check_memory(block_memory(plan, meta) * parallel_tasks(),
+                 f"classify.window={plan.window}, classify.batch_size={plan.batch_size}, "
+                 f"classify.block_size={plan.block}", "the block tasks need",
+                 "classify.window, classify.batch_size or classify.block_size")
     px = plan.grid.width * plan.grid.height
     per_px = 1 + (plan.num_classes + 1) * np.dtype(plan.probability_dtype).itemsize * \
         plan.probabilities

@@ -145,7 +145,8 @@ def _chunk_files(path: Path):
             yield name, key, path / name / key
 
 
-def _crc(file: Path) -> int:
+def file_crc(file: Path) -> int:
+    """CRC32 of a file, read in 4 MiB pieces (the chunk checksums of datasets and stores)."""
     import zlib
 
     crc = 0
@@ -161,7 +162,7 @@ def write_checksums(path: str | Path) -> None:
     path = Path(path)
     sums: dict[str, dict] = {}
     for name, key, file in _chunk_files(path):
-        sums.setdefault(name, {})[key] = _crc(file) if file.is_file() else None
+        sums.setdefault(name, {})[key] = file_crc(file) if file.is_file() else None
     (path / CHECKSUMS).write_text(json.dumps({"algorithm": "crc32", "chunks": sums}))
 
 
@@ -190,7 +191,7 @@ def verify_checksums(path: str | Path) -> None:
         if not chunk.is_file():
             raise DatasetError(f"{path}: chunk {key} of array {name} is missing; the dataset is "
                                "damaged, run 'landcover prepare' again")
-        if _crc(chunk) != expected:
+        if file_crc(chunk) != expected:
             raise DatasetError(f"{path}: chunk {key} of array {name} is damaged (checksum "
                                "mismatch); run 'landcover prepare' again")
 

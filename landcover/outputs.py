@@ -299,19 +299,8 @@ def recover(journal: Path) -> None:
                 if aside.exists():
                     remove(final)
                     os.replace(aside, final)
-            elif Path(e["tmp"]).exists() is False and final.exists():
+            elif not Path(e["tmp"]).exists() and final.exists():
                 remove(final)  # new, without an old one to restore
     for e in entries:
         remove(Path(e["tmp"]))
     journal.unlink()
-
-
-def replace_output(tmp: Path, out: Path) -> None:
-    """Move a finished ``tmp`` to ``out`` (outside an :class:`OutputSet`: not locked)."""
-    out = Path(out)
-    old = temporary_path(out, "old") if out.exists() else None
-    if old is not None:
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        remove(old)

@@ -58,12 +58,12 @@ from landcover.classes import ClassTable, load_class_table
 from landcover.config import Config
 from landcover.contract import DATASET_FORMAT, IGNORE
 from landcover.dataset import SPLITS, compressor, write_checksums
-from landcover.errors import ConfigError, DatasetError, LabelError
+from landcover.errors import DatasetError, LabelError
 from landcover.features import FeatureSpec
 from landcover.grid import Grid
 from landcover.labels import NOT_A_CODE, open_labels, window_codes
 from landcover.outputs import OutputSet, check_space
-from landcover.runtime import versions
+from landcover.runtime import check_memory, versions
 from landcover.scenes import Scene, SceneSource, as_scenes, scene_profiles
 from landcover.windows import Layout, _origins, _owned, make_layout  # noqa: F401 (re-exported)
 
@@ -553,8 +553,6 @@ def _check_room(out: Path, planned, src) -> None:
     """Before extraction: the tile tasks must fit in memory, and the work store (uncompressed
     reflectance and validity of every window) and the dataset (compressed features, at most as
     large) in the output folder's free space."""
-    import psutil
-
     from landcover.scheduler import parallel_tasks
 
     n = sum(len(tile) for tile in planned)
@@ -563,11 +561,8 @@ def _check_room(out: Path, planned, src) -> None:
     # one tile task: a date of the tile and its windows' margin (bands + validity, float32 and
     # a warped copy), and the windows it cuts from every date
     per_task = side * side * (B + 2) * 4 * 3 + max(map(len, planned)) * T * s * s * (4 * B + 2)
-    need, available = per_task * parallel_tasks(), psutil.virtual_memory().available
-    if need > available:
-        raise ConfigError(f"prepare.patches.tile_size={src.layout.tile}: the tile tasks need about "
-                          f"{need / 1e9:.1f} GB, {available / 1e9:.1f} GB is available; lower "
-                          "prepare.patches.tile_size")
+    check_memory(per_task * parallel_tasks(), f"prepare.patches.tile_size={src.layout.tile}",
+                 "the tile tasks need", "prepare.patches.tile_size")
     work = n * T * s * s * (4 * B + 1) + n * s * s
     check_space(out.parent, 2 * work, f"preparing {n} windows of {T} dates")
 

@@ -64,3 +64,16 @@ def versions(*, data: bool = False, model: bool = False) -> dict:
 
             v["tensorflow"] = tf.__version__
     return v
+
+
+def check_memory(need: float, settings: str, what: str, lower: str) -> None:
+    """Refuse work whose estimated peak ``need`` (bytes) exceeds the memory available now:
+    ``ConfigError("SETTINGS: WHAT about X GB, Y GB is available; lower LOWER")``."""
+    import psutil
+
+    from landcover.errors import ConfigError
+
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise ConfigError(f"{settings}: {what} about {need / 1e9:.1f} GB, {available / 1e9:.1f} "
+                          f"GB is available; lower {lower}")

@@ -34,7 +34,7 @@ import yaml
 from landcover.bundle import MODEL_FILE, write_metadata
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset, open_dataset, verify_checksums
-from landcover.errors import ConfigError, DatasetError, ModelError, ResumeError
+from landcover.errors import DatasetError, ModelError, ResumeError
 from landcover.models import (
     architecture,
     check_patch,
@@ -44,7 +44,7 @@ from landcover.models import (
 )
 from landcover.outputs import OutputSet, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
-from landcover.runtime import import_keras, versions
+from landcover.runtime import check_memory, import_keras, versions
 from landcover.scores import confusion, scores
 
 log = logging.getLogger(__name__)
@@ -381,20 +381,15 @@ def dataset_days(ds: PreparedDataset):
 def _check_batch_memory(tc: TrainConfig, ds: PreparedDataset) -> None:
     """Refuse a batch whose activations (and their gradients) cannot fit in the memory available:
     every layer keeps a few tensors of ``filters`` channels per date and pixel."""
-    import psutil
-
     t, h, w, f = ds.input_shape
     m = tc.model
     per_pixel = f + 12 * int(m.filters) * 2 ** int(m.layers if architecture(m.architecture)
                                                      .downsamples else 0) * int(m.layers)
     need = tc.batch_size * t * h * w * 4 * per_pixel * 2 + tc.shuffle_chunks * ds.chunk * \
         t * h * w * f * 4 * 2
-    available = psutil.virtual_memory().available
-    if need > available:
-        raise ConfigError(f"train.batch_size={tc.batch_size}: a training batch of {t} dates of "
-                          f"{h}x{w} px needs about {need / 1e9:.1f} GB, {available / 1e9:.1f} GB "
-                          "is available; lower train.batch_size (or train.shuffle_chunks, "
-                          "train.model.filters)")
+    check_memory(need, f"train.batch_size={tc.batch_size}",
+                 f"a training batch of {t} dates of {h}x{w} px needs",
+                 "train.batch_size (or train.shuffle_chunks, train.model.filters)")
 
 
 def checkpoint_bytes(model) -> int:
