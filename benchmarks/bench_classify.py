@@ -1,34 +1,35 @@
-"""Benchmark: ``landcover classify`` against the bare model and against a naive script.
+"""Benchmark: ``landcover classify`` against the work that cannot be avoided, in one run.
 
-Synthetic 12-date Landsat 8 C2 L2 scenes (``bench_stack.make_scenes``: seeded reflectance, clouds,
+Synthetic Landsat 8 C2 L2 scenes (``bench_stack.make_scenes``: seeded reflectance, clouds,
 shadows, cirrus, saturation, a fill corner) and a model bundle holding the default network
 (``train.model`` defaults: ConvLSTM 3 x 16 filters, 30 px patches, 7 classes; weights from the seed,
-not trained: only time and memory are measured). Every job runs in a fresh subprocess so its peak
-RSS (``VmHWM``) is its own. Printed:
+not trained: only time, memory and agreement are measured). Every job runs in a fresh subprocess,
+one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
 
-1. **Hiding I/O behind compute** (``--size``, default 2048^2, default classify config: 30 px windows,
-   overlap 15, 512 px blocks, batch 32, threaded scheduler):
+1. **End to end against the bare model** (``--size``, default 2048^2 x ``--dates`` 12, the default
+   classify config):
 
    * *landcover*: wall time of ``landcover.classify.classify`` (planning, reading every date by
-     blocks, features, the model, blending, the Zarr block store, the COG with overviews, style,
-     quicklook) -> pixels/s of the scene;
-   * *bare model*: the same windows (same lattice, the same windows skipped), cut from features
-     already in memory (computed before timing), passed to the same model with the same call
-     (``predict_on_batch`` on batches of exactly 32) -> the time of the model calls alone -> pixels/s;
-   * ratio landcover / bare (target >= 0.9).
+     blocks, features, the model, the Zarr block store, the COG with overviews, legend, style,
+     STAC item, quicklook) -> pixels of the scene per second;
+   * *bare model*: the windows a single non-overlapping tiling of the scene needs at the same
+     window size (``ceil(H / s) x ceil(W / s)``), cut from features already in memory (computed
+     before timing) and passed to the same network with the same call and batch size -> the time
+     of the model calls alone -> pixels of the scene per second;
+   * *random forest*: a per-pixel scikit-learn forest (100 trees, the 72 band-date reflectances,
+     fitted beforehand on 20,000 pixels labelled by landcover's map), end to end: reading the stack,
+     predicting every pixel, writing a GeoTIFF;
+   * *previous default* (``--previous DIR``: a landcover source tree, e.g. the commit before the
+     tiling changed, unpacked with ``git archive``): its ``classify`` with its defaults; its time,
+     peak memory and the share of pixels where its map differs from landcover's.
 
-2. **Memory as scenes grow** (``--memory-sizes``, default 1024^2 and 4096^2): peak RSS of
-   ``classify`` on each (overlap 0 here to keep the 4096^2 run short; the halo and blocks are the
-   same) and the ratio largest / smallest (target <= 1.3).
+2. **Memory as scenes and series grow**: peak RSS of ``classify`` on 1024^2 and 4096^2 px
+   (``--memory-sizes``) at ``--dates`` dates, and on 1024^2 px at twice the dates; ratios.
 
-3. **The naive way** (``--size``): what a user writes by hand: the whole stack loaded with
-   ``stack.compute()``, features for the whole scene, reflect padding with ``np.pad``, windows cut
-   with numpy and classified with ``model.predict(batch, batch_size=32)``, probabilities stitched with
-   the same weights in full-scene arrays, the map written with rasterio. Its wall time and peak
-   memory against landcover's, and whether the maps agree.
+The last line is ``ratio end-to-end / bare-model: X.XX``.
 
-Run:  python benchmarks/bench_classify.py [--size 2048] [--memory-sizes 1024 4096] [--dates 12]
-          [--workdir DIR] [--skip-naive] [--skip-memory]
+Run:  python benchmarks/bench_classify.py [--size 2048] [--dates 12] [--memory-sizes 1024 4096]
+          [--workdir DIR] [--previous DIR] [--skip-memory] [--skip-rf]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -106,114 +108,100 @@ def job_landcover(folder: Path, model: Path, out: Path, sets: list[str]) -> dict
 
     meta, cfg = resolve_config(model, None, sets)
     t0 = time.perf_counter()
-    summary = classify(model_scenes(scenes_of(folder), meta, cfg), model, out, cfg, meta=meta, overwrite=True,
-                       progress=False)
+    summary = classify(model_scenes(scenes_of(folder), meta, cfg), model, out, cfg, meta=meta,
+                       overwrite=True, progress=False)
     return {"seconds": time.perf_counter() - t0, "windows": summary["windows"],
+            "window": summary["window"], "overlap": summary["overlap"],
+            "block": summary["block_size"], "batch": summary.get("batch_size"),
+            "per_pixel": summary.get("predictions_per_pixel"),
             "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
 
 
-def _plan(folder: Path, model: Path, out: Path):
-    from landcover.classify import build_plan, model_scenes, resolve_config
+def job_previous(folder: Path, model: Path, out: Path) -> dict:
+    """``classify`` of another landcover tree (on ``PYTHONPATH``), with its defaults."""
+    from landcover.classify import classify, model_scenes, resolve_config
 
     meta, cfg = resolve_config(model)
-    plan, _, table = build_plan(model_scenes(scenes_of(folder), meta, cfg), model, cfg, meta, out.with_suffix(".store"))
-    return plan, table
+    t0 = time.perf_counter()
+    summary = classify(model_scenes(scenes_of(folder), meta, cfg), model, out, cfg, meta=meta,
+                       overwrite=True, progress=False)
+    return {"seconds": time.perf_counter() - t0, "windows": summary["windows"],
+            "window": summary["window"], "overlap": summary["overlap"],
+            "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
 
 
 def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
-    from landcover.classify import load_model, read_features
+    """The model calls a non-overlapping tiling at landcover's window size needs, timed alone."""
+    from landcover.classify import build_plan, model_scenes, predict_windows, read_features, \
+        resolve_config, worker_model
 
-    plan, _ = _plan(folder, model_dir, out)
-    s = plan.window
-    oy, ox = plan.origins()  # the lattice landcover uses
-    feats, valid = read_features(plan, np.arange(oy[0], oy[-1] + s), np.arange(ox[0], ox[-1] + s))
-    anyv = valid.any(axis=0)
-    windows = [(y - oy[0], x - ox[0]) for y in oy for x in ox
-               if anyv[y - oy[0]:y - oy[0] + s, x - ox[0]:x - ox[0] + s].any()]
-    model = load_model(plan.bundle, s)
+    meta, cfg = resolve_config(model_dir)
+    plan, _, _ = build_plan(model_scenes(scenes_of(folder), meta, cfg), model_dir, cfg, meta,
+                            out.with_suffix(".store"))
+    s, H, W = plan.window, plan.grid.height, plan.grid.width
+    ny, nx = math.ceil(H / s), math.ceil(W / s)
+    feats, _ = read_features(plan, np.arange(ny * s), np.arange(nx * s))  # reflected beyond
+    model, lock = worker_model(plan)
     B = plan.batch_size
-    model.predict_on_batch(np.zeros((B,) + feats[:, :s, :s].shape, np.float32))  # trace once
+    windows = [(i * s, j * s) for i in range(ny) for j in range(nx)]
+    predict_windows(model, lock, np.stack([feats[:, :s, :s]] * B), B, plan.days)  # trace once
     seconds = 0.0
     for a in range(0, len(windows), B):
-        batch = windows[a:a + B]
-        x = np.stack([feats[:, y:y + s, x:x + s] for y, x in batch])
-        if len(batch) < B:
-            x = np.concatenate([x, np.zeros((B - len(batch),) + x.shape[1:], x.dtype)])
+        x = np.stack([feats[:, y:y + s, c:c + s] for y, c in windows[a:a + B]])
         t0 = time.perf_counter()
-        model.predict_on_batch(x)
+        predict_windows(model, lock, x, B, plan.days)
         seconds += time.perf_counter() - t0
-    return {"seconds": seconds, "windows": len(windows),
-            "pixels": plan.grid.width * plan.grid.height}
+    return {"seconds": seconds, "windows": len(windows), "window": s, "batch": B,
+            "pixels": H * W}
 
 
-def job_naive(folder: Path, model_dir: Path, out: Path) -> dict:
-    """The script a user would write, with the same lattice and weights as landcover."""
+def job_rf(folder: Path, model_dir: Path, out: Path, labels_map: Path) -> dict:
+    """A per-pixel random forest, end to end (read the stack, predict every pixel, write)."""
     import rasterio
+    from sklearn.ensemble import RandomForestClassifier
 
-    from landcover.bundle import load_bundle
-    from landcover.classify import taper
-    from landcover.features import make_features
-    from landcover.runtime import import_keras
     from landcover.scenes import find_scenes
     from landcover.stack import stack_scenes
 
-    import_keras()
+    def read_stack():
+        stack = stack_scenes(find_scenes(scenes_of(folder)))
+        refl = stack.reflectance.values  # (T, B, H, W)
+        T, nb, H, W = refl.shape
+        return np.nan_to_num(refl.reshape(T * nb, H * W).T), stack.attrs, H, W
+
+    with rasterio.open(labels_map) as src:
+        target = src.read(1).ravel()
+    x, _, H, W = read_stack()
+    rng = np.random.default_rng(0)
+    sample = rng.choice(np.flatnonzero(target != 255), 20000, replace=False)
+    forest = RandomForestClassifier(100, n_jobs=-1, random_state=0).fit(x[sample], target[sample])
+    del x
     t0 = time.perf_counter()
-    model, meta = load_bundle(model_dir)
-    stack = stack_scenes(find_scenes(scenes_of(folder)))
-    refl = stack.reflectance.values  # (T, B, H, W): the whole stack in memory
-    valid = stack.valid.values
-    T, _, H, W = refl.shape
-    dates = [np.datetime64(t, "D").astype(object) for t in stack.time.values]
-    days = np.array([(d - dates[0]).days for d in dates], float)
-    doy = np.array([d.timetuple().tm_yday for d in dates], float)
-    norm = meta["normalisation"]
-    feats = make_features(np.moveaxis(refl, 1, -1)[None], valid[None], np.array(norm["mean"]),
-                          np.array(norm["std"]), days, doy, "zero")[0]
-    del refl
-    s, ov = 30, 15
-    st, h = s - ov, s // 2
-    ny, nx = int(np.ceil((H - 1) / st)) + 1, int(np.ceil((W - 1) / st)) + 1
-    pad_y, pad_x = (h, (ny - 1) * st + s - h - H), (h, (nx - 1) * st + s - h - W)
-    feats = np.pad(feats, ((0, 0), pad_y, pad_x, (0, 0)), mode="reflect")
-    anyv = np.pad(valid.any(axis=0), (pad_y, pad_x), mode="reflect")
-    K = len(meta["classes"])
-    acc = np.zeros((H + sum(pad_y), W + sum(pad_x), K), np.float32)
-    wsum = np.zeros(acc.shape[:2], np.float32)
-    wt = taper(s, ov)
-    origins = [(i * st, j * st) for i in range(ny) for j in range(nx)
-               if anyv[i * st:i * st + s, j * st:j * st + s].any()]
-    for a in range(0, len(origins), 256):
-        part = origins[a:a + 256]
-        x = np.stack([feats[:, y:y + s, c:c + s] for y, c in part])
-        logits = model.predict(x, batch_size=32, verbose=0)
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        for (y, c), pk in zip(part, p):
-            acc[y:y + s, c:c + s] += wt[..., None] * pk
-            wsum[y:y + s, c:c + s] += wt
-    acc = acc[h:h + H, h:h + W]
-    codes = (acc.argmax(-1) + 1).astype(np.uint8)
-    codes[~valid.any(axis=0)] = 255
-    g = stack.attrs
+    x, attrs, H, W = read_stack()
+    codes = np.concatenate([forest.predict(x[a:a + 262144])
+                            for a in range(0, len(x), 262144)]).astype(np.uint8)
     with rasterio.open(out, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint8",
-                       crs=g["crs"], transform=rasterio.Affine(*g["transform"][:6]), nodata=255,
-                       tiled=True, compress="deflate") as dst:
-        dst.write(codes, 1)
-    return {"seconds": time.perf_counter() - t0, "windows": len(origins), "pixels": H * W}
+                       crs=attrs["crs"], transform=rasterio.Affine(*attrs["transform"][:6]),
+                       nodata=255, tiled=True, compress="deflate") as dst:
+        dst.write(codes.reshape(H, W), 1)
+    return {"seconds": time.perf_counter() - t0, "pixels": H * W}
 
 
 def child(mode: str, folder: Path, model: Path, out: Path, sets: list[str]) -> None:
     jobs = {"landcover": lambda: job_landcover(folder, model, out, sets),
+            "previous": lambda: job_previous(folder, model, out),
             "bare": lambda: job_bare(folder, model, out),
-            "naive": lambda: job_naive(folder, model, out)}
+            "rf": lambda: job_rf(folder, model, out, Path(sets[0]))}
     result = jobs[mode]()
     result["peak_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
 
-def run_child(mode: str, folder: Path, model: Path, out: Path, *sets: str) -> dict:
+def run_child(mode: str, folder: Path, model: Path, out: Path, *sets: str,
+              tree: Path | None = None) -> dict:
     env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="2")
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     proc = subprocess.run([sys.executable, __file__, "--child", mode, str(folder), str(model),
                            str(out), *sets], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -221,11 +209,14 @@ def run_child(mode: str, folder: Path, model: Path, out: Path, *sets: str) -> di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def agreement(a: Path, b: Path) -> float:
+def differ(a: Path, b: Path) -> float:
+    """Share of the pixels classified in both maps where the classes differ."""
     import rasterio
 
     with rasterio.open(a) as x, rasterio.open(b) as y:
-        return float((x.read(1) == y.read(1)).mean())
+        p, q = x.read(1), y.read(1)
+    both = (p != 255) & (q != 255)
+    return float((p[both] != q[both]).mean())
 
 
 def main() -> None:
@@ -234,8 +225,9 @@ def main() -> None:
     ap.add_argument("--memory-sizes", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--dates", type=int, default=12)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/landcover-bench-classify"))
-    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--previous", type=Path)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-rf", action="store_true")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -245,64 +237,78 @@ def main() -> None:
 
     import keras
 
-    print(f"# bench_classify: {args.dates} dates; {os.cpu_count()} cores, python "
-          f"{platform.python_version()}, keras {keras.__version__} ({keras.backend.backend()})",
-          flush=True)
+    print(f"# bench_classify: {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"keras {keras.__version__} ({keras.backend.backend()})", flush=True)
     work = args.workdir
-    sizes = sorted({args.size, *([] if args.skip_memory else args.memory_sizes)})
+    runs = [(args.size, args.dates)]
+    if not args.skip_memory:
+        runs += [(m, args.dates) for m in args.memory_sizes] + \
+            [(min(args.memory_sizes), 2 * args.dates)]
+    runs = list(dict.fromkeys(runs))
     folders = {}
-    for size in sizes:
-        folders[size] = work / f"s{size}"
+    for size, dates in runs:
+        folders[size, dates] = work / f"s{size}_t{dates}"
         t0 = time.perf_counter()
-        make_scenes(folders[size], size, args.dates)
-        print(f"scenes {size}^2 x {args.dates} dates ready ({time.perf_counter() - t0:.0f} s)",
+        make_scenes(folders[size, dates], size, dates)
+        print(f"scenes {size}^2 x {dates} dates ready ({time.perf_counter() - t0:.0f} s)",
               flush=True)
-    model = make_bundle(work / "model", scenes_of(folders[sizes[0]]))
     out = work / "out"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # one bundle per series length (a bundle records its dates)
+    models = {d: make_bundle(work / f"model_t{d}", scenes_of(folders[s, d])) for s, d in runs}
 
-    size = args.size
-    f = folders[size]
+    size, dates = args.size, args.dates
+    f, model = folders[size, dates], models[dates]
     lc = run_child("landcover", f, model, out / f"lc{size}.tif")
     bare = run_child("bare", f, model, out / f"bare{size}.tif")
     px_lc, px_bare = lc["pixels"] / lc["seconds"], bare["pixels"] / bare["seconds"]
-    print(f"\n## 1. {size}^2 px, {args.dates} dates, {bare['windows']:,d} windows of 30 px "
-          f"(overlap 15); landcover predicts {lc['windows']:,d}: windows that straddle a block "
-          "edge are predicted by both blocks")
-    print("| job | seconds | pixels/s | windows/s | peak MiB |\n|---|---|---|---|---|")
-    print(f"| landcover classify (end to end) | {lc['seconds']:.1f} | {px_lc:,.0f} | "
-          f"{lc['windows'] / lc['seconds']:.1f} | {lc['peak_mib']:.0f} |")
-    print(f"| bare model, windows in memory | {bare['seconds']:.1f} | {px_bare:,.0f} | "
-          f"{bare['windows'] / bare['seconds']:.1f} | {bare['peak_mib']:.0f} |")
-    print(f"\nlandcover / bare model pixels/s: {px_lc / px_bare:.3f} (target >= 0.9)", flush=True)
+    rows = [("landcover classify, end to end", lc, f"{lc['windows']:,d} x {lc['window']}^2 "
+             f"(overlap {lc['overlap']}, {lc['per_pixel']:.2f} predictions per pixel)"),
+            ("bare model, non-overlapping tiling", bare,
+             f"{bare['windows']:,d} x {bare['window']}^2 "
+             f"({bare['windows'] * bare['window'] ** 2 / bare['pixels']:.2f} per pixel)")]
+    if not args.skip_rf:
+        rf = run_child("rf", f, model, out / f"rf{size}.tif", str(out / f"lc{size}.tif"))
+        rows.append(("random forest per pixel, end to end", rf, "100 trees, 72 values"))
+    if args.previous:
+        prev = run_child("previous", f, model, out / f"prev{size}.tif", tree=args.previous)
+        rows.append(("previous default classify, end to end", prev,
+                     f"{prev['windows']:,d} x {prev['window']}^2 (overlap {prev['overlap']})"))
+    print(f"\n## 1. {size}^2 px, {dates} dates; batches of {bare['batch']} windows, blocks of "
+          f"{lc['block']} px")
+    print("| job | seconds | scene pixels/s | peak MiB | windows |\n|---|---:|---:|---:|---|")
+    for name, r, what in rows:
+        print(f"| {name} | {r['seconds']:.1f} | {r['pixels'] / r['seconds']:,.0f} | "
+              f"{r['peak_mib']:,.0f} | {what} |")
+    print(f"\nmodel throughput: bare {bare['windows'] * bare['window'] ** 2 / bare['seconds']:,.0f}"
+          f" window px/s; landcover {lc['windows'] * lc['window'] ** 2 / lc['seconds']:,.0f} window"
+          " px/s")
+    if not args.skip_rf:
+        print(f"landcover / random forest pixels/s: {px_lc * rf['seconds'] / rf['pixels']:.2f}")
+    if args.previous:
+        print(f"landcover / previous default pixels/s: "
+              f"{px_lc * prev['seconds'] / prev['pixels']:.2f}; peak memory landcover / previous: "
+              f"{lc['peak_mib'] / prev['peak_mib']:.2f}; the maps differ on "
+              f"{differ(out / f'lc{size}.tif', out / f'prev{size}.tif'):.3%} of pixels")
 
     if not args.skip_memory:
-        rows = []
-        for m in args.memory_sizes:
-            r = run_child("landcover", folders[m], model, out / f"mem{m}.tif",
-                          "classify.overlap=0")
-            rows.append((m, r))
-            print(f"  memory run {m}^2: {r['seconds']:.1f} s, {r['peak_mib']:.0f} MiB", flush=True)
-        print("\n## 2. peak memory as the scene grows (overlap 0)")
-        print("| size | input MB | seconds | peak MiB |\n|---|---|---|---|")
-        for m, r in rows:
-            mb = args.dates * 8 * m * m * 2 / 1e6
-            print(f"| {m}^2 | {mb:,.0f} | {r['seconds']:.1f} | {r['peak_mib']:.0f} |")
-        print(f"\npeak memory {rows[-1][0]}^2 / {rows[0][0]}^2: "
-              f"{rows[-1][1]['peak_mib'] / rows[0][1]['peak_mib']:.2f}x (target <= 1.3x)",
-              flush=True)
-
-    if not args.skip_naive:
-        naive = run_child("naive", f, model, out / f"naive{size}.tif")
-        print(f"\n## 3. naive script at {size}^2 (whole stack in memory, model.predict, "
-              "stitching in memory)")
-        print("| job | seconds | pixels/s | peak MiB |\n|---|---|---|---|")
-        for name, r in (("landcover classify", lc), ("naive script", naive)):
-            print(f"| {name} | {r['seconds']:.1f} | {r['pixels'] / r['seconds']:,.0f} | "
-                  f"{r['peak_mib']:.0f} |")
-        print(f"\nspeed landcover / naive: {naive['seconds'] / lc['seconds']:.2f}x; peak memory "
-              f"naive / landcover: {naive['peak_mib'] / lc['peak_mib']:.1f}x; maps agree on "
-              f"{agreement(out / f'lc{size}.tif', out / f'naive{size}.tif'):.4%} of pixels")
+        mem = {}
+        for s_, d_ in runs[1:]:
+            mem[s_, d_] = run_child("landcover", folders[s_, d_], models[d_],
+                                    out / f"mem{s_}_{d_}.tif")
+        mem[size, dates] = lc
+        print("\n## 2. peak memory as scenes and series grow (default config)")
+        print("| scene | dates | seconds | scene pixels/s | peak MiB | block px |\n"
+              "|---|---:|---:|---:|---:|---:|")
+        for (s_, d_), r in sorted(mem.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            print(f"| {s_}^2 | {d_} | {r['seconds']:.1f} | {r['pixels'] / r['seconds']:,.0f} | "
+                  f"{r['peak_mib']:,.0f} | {r['block']} |")
+        small, large = min(args.memory_sizes), max(args.memory_sizes)
+        print(f"\npeak memory {large}^2 / {small}^2 at {dates} dates: "
+              f"{mem[large, dates]['peak_mib'] / mem[small, dates]['peak_mib']:.2f}x; "
+              f"{2 * dates} / {dates} dates at {small}^2: "
+              f"{mem[small, 2 * dates]['peak_mib'] / mem[small, dates]['peak_mib']:.2f}x")
+    print(f"\nratio end-to-end / bare-model: {px_lc / px_bare:.2f}")
 
 
 if __name__ == "__main__":

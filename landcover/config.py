@@ -169,10 +169,14 @@ class SmoothConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    window: int | None = None
-    overlap: int | None = None
-    block_size: int = 1024
-    batch_size: int = 32
+    # Tiling defaults measured on the demo and sperrorest-maipo (README, "Tiling"): null = derived
+    window: int | None = None  # side of a prediction window (null: at most 256, fitted to the grid)
+    overlap: int | None = None  # pixels two windows share (null: 16, at most half the window)
+    blend: int = 0  # width of the blended seam inside the overlap (0: no blending)
+    block_size: int | None = None  # pixels per block side (null: from the number of dates)
+    batch_pixels: int = 65536  # window pixels per model call (one 256 px window)
+    batch_size: int | None = None  # windows per model call (null: from batch_pixels)
+    precision: str = "float32"  # float32, bfloat16 or float16 (mixed precision)
     probability_dtype: str = "uint8"
     uncertainty: str = "entropy"
     quicklook: bool = True
@@ -208,6 +212,7 @@ _CHOICES = {
     "train.schedule": ("cosine", "constant"),
     "classify.probability_dtype": tuple(contract.PROBABILITY_SCALE),
     "classify.uncertainty": maps.UNCERTAINTIES,
+    "classify.precision": ("float32", "bfloat16", "float16"),
 }
 
 
@@ -393,14 +398,20 @@ def _raise_first(checks) -> None:
 
 def _check_classify(c: ClassifyConfig) -> None:
     checks = [
-        (c.window is None or c.window >= 4, "classify.window", "must be null (the model's patch "
-         "size) or 4 or more pixels"),
-        (c.overlap is None or c.overlap >= 0, "classify.overlap", "must be null (half the window) "
-         "or 0 or more pixels"),
+        (c.window is None or c.window >= 4, "classify.window", "must be null (at most 256, "
+         "fitted to the grid) or 4 or more pixels"),
+        (c.overlap is None or c.overlap >= 0, "classify.overlap", "must be null (16, at most half "
+         "the window) or 0 or more pixels"),
         (c.window is None or c.overlap is None or c.overlap < c.window, "classify.overlap",
          "must be smaller than classify.window"),
-        (c.block_size >= 64, "classify.block_size", "must be 64 or more pixels"),
-        (c.batch_size >= 1, "classify.batch_size", "must be 1 or more"),
+        (c.blend >= 0, "classify.blend", "must be 0 (no blending) or more pixels"),
+        (c.window is None or c.overlap is None or c.blend <= c.overlap, "classify.blend",
+         "must be at most classify.overlap (the seam is blended inside the overlap)"),
+        (c.block_size is None or c.block_size >= 64, "classify.block_size",
+         "must be null (from the number of dates) or 64 or more pixels"),
+        (c.batch_pixels >= 1, "classify.batch_pixels", "must be 1 or more"),
+        (c.batch_size is None or c.batch_size >= 1, "classify.batch_size",
+         "must be null (from classify.batch_pixels) or 1 or more"),
         (c.smooth.window >= 3 and c.smooth.window % 2 == 1, "classify.smooth.window",
          "must be an odd number of pixels, 3 or more (9 = a 9 x 9 neighbourhood)"),
         (0.0 < c.smooth.neigh_fraction <= 1.0, "classify.smooth.neigh_fraction",

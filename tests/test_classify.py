@@ -44,31 +44,60 @@ def reference(field_series, field_bundle, tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------------- the lattice
-@pytest.mark.parametrize("window,overlap", [(16, 8), (16, 5), (16, 0), (15, 7), (30, 10)])
-def test_blending_weights_are_a_partition_of_unity(window, overlap):
-    n = 97
+@pytest.mark.parametrize("window,overlap,blend", [(16, 8, 8), (16, 5, 5), (16, 0, 0), (15, 7, 7),
+                                                  (30, 10, 10), (40, 16, 0), (40, 16, 6),
+                                                  (41, 15, 4), (256, 16, 0)])
+def test_blending_weights_are_a_partition_of_unity(window, overlap, blend):
+    n = 297
     total = np.zeros((n, n))
-    weights = lc.taper(window, overlap)
-    for y in lc.window_origins(n, window, window - overlap):
-        for x in lc.window_origins(n, window, window - overlap):
+    count = np.zeros((n, n), int)
+    weights = lc.taper(window, overlap, blend)
+    for y in lc.window_origins(n, window, overlap):
+        for x in lc.window_origins(n, window, overlap):
             ya, yb, xa, xb = max(y, 0), min(y + window, n), max(x, 0), min(x + window, n)
             if ya < yb and xa < xb:
-                total[ya:yb, xa:xb] += weights[ya - y:yb - y, xa - x:xb - x]
-    # every pixel is covered; away from the far edge (where the lattice may stop before the next
-    # window's ramp) the overlapping ramps sum to exactly 1 (results are divided by the sum anyway)
-    assert total.min() > 0.5
-    inner = n - window
-    np.testing.assert_allclose(total[:inner, :inner], 1.0, atol=1e-6)
-    assert weights.min() > 0 and weights.max() <= 1.0
-    if overlap:  # falls off towards the edges
-        assert weights[0, window // 2] < weights[overlap // 2, window // 2] < weights[window // 2,
-                                                                                  window // 2]
+                part = weights[ya - y:yb - y, xa - x:xb - x]
+                total[ya:yb, xa:xb] += part
+                count[ya:yb, xa:xb] += part > 0
+    # every pixel is covered, and the weights of the windows that overlap sum to exactly 1
+    # (results are divided by the sum anyway, which matters only within the ramps at the edges)
+    assert total.min() > 0.2  # a corner pixel: in the middle of both ramps of one window
+    inner = slice(overlap, n - overlap)
+    np.testing.assert_allclose(total[inner, inner], 1.0, atol=1e-6)
+    assert weights.min() >= 0 and weights.max() <= 1.0
+    if blend == 0:  # each pixel from exactly one window: the one where it lies furthest inside
+        assert (count == 1).all() and set(np.unique(weights)) <= {0.0, 1.0}
+        assert weights.sum() == (window - overlap) ** 2
+    else:  # falls off towards the edges
+        c = window // 2
+        first, end = lc.support(window, overlap, blend)
+        assert weights[first, c] < weights[first + blend // 2, c] < weights[c, c] <= 1.0
+        assert end - first == window - overlap + blend
 
 
-def test_window_origins_cover_the_axis_centred_on_the_edges():
-    origins = lc.window_origins(100, 16, 8)
-    assert origins[0] == -8 and origins[-1] + 8 >= 99 and origins[-2] + 8 < 99
-    assert lc.window_origins(1, 16, 8).tolist() == [-8]
+def test_window_origins_keep_each_pixel_once_and_see_context_around_it():
+    origins = lc.window_origins(100, 24, 8)  # stride 16: kept pixels [16 k, 16 k + 16)
+    assert origins.tolist() == [-4, 12, 28, 44, 60, 76, 92]
+    assert origins[-1] + 4 + 16 >= 100 > origins[-2] + 4 + 16
+    assert lc.window_origins(1, 16, 8).tolist() == [-4]
+    assert lc.window_origins(256, 256, 0).tolist() == [0]
+    assert lc.support(24, 8, 0) == (4, 20) and lc.support(24, 8, 8) == (0, 24)
+
+
+def test_default_tiling_predicts_each_pixel_at_most_1_3_times():
+    from landcover.config import ClassifyConfig
+    from landcover.grid import Grid
+
+    grid = Grid("EPSG:32632", (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 2048, 2048)
+    t = lc.tiling(ClassifyConfig(), grid, 30, 12)
+    assert (t["window"] / (t["window"] - t["overlap"])) ** 2 <= 1.3
+    assert t["block"] % (t["window"] - t["overlap"]) == 0 and t["blend"] == 0
+    assert t["batch_size"] * t["window"] ** 2 <= ClassifyConfig().batch_pixels
+    small = lc.tiling(ClassifyConfig(), Grid("EPSG:32632", (30.0, 0, 0, 0, -30.0, 0), 90, 60),
+                      30, 12)
+    assert small["window"] == 90 + small["overlap"]  # one window covers a small grid
+    longer = lc.tiling(ClassifyConfig(), grid, 30, 48)  # blocks shrink as series grow
+    assert longer["block"] ** 2 * 48 <= t["block"] ** 2 * 12 * 1.1
 
 
 def test_reflect_index():
@@ -131,7 +160,7 @@ def test_map_is_a_georeferenced_cog_with_colours_names_and_tags(reference, field
         assert tags["LANDCOVER_MODEL_HASH"] == meta["content_hash"]
         assert json.loads(tags["LANDCOVER_DATES"]) == meta["dates"]
         config = json.loads(tags["LANDCOVER_CONFIG"])
-        assert config["classify"]["block_size"] == 64 and config["classify"]["window"] == 16
+        assert config["classify"]["block_size"] == 64 and config["classify"]["window"] == summary["window"]
         codes = src.read(1)
         # overview: nearest resampling keeps class codes (no averaged, non-existent codes)
         ov = src.read(1, out_shape=(src.height // 2, src.width // 2))
@@ -218,6 +247,42 @@ def test_block_size_does_not_change_the_result_and_has_no_seams(reference, field
     for edge in (63, 64, 127, 128):
         np.testing.assert_array_equal(a[edge], c[edge])
         np.testing.assert_array_equal(a[:, edge], c[:, edge])
+
+
+@pytest.mark.parametrize("blend", [0, 8])
+def test_many_windows_give_the_same_result_in_any_blocks(reference, field_series, field_bundle,
+                                                         tmp_path, blend):
+    """48 px windows overlapping by 16 (a 6 x 6 lattice on the 192 px grid): 64 px blocks and one
+    192 px block give the same probabilities bit for bit, with and without blended seams; without
+    blending no window is predicted twice; and the map is nearly that of one window on the whole
+    grid (8 px of context suffice for this model)."""
+    sets = ["classify.window=48", "classify.overlap=16", f"classify.blend={blend}"]
+    small = run(field_series[0], field_bundle, tmp_path / "s.tif", *sets,
+                "classify.block_size=64", probabilities=True)
+    whole = run(field_series[0], field_bundle, tmp_path / "w.tif", *sets,
+                "classify.block_size=192", probabilities=True)
+    assert (small["blocks"], whole["blocks"], whole["windows"]) == (9, 1, 36)
+    np.testing.assert_array_equal(read(tmp_path / "s_probabilities.tif"),
+                                  read(tmp_path / "w_probabilities.tif"))
+    if blend == 0:
+        assert small["windows"] == 36 and small["predictions_per_pixel"] == 2.25
+    else:
+        assert small["windows"] > 36  # windows at block edges are predicted for both blocks
+    one = read(reference[0], 1)
+    assert (read(tmp_path / "s.tif", 1) == one).mean() > 0.99
+
+
+def test_default_tiling_and_mixed_precision(reference, field_series, field_bundle, tmp_path):
+    """The defaults predict each pixel about once on a grid one window covers; bfloat16 mixed
+    precision changes at most 0.5 % of the map."""
+    summary = run(field_series[0], field_bundle, tmp_path / "d.tif")
+    assert summary["windows"] == 1 and summary["window"] == 192 + 16
+    assert summary["predictions_per_pixel"] < 1.3 and summary["blend"] == 0
+    np.testing.assert_array_equal(read(tmp_path / "d.tif", 1), read(reference[0], 1))
+    bf = run(field_series[0], field_bundle, tmp_path / "bf.tif", "classify.precision=bfloat16")
+    assert bf["precision"] == "bfloat16"
+    changed = (read(tmp_path / "bf.tif", 1) != read(tmp_path / "d.tif", 1)).mean()
+    assert changed <= 0.005
 
 
 @dataclass(frozen=True)
@@ -315,7 +380,8 @@ def test_pixels_without_any_valid_observation_are_nodata(field_series, field_bun
                 band[:40, :30] = 0
                 ds.write(band, 1)
         scenes.append(dst)
-    summary = run(scenes, field_bundle, tmp_path / "map.tif", "classify.block_size=64")
+    summary = run(scenes, field_bundle, tmp_path / "map.tif", "classify.block_size=64",
+                  "classify.window=16", "classify.overlap=8")
     codes = read(tmp_path / "map.tif", 1)
     stack = stack_scenes(find_scenes([str(s) for s in scenes]))
     observed = stack.valid.any("time").values
@@ -386,7 +452,11 @@ def test_bad_input_is_one_line_and_writes_nothing(runner, field_series, field_bu
          "nothing to resume", folder=tmp_path)
     # a bad classify key
     _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(out), "--set",
-                  "classify.overlap=99"], 2, "classify.overlap", folder=tmp_path)
+                  "classify.window=64", "--set", "classify.overlap=99"], 2, "classify.overlap",
+         folder=tmp_path)
+    _bad(runner, [*scenes, "--model", str(field_bundle), "--out", str(out), "--set",
+                  "classify.overlap=8", "--set", "classify.blend=9"], 2, "classify.blend",
+         folder=tmp_path)
 
 
 def test_bundle_from_another_band_set(runner, field_series, field_bundle, tmp_path):

@@ -41,6 +41,8 @@ or ones when the model is built without one. Feed such a model ``[series, days]`
 
 from __future__ import annotations
 
+import threading
+
 import dataclasses
 import functools
 import importlib
@@ -234,7 +236,7 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
     return assemble(arch, spec, tuple(input_shape), num_classes, absent, valid_channel)
 
 
-def rebuild_for_window(model, meta: Mapping, window: int):
+def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "float32"):
     """A bundle's network for ``window`` x ``window`` inputs: ``model`` itself for the patch size,
     else the same network built for the window with ``model``'s weights (recurrent convolutions
     need static spatial shapes).
@@ -247,7 +249,7 @@ def rebuild_for_window(model, meta: Mapping, window: int):
         ModelError: the bundle's architecture is not known to this landcover.
     """
     inp = meta["input"]
-    if window == inp["patch_size"]:
+    if window == inp["patch_size"] and precision == "float32":
         return model
     spec = meta["architecture"]
     try:
@@ -258,10 +260,25 @@ def rebuild_for_window(model, meta: Mapping, window: int):
         raise ModelError(f"the bundle's network cannot be rebuilt: {exc}") from None
     variable = inp.get("variable_time_steps", arch.variable_dates)
     t = None if variable else inp["time_steps"]
-    wide = build_model(spec, (t, window, window, len(inp["features"])), len(meta["classes"]),
-                       meta["output"].get("absent_classes", ()), valid_channel_of(inp))
+    shape = (t, window, window, len(inp["features"]))
+    args = (len(meta["classes"]), meta["output"].get("absent_classes", ()), valid_channel_of(inp))
+    if precision == "float32":
+        wide = build_model(spec, shape, *args)
+    else:  # Keras mixed precision: the policy is global, so it is set only while building
+        import keras
+
+        with _POLICY_LOCK:
+            before = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(f"mixed_{precision}")
+            try:
+                wide = build_model(spec, shape, *args)
+            finally:
+                keras.config.set_dtype_policy(before)
     wide.set_weights(model.get_weights())
     return wide
+
+
+_POLICY_LOCK = threading.Lock()
 
 
 def valid_channel_of(inp: Mapping) -> int | None:
