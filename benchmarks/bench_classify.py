@@ -132,8 +132,14 @@ def job_previous(folder: Path, model: Path, out: Path) -> dict:
 
 def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
     """The model calls a non-overlapping tiling at landcover's window size needs, timed alone."""
-    from landcover.classify import build_plan, model_scenes, predict_windows, read_features, \
-        resolve_config, worker_model
+    from landcover.classify import (
+        build_plan,
+        model_scenes,
+        predict_windows,
+        read_features,
+        resolve_config,
+        worker_model,
+    )
 
     meta, cfg = resolve_config(model_dir)
     plan, _, _ = build_plan(model_scenes(scenes_of(folder), meta, cfg), model_dir, cfg, meta,

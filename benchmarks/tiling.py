@@ -118,7 +118,9 @@ def classify_previous(tree: Path, case: str, model: Path, out: Path) -> dict:
             "print(json.dumps({k: s[k] for k in ('window', 'overlap', 'windows', 'grid', "
             "'wall')}))\n")
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # run from the tree itself: "python -c" puts the working directory first on sys.path
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tree, check=False)
     if res.returncode:
         raise SystemExit(f"the previous tree failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -138,6 +140,7 @@ def run_case(case: str, work: Path, tilings: list[str], previous: Path | None) -
     from landcover.bundle import read_metadata
 
     model, dataset = ensure_model(case, work)
+    model, dataset = model.resolve(), dataset.resolve()
     meta = read_metadata(model)
     codes = [c["code"] for c in meta["classes"]]
     rows, cols, truth = test_pixels(dataset)

@@ -75,17 +75,15 @@ def read_metadata(folder: str | Path, *, verify: bool = True) -> dict:
     return meta
 
 
-def load_bundle(folder: str | Path):
-    """``(keras model, metadata)``; the model is loaded with ``safe_mode=True`` and not compiled."""
-    folder = Path(folder)
-    meta = read_metadata(folder)
-    from landcover.models import custom_objects
-    from landcover.runtime import import_keras
-
+def check_bundle(folder: str | Path) -> dict:
+    """The bundle's metadata, once its architecture is known and its model file is a complete
+    archive (the checks that need no Keras)."""
     import zipfile
 
     from landcover.models import architecture_names
 
+    folder = Path(folder)
+    meta = read_metadata(folder)
     name = (meta.get("architecture") or {}).get("architecture")
     if name not in architecture_names():
         raise ModelError(f"{folder}: the model's architecture {name!r} is not one this landcover "
@@ -94,6 +92,16 @@ def load_bundle(folder: str | Path):
     if not zipfile.is_zipfile(folder / MODEL_FILE):
         raise ModelError(f"{folder / MODEL_FILE}: not a complete .keras archive (truncated or "
                          "corrupt); train again or restore the bundle")
+    return meta
+
+
+def load_bundle(folder: str | Path):
+    """``(keras model, metadata)``; the model is loaded with ``safe_mode=True`` and not compiled."""
+    folder = Path(folder)
+    meta = check_bundle(folder)
+    from landcover.models import custom_objects
+    from landcover.runtime import import_keras
+
     keras = import_keras()
     try:
         model = keras.models.load_model(folder / MODEL_FILE, custom_objects=custom_objects(),

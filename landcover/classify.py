@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landcover.bundle import check_bundle
 from landcover.catalog import item_path, write_map_item
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
@@ -276,6 +277,24 @@ def worker_model(plan: Plan):
             _MODELS[key] = (load_model(plan.bundle, plan.window, plan.precision),
                             threading.Lock())
         return _MODELS[key]
+
+
+def _load_in_background(plan: Plan) -> threading.Thread:
+    """Load the worker model and trace its first call in a thread, so that Keras starts while
+    the first blocks are read; a block that needs the model first waits for it (an error is
+    raised again by the block's own :func:`worker_model`)."""
+    def load():
+        try:
+            model, lock = worker_model(plan)
+            x = np.zeros((plan.batch_size, len(plan.dates), plan.window, plan.window,
+                          len(plan.features.names)), np.float32)
+            predict_windows(model, lock, x, plan.batch_size, plan.days)
+        except Exception:  # noqa: BLE001 - reported by the block tasks
+            log.debug("loading the model in the background failed", exc_info=True)
+
+    thread = threading.Thread(target=load, name="landcover-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -579,7 +598,8 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
     grid = grid_of(stack)
     kept = _dates(meta, date_groups(scenes), model_dir)
     inp = meta["input"]
-    tiles = tiling(c, grid, inp["patch_size"], len(kept))
+    tiles = tiling(c, grid, inp["patch_size"], len(kept),
+                   window_statistics=(meta.get("architecture") or {}).get("norm") == "group")
     plan = Plan(
         bundle=str(model_dir), content_hash=meta["content_hash"],
         groups=tuple(g for _, g in kept), dates=tuple(d for d, _ in kept),
@@ -613,22 +633,32 @@ def auto_window(grid: Grid, patch_size: int, overlap: int) -> int:
     return max(patch_size, best[1] + overlap)
 
 
-def tiling(c, grid: Grid, patch_size: int, dates: int) -> dict:
+def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool = False) -> dict:
     """Window, overlap, blend, block and batch sizes of a run from ``classify.*`` (null keys
-    derived: see :data:`WINDOW`, :data:`OVERLAP`, :data:`BLOCK`)."""
-    window = c.window
-    if window is None:
-        window = auto_window(grid, patch_size, c.overlap if c.overlap is not None else OVERLAP)
-    overlap = c.overlap if c.overlap is not None else min(OVERLAP, window // 2)
+    derived: see :data:`WINDOW`, :data:`OVERLAP`, :data:`BLOCK`).
+
+    ``window_statistics``: the network normalises over the window (``norm: group``), so a window
+    larger than the training patches would change its statistics: the defaults are then the
+    patch size, half a patch of overlap, blended across the whole overlap.
+    """
+    if window_statistics and c.window is None:
+        window = patch_size
+        overlap = c.overlap if c.overlap is not None else patch_size // 2
+        blend = c.blend or overlap
+    else:
+        window = c.window or auto_window(grid, patch_size,
+                                         c.overlap if c.overlap is not None else OVERLAP)
+        overlap = c.overlap if c.overlap is not None else min(OVERLAP, window // 2)
+        blend = c.blend
     if overlap >= window:
         raise ConfigError(f"classify.overlap: {overlap} must be smaller than the window ({window})")
-    if c.blend > overlap:
-        raise ConfigError(f"classify.blend: {c.blend} must be at most the overlap ({overlap})")
+    if blend > overlap:
+        raise ConfigError(f"classify.blend: {blend} must be at most the overlap ({overlap})")
     block = c.block_size
     if block is None:
         block = max(64, int(BLOCK * math.sqrt(BLOCK_DATES / max(dates, BLOCK_DATES))))
     batch = c.batch_size or max(1, c.batch_pixels // (window * window))
-    return {"window": window, "overlap": overlap, "blend": c.blend, "batch_size": batch,
+    return {"window": window, "overlap": overlap, "blend": blend, "batch_size": batch,
             "block": aligned_block(block, window - overlap)}
 
 
@@ -680,14 +710,22 @@ def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path
     plan, kept, table = build_plan(scenes, model_dir, cfg, meta, partial_path(out),
                                    probabilities, post)
     check_resources(plan, meta, out.parent)
-    worker_model(plan)  # a corrupt model fails here, before anything is written
+    check_bundle(model_dir)  # a truncated or foreign model fails here, before anything is written
+    loading = _load_in_background(plan)  # while the first blocks are read
     resumed = _open_store(plan, _fingerprint(plan, kept, cfg), resume)
     log.info("%d dates, grid %s, window %d px (overlap %d), %d blocks of %d px%s", len(kept),
              plan.grid.describe(), plan.window, plan.overlap, len(plan.blocks()), plan.block,
              f", {resumed} already done" if resumed else "")
 
     tasks = [dask.delayed(classify_block, pure=False)(plan, i, j) for i, j in plan.blocks()]
-    (results,) = compute(tasks, label="Classifying", show=progress)
+    try:
+        (results,) = compute(tasks, label="Classifying", show=progress)
+    except ModelError:  # the model would not load: nothing of this run is worth resuming
+        if not resume:
+            remove(Path(plan.store))
+        raise
+    finally:
+        loading.join()
     t_model = time.perf_counter()
     counts = np.sum([r["counts"] for r in results], axis=0)
     _write_products(plan, kept, table, meta, cfg, paths, outputs, counts)

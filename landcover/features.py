@@ -103,7 +103,7 @@ def make_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np
     z = out[..., :B]  # filled in place: no extra copies of the chunk
     np.subtract(refl, mean.astype(np.float32), out=z)
     np.divide(z, std.astype(np.float32), out=z)
-    z[~valid] = 0.0
+    np.copyto(z, np.float32(0.0), where=~valid[..., None])
     if fill == "linear":
         z[...] = interpolate_time(z, valid, days)
     out[..., B] = valid
@@ -112,6 +112,25 @@ def make_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np
         out[..., B + 1] = np.sin(angle).astype(np.float32).reshape(1, -1, 1, 1)
         out[..., B + 2] = np.cos(angle).astype(np.float32).reshape(1, -1, 1, 1)
     return out
+
+
+def _date_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   doy: float | None, out: np.ndarray) -> None:
+    """:func:`make_features` of one date (``refl (h, w, B)``, ``valid (h, w)``) into ``out (h, w,
+    F)``: the same float32 operations, done band by band on contiguous planes when ``refl`` is a
+    band-first array seen band-last (as :mod:`landcover.stack` reads it), then one copy."""
+    B = refl.shape[-1]
+    planes = np.moveaxis(refl, -1, 0)  # (B, h, w), contiguous for a band-first read
+    z = np.empty(planes.shape, np.float32)
+    np.subtract(planes, mean.astype(np.float32)[:, None, None], out=z)
+    np.divide(z, std.astype(np.float32)[:, None, None], out=z)
+    np.copyto(z, np.float32(0.0), where=~valid[None])
+    out[..., :B] = np.moveaxis(z, 0, -1)
+    out[..., B] = valid
+    if doy is not None:
+        angle = 2 * np.pi * np.float64(doy) / 365.25
+        out[..., B + 1] = np.float32(np.sin(angle))
+        out[..., B + 2] = np.float32(np.cos(angle))
 
 
 def features_by_date(read_date, spec: FeatureSpec, dates: Sequence[dt.date]):
@@ -131,8 +150,7 @@ def features_by_date(read_date, spec: FeatureSpec, dates: Sequence[dt.date]):
             feats = np.empty((T,) + ok.shape + (len(spec.names),), np.float32)
             valid = np.empty((T,) + ok.shape, bool)
         valid[t] = ok
-        feats[t] = make_features(refl[None, None], ok[None, None], mean, std, days[t:t + 1],
-                                 None if doy is None else doy[t:t + 1], "zero")[0, 0]
+        _date_features(refl, ok, mean, std, None if doy is None else doy[t], feats[t])
         del refl
     if spec.fill == "linear":
         feats[..., :B] = interpolate_time(feats[None, ..., :B], valid[None], days)[0]

@@ -142,7 +142,9 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
     if Path(paths["probabilities"]).absolute() == Path(probabilities).absolute():
         raise RasterReadError(f"{probabilities}: the input would be overwritten by the smoothed "
                               "probabilities; choose another --out")
-    g, block, K = src.grid, max(64, cfg.classify.block_size), len(src.table)
+    from landcover.classify import BLOCK
+
+    g, block, K = src.grid, max(64, cfg.classify.block_size or BLOCK), len(src.table)
     windows = [(r, r + h, c, c + w) for r, c, h, w in g.tiles(block)]
     with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
         store = outputs.temporary(paths["map"], "partial")

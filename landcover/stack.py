@@ -155,10 +155,14 @@ def _window_read(path: str, scene_grid: Grid, target: Grid, row0: int, col0: int
                     return None
                 # a fill the raster's type cannot hold (-1 for uint8 labels without nodata)
                 # widens the window's type instead of overflowing
+                if isinstance(fill, float) and fill.is_integer():
+                    fill = int(fill)  # a nodata of 1.0 keeps a uint16 band uint16
                 wide = np.result_type(dtype, np.min_scalar_type(fill))
+                window = Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0)
+                if (r0, c0, r1, c1) == (row0, col0, row0 + h, col0 + w) and wide == dtype:
+                    return src.read(1, window=window)  # wholly inside: no fill, no copy
                 out = np.full((h, w), fill, dtype=wide)
-                out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(
-                    1, window=Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0))
+                out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(1, window=window)
                 return out
             from rasterio.vrt import WarpedVRT
 
@@ -192,16 +196,16 @@ def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: Ma
     if not _intersects(scene, target, row0, col0, h, w):
         return None
     nodata = scene.nodata
-    dns = []
-    for band in bands:
-        dn = _window_read(scene.bands[band], scene.grid, target, row0, col0, h, w,
-                          nodata if nodata is not None else 0, resampling="bilinear")
-        if dn is None:
+    dn = np.empty((len(bands), h, w), np.float32)
+    has_data = np.ones((h, w), bool)
+    for i, band in enumerate(bands):
+        raw = _window_read(scene.bands[band], scene.grid, target, row0, col0, h, w,
+                           nodata if nodata is not None else 0, resampling="bilinear")
+        if raw is None:
             return None
-        dns.append(dn)
-    dn = np.stack(dns).astype(np.float32)
-    missing = dn == nodata if nodata is not None else np.zeros(dn.shape, bool)
-    has_data = ~missing.any(axis=0)
+        dn[i] = raw
+        if nodata is not None:
+            has_data &= dn[i] != nodata
     invalid = ~has_data
     if mask.valid_range and scene.valid_range is not None:
         lo, hi = scene.valid_range
@@ -218,7 +222,9 @@ def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: Ma
         invalid |= np.asarray(qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands]))
     scale = np.array([scene.scale[b] for b in bands], np.float32)[:, None, None]
     offset = np.array([scene.offset[b] for b in bands], np.float32)[:, None, None]
-    reflectance = dn * scale + offset
+    reflectance = dn  # in place: dn * scale + offset, the same float32 operations
+    np.multiply(reflectance, scale, out=reflectance)
+    np.add(reflectance, offset, out=reflectance)
     if not has_data.all():  # a pixel missing in any band is no data in all bands
         np.copyto(reflectance, np.float32(np.nan), where=~has_data[None])
     return reflectance, ~invalid, has_data

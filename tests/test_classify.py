@@ -98,6 +98,9 @@ def test_default_tiling_predicts_each_pixel_at_most_1_3_times():
     assert small["window"] == 90 + small["overlap"]  # one window covers a small grid
     longer = lc.tiling(ClassifyConfig(), grid, 30, 48)  # blocks shrink as series grow
     assert longer["block"] ** 2 * 48 <= t["block"] ** 2 * 12 * 1.1
+    # a network normalising over its window (norm: group) keeps the patch size, blended
+    group = lc.tiling(ClassifyConfig(), grid, 30, 12, window_statistics=True)
+    assert (group["window"], group["overlap"], group["blend"]) == (30, 15, 15)
 
 
 def test_reflect_index():

@@ -41,13 +41,12 @@ or ones when the model is built without one. Feed such a model ``[series, days]`
 
 from __future__ import annotations
 
-import threading
-
 import dataclasses
 import functools
 import importlib
 import math
 import pkgutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
