@@ -117,19 +117,6 @@ def job_landcover(folder: Path, model: Path, out: Path, sets: list[str]) -> dict
             "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
 
 
-def job_previous(folder: Path, model: Path, out: Path) -> dict:
-    """``classify`` of another landcover tree (on ``PYTHONPATH``), with its defaults."""
-    from landcover.classify import classify, model_scenes, resolve_config
-
-    meta, cfg = resolve_config(model)
-    t0 = time.perf_counter()
-    summary = classify(model_scenes(scenes_of(folder), meta, cfg), model, out, cfg, meta=meta,
-                       overwrite=True, progress=False)
-    return {"seconds": time.perf_counter() - t0, "windows": summary["windows"],
-            "window": summary["window"], "overlap": summary["overlap"],
-            "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
-
-
 def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
     """The model calls a non-overlapping tiling at landcover's window size needs, timed alone."""
     from landcover.classify import (
@@ -195,7 +182,7 @@ def job_rf(folder: Path, model_dir: Path, out: Path, labels_map: Path) -> dict:
 
 def child(mode: str, folder: Path, model: Path, out: Path, sets: list[str]) -> None:
     jobs = {"landcover": lambda: job_landcover(folder, model, out, sets),
-            "previous": lambda: job_previous(folder, model, out),
+            "previous": lambda: job_landcover(folder, model, out, []),  # the tree on PYTHONPATH
             "bare": lambda: job_bare(folder, model, out),
             "rf": lambda: job_rf(folder, model, out, Path(sets[0]))}
     result = jobs[mode]()

@@ -384,7 +384,7 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     h, w, K = r1 - r0, c1 - c0, plan.num_classes
     acc = np.zeros((h, w, K), np.float32)
     wsum = np.zeros((h, w), np.float32)
-    weights = taper(s, plan.overlap, plan.blend)
+    weights = taper(s, plan.overlap, plan.blend) if plan.blend else None
     if windows:
         model, lock = worker_model(plan)
         for a in range(0, len(windows), plan.batch_size):

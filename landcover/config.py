@@ -405,7 +405,7 @@ def _check_classify(c: ClassifyConfig) -> None:
         (c.window is None or c.overlap is None or c.overlap < c.window, "classify.overlap",
          "must be smaller than classify.window"),
         (c.blend >= 0, "classify.blend", "must be 0 (no blending) or more pixels"),
-        (c.window is None or c.overlap is None or c.blend <= c.overlap, "classify.blend",
+        (c.overlap is None or c.blend <= c.overlap, "classify.blend",
          "must be at most classify.overlap (the seam is blended inside the overlap)"),
         (c.block_size is None or c.block_size >= 64, "classify.block_size",
          "must be null (from the number of dates) or 64 or more pixels"),

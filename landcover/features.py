@@ -108,10 +108,17 @@ def make_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np
         z[...] = interpolate_time(z, valid, days)
     out[..., B] = valid
     if doy is not None:
-        angle = 2 * np.pi * doy.astype(np.float64) / 365.25
-        out[..., B + 1] = np.sin(angle).astype(np.float32).reshape(1, -1, 1, 1)
-        out[..., B + 2] = np.cos(angle).astype(np.float32).reshape(1, -1, 1, 1)
+        sin, cos = doy_sin_cos(doy)
+        out[..., B + 1] = sin.reshape(1, -1, 1, 1)
+        out[..., B + 2] = cos.reshape(1, -1, 1, 1)
     return out
+
+
+def doy_sin_cos(doy) -> tuple[np.ndarray, np.ndarray]:
+    """The day-of-year features of ``doy`` (an array or one value): float32 sin and cos of the
+    angle in the year."""
+    angle = 2 * np.pi * np.asarray(doy, np.float64) / 365.25
+    return np.sin(angle).astype(np.float32), np.cos(angle).astype(np.float32)
 
 
 def _date_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray,
@@ -128,9 +135,7 @@ def _date_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: n
     out[..., :B] = np.moveaxis(z, 0, -1)
     out[..., B] = valid
     if doy is not None:
-        angle = 2 * np.pi * np.float64(doy) / 365.25
-        out[..., B + 1] = np.float32(np.sin(angle))
-        out[..., B + 2] = np.float32(np.cos(angle))
+        out[..., B + 1], out[..., B + 2] = doy_sin_cos(doy)
 
 
 def features_by_date(read_date, spec: FeatureSpec, dates: Sequence[dt.date]):

@@ -41,6 +41,7 @@ or ones when the model is built without one. Feed such a model ``[series, days]`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -261,23 +262,31 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
     t = None if variable else inp["time_steps"]
     shape = (t, window, window, len(inp["features"]))
     args = (len(meta["classes"]), meta["output"].get("absent_classes", ()), valid_channel_of(inp))
-    if precision == "float32":
+    with _dtype_policy(precision):
         wide = build_model(spec, shape, *args)
-    else:  # Keras mixed precision: the policy is global, so it is set only while building
-        import keras
-
-        with _POLICY_LOCK:
-            before = keras.config.dtype_policy()
-            keras.config.set_dtype_policy(f"mixed_{precision}")
-            try:
-                wide = build_model(spec, shape, *args)
-            finally:
-                keras.config.set_dtype_policy(before)
     wide.set_weights(model.get_weights())
     return wide
 
 
 _POLICY_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str):
+    """Keras mixed precision (``mixed_<precision>``) while building, for float16/bfloat16: the
+    policy is global, so it is set only inside (and one build at a time)."""
+    if precision == "float32":
+        yield
+        return
+    import keras
+
+    with _POLICY_LOCK:
+        before = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(f"mixed_{precision}")
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(before)
 
 
 def valid_channel_of(inp: Mapping) -> int | None:
