@@ -16,13 +16,15 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
 * **Blocks**: the grid is processed in ``classify.block_size`` blocks by dask (a multiple of the
   stride: no window is predicted for two blocks; by default 1024 px for up to 12 dates and smaller
   for longer series, so memory stays flat). A block task reads the pixels of every window that
-  keeps pixels of the block (with reflection at the grid's edges), opening the scene files by
-  path, predicts the windows in global lattice order, one model call of ``classify.batch_pixels``
-  window pixels at a time (one 256 px window: the fastest on the 2-core CPU measured), and writes
-  its part of the result into a Zarr store next to the output, which it also opens by path. The
-  model's calls are serialised; while one block is in the model, the other thread reads and
-  builds the features of the next. A block's result is therefore the same whichever way the grid
-  is cut and whichever scheduler runs it; memory is bounded by the block size, not the scene size.
+  keeps pixels of the block, opening the scene files by path, and keeps each date's reflectance
+  and validity (:class:`BlockData`); it builds a window's features (with reflection at the grid's
+  edges) only when the window is predicted, in global lattice order, one model call of
+  ``classify.batch_pixels`` window pixels at a time (one 256 px window: the fastest on the 2-core
+  CPU measured), and writes its part of the result into a Zarr store next to the output, which it
+  also opens by path. The model's calls are serialised; while one block is in the model, the
+  other thread reads the next and builds the features of its next window. A block's result is
+  therefore the same whichever way the grid is cut and whichever scheduler runs it; memory is
+  bounded by the block size, not the scene size.
 * **Missing data**: windows without any valid observation are not predicted; pixels without a
   valid observation on any date are nodata (255).
 * **Precision**: ``classify.precision`` ``bfloat16``/``float16`` runs the network under Keras mixed
@@ -280,15 +282,13 @@ def worker_model(plan: Plan):
 
 
 def _load_in_background(plan: Plan) -> threading.Thread:
-    """Load the worker model and trace its first call in a thread, so that Keras starts while
-    the first blocks are read; a block that needs the model first waits for it (an error is
-    raised again by the block's own :func:`worker_model`)."""
+    """Load the worker model in a thread, so that Keras starts while the first blocks are read;
+    a block that needs the model first waits for it (an error is raised again by the block's own
+    :func:`worker_model`). The first block's call traces the network (a warm-up call on zeros
+    cost one more call of the network's time before any block was predicted)."""
     def load():
         try:
-            model, lock = worker_model(plan)
-            x = np.zeros((plan.batch_size, len(plan.dates), plan.window, plan.window,
-                          len(plan.features.names)), np.float32)
-            predict_windows(model, lock, x, plan.batch_size, plan.days)
+            worker_model(plan)
         except Exception:  # noqa: BLE001 - reported by the block tasks
             log.debug("loading the model in the background failed", exc_info=True)
 
@@ -324,30 +324,82 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None) -> n
 
 
 # ------------------------------------------------------------------------------------ block tasks
-def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
-    """Model inputs over the global pixel rows/cols (which may lie outside the grid: reflected).
+class BlockData:
+    """The rasters of every date over the global pixel ``rows`` x ``cols`` (ascending ranges,
+    which may reach outside the grid: reflected), and the model inputs of any window of them.
 
-    Built date by date by :func:`landcover.features.features_by_date`, the code that made the
-    training inputs. Returns ``(features (T, len(rows), len(cols), F), valid (T, len(rows),
-    len(cols)))``.
+    Each date's in-grid box is read once. A date of one scene keeps its digital numbers in the
+    rasters' own type (:func:`landcover.stack.read_scene_dn`: 2 bytes a band for Landsat) and its
+    validity; a mosaic of several scenes keeps the float32 reflectance and validity that
+    :func:`landcover.stack.read_date_block` makes. A window's features are built only when the
+    window is predicted: reflectance by :func:`landcover.stack.scale_dn` (the float32 operations
+    of the training reads), then :func:`landcover.features.features_by_date`, the code that made
+    the training inputs. A block therefore holds about 13 bytes per pixel and date instead of 37
+    for every feature, reflection costs no copy of the block, and a window's features are written
+    straight into its batch.
     """
-    from landcover.stack import read_date_block
 
-    g = plan.grid
-    ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
-    y0, y1, x0, x1 = int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1
+    def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray):
+        from landcover.stack import read_date_block, read_scene_dn
 
-    def read_date(t):
-        block = read_date_block(plan.groups[t], plan.features.bands, g, plan.mask, y0, x0,
-                                y1 - y0, x1 - x0)[0]
-        return np.moveaxis(block[:-1], 0, -1), block[-1] > 0.5
+        g, bands = plan.grid, plan.features.bands
+        self.plan = plan
+        ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
+        y0, y1, x0, x1 = int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1
+        h, w = y1 - y0, x1 - x0
+        self.iy, self.ix = ry - y0, rx - x0  # row/col of the box for each of rows/cols
+        self.dates = []  # per date: (scene or None, values (B, h, w), valid (h, w))
+        any_valid = np.zeros((h, w), bool)
+        for group in plan.groups:
+            got = read_scene_dn(group[0], bands, g, plan.mask, y0, x0, h, w) \
+                if len(group) == 1 else None
+            if got is not None:
+                entry = (group[0], got[0], got[1])
+            elif len(group) == 1:  # the scene does not touch the box: no data
+                entry = (None, None, np.zeros((h, w), bool))
+            else:
+                layers = read_date_block(group, bands, g, plan.mask, y0, x0, h, w)[0]
+                entry = (None, layers[:-1], layers[-1] > 0.5)
+            self.dates.append(entry)
+            any_valid |= entry[2]
+        self.any_valid = any_valid[self._index(self.iy, 0, len(rows))][
+            :, self._index(self.ix, 0, len(cols))]  # (rows, cols): a valid date somewhere
 
-    feats, valid = features_by_date(read_date, plan.features, plan.dates)
-    if len(ry) == y1 - y0 and len(rx) == x1 - x0 and (ry == np.arange(y0, y1)).all() and \
-            (rx == np.arange(x0, x1)).all():
-        return feats, valid  # nothing reflected: no copy
-    iy, ix = (ry - y0)[:, None], (rx - x0)[None, :]
-    return feats[:, iy, ix], valid[:, iy, ix]
+    @staticmethod
+    def _index(index: np.ndarray, a: int, n: int):
+        """Positions ``a .. a + n`` of the box: a slice where they are consecutive (no copy),
+        else the reflected indices."""
+        part = index[a:a + n]
+        if n == 1 or (np.diff(part) == 1).all():
+            return slice(int(part[0]), int(part[0]) + n)
+        return part
+
+    def features(self, a: int, b: int, h: int, w: int, out: np.ndarray | None = None):
+        """``(features (T, h, w, F), valid (T, h, w))`` of rows ``a .. a + h`` and columns
+        ``b .. b + w`` (counted from the first of ``rows``/``cols``), into ``out`` if given."""
+        from landcover.stack import scale_dn
+
+        ys, xs = self._index(self.iy, a, h), self._index(self.ix, b, w)
+        bands = self.plan.features.bands
+
+        def read_date(t):
+            scene, values, valid = self.dates[t]
+            valid = valid[ys][:, xs]
+            if values is None:  # no data: features 0 (every pixel invalid)
+                return np.zeros((h, w, len(bands)), np.float32), valid
+            values = values[:, ys][:, :, xs]
+            refl = values if scene is None else scale_dn(values, scene, bands,
+                                                         out=np.empty(values.shape, np.float32))
+            return np.moveaxis(refl, 0, -1), valid
+
+        return features_by_date(read_date, self.plan.features, self.plan.dates, out)
+
+
+def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
+    """Model inputs over the global pixel rows/cols (ascending ranges, which may lie outside the
+    grid: reflected), built as in training (:class:`BlockData`). Returns ``(features (T,
+    len(rows), len(cols), F), valid (T, len(rows), len(cols)))``."""
+    return BlockData(plan, rows, cols).features(0, 0, len(rows), len(cols))
 
 
 def _marker(plan: Plan, i: int, j: int) -> Path:
@@ -369,11 +421,10 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     oy = oy[(oy + first < r1) & (oy + end > r0)]
     ox = ox[(ox + first < c1) & (ox + end > c0)]
     gy0, gx0 = int(oy[0]), int(ox[0])
-    feats, valid = read_features(plan, np.arange(gy0, int(oy[-1]) + s),
-                                 np.arange(gx0, int(ox[-1]) + s))
+    data = BlockData(plan, np.arange(gy0, int(oy[-1]) + s), np.arange(gx0, int(ox[-1]) + s))
 
     # windows with at least one valid observation (summed-area table of "any date valid")
-    anyv = np.pad(valid.any(axis=0).astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    anyv = np.pad(data.any_valid.astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
     windows = []
     for y in oy:
         for x in ox:
@@ -389,7 +440,10 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
         model, lock = worker_model(plan)
         for a in range(0, len(windows), plan.batch_size):
             batch = windows[a:a + plan.batch_size]
-            x = np.stack([feats[:, y - gy0:y - gy0 + s, x - gx0:x - gx0 + s] for y, x in batch])
+            x = np.empty((len(batch), len(plan.dates), s, s, len(plan.features.names)),
+                         np.float32)
+            for k, (y, x0) in enumerate(batch):
+                data.features(y - gy0, x0 - gx0, s, s, out=x[k])
             probs = predict_windows(model, lock, x, plan.batch_size, plan.days)
             del x
             for (y, x), p in zip(batch, probs):  # global lattice order: same sums in any block
@@ -406,8 +460,8 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
                     wt = weights[inside]
                     acc[out] += wt[..., None] * p[inside]
                     wsum[out] += wt
-    del feats
-    observed = valid[:, r0 - gy0:r1 - gy0, c0 - gx0:c1 - gx0].any(axis=0) & (wsum > 0)
+    observed = data.any_valid[r0 - gy0:r1 - gy0, c0 - gx0:c1 - gx0] & (wsum > 0)
+    del data
     if plan.blend:
         acc /= np.where(wsum > 0, wsum, 1)[..., None]
     return acc, observed, len(windows), len(oy) * len(ox) - len(windows)
@@ -587,15 +641,14 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
 
     Returns ``(plan, kept dates [(date, scenes)], class table)``.
     """
-    from landcover.stack import date_groups, grid_of, stack_scenes
+    from landcover.stack import date_groups, stack_grid
 
     model_dir = Path(model_dir).absolute()
     c = cfg.classify
     bands, table = _check_bundle(meta, model_dir)
     scenes = as_scenes(scenes)
     _check_bands(scenes, bands, model_dir)
-    stack = stack_scenes(scenes, cfg.scenes, bands=bands)  # checks grids; reads nothing
-    grid = grid_of(stack)
+    grid = stack_grid(scenes, cfg.scenes, bands)  # checks bands and grids; reads nothing
     kept = _dates(meta, date_groups(scenes), model_dir)
     inp = meta["input"]
     tiles = tiling(c, grid, inp["patch_size"], len(kept),
@@ -785,13 +838,14 @@ def predictions_per_pixel(plan: Plan, results: list[dict]) -> float:
 
 
 def block_memory(plan: Plan, meta: dict) -> int:
-    """Bytes one block task needs at its peak (an estimate): the features of the block and the
-    halo its windows read, the blend accumulators, one batch of windows and the network's
-    activations on it (the widest layer, a few tensors alive at once)."""
+    """Bytes one block task needs at its peak (an estimate): the rasters of the block and the
+    halo its windows read (:class:`BlockData`: reflectance and validity per date), the blend
+    accumulators, one batch of windows' features and the network's activations on it (the widest
+    layer, a few tensors alive at once)."""
     T, F = len(plan.dates), len(plan.features.names)
     s, K = plan.window, plan.num_classes
     side = plan.block + 2 * halo_of(plan.post) + s
-    features = T * side * side * (4 * F + 1)
+    features = T * side * side * 4 * (len(plan.features.bands) + 1)
     blend = (plan.block + 2 * halo_of(plan.post)) ** 2 * (K + 2) * 4 * 2
     arch = meta.get("architecture") or {}
     width = max(int(arch.get("filters", 16)) * 2 ** int(arch.get("layers", 1)), F, K)

@@ -138,21 +138,23 @@ def _date_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: n
         out[..., B + 1], out[..., B + 2] = doy_sin_cos(doy)
 
 
-def features_by_date(read_date, spec: FeatureSpec, dates: Sequence[dt.date]):
+def features_by_date(read_date, spec: FeatureSpec, dates: Sequence[dt.date], out=None):
     """Features of one area over all ``dates``, read one date at a time (bounded memory).
 
     ``read_date(t)`` returns ``(reflectance (h, w, B), valid (h, w))`` of date ``t``. Each date is
     standardised as it arrives; gap filling in time, when configured, runs over all dates at the
-    end. Returns ``(features (T, h, w, F), valid (T, h, w))``.
+    end. Returns ``(features (T, h, w, F), valid (T, h, w))``; the features are written into
+    ``out`` when it is given (an array of that shape, e.g. one window of a batch).
     """
     days, doy = date_features(dates, spec.doy)
     mean, std = np.asarray(spec.mean), np.asarray(spec.std)
     T, B = len(dates), len(spec.bands)
-    feats = valid = None
+    feats, valid = out, None
     for t in range(T):
         refl, ok = read_date(t)
-        if feats is None:
-            feats = np.empty((T,) + ok.shape + (len(spec.names),), np.float32)
+        if valid is None:
+            if feats is None:
+                feats = np.empty((T,) + ok.shape + (len(spec.names),), np.float32)
             valid = np.empty((T,) + ok.shape, bool)
         valid[t] = ok
         _date_features(refl, ok, mean, std, None if doy is None else doy[t], feats[t])

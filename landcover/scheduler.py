@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 
 from landcover.errors import SchedulerError
 from landcover.progress import Stage, reporter, stage
@@ -81,12 +82,14 @@ def compute(*collections, label: str = "Working", show=None):
     import dask
 
     report = reporter(show)
-    try:
+    client = None
+    if "distributed" in sys.modules:  # a client exists only once distributed was imported
         from distributed import get_client
 
-        client = get_client()
-    except (ImportError, ValueError):
-        client = None
+        try:
+            client = get_client()
+        except ValueError:
+            pass
     if client is not None:
         futures = client.compute(list(collections))
         if report is not None:

@@ -184,35 +184,55 @@ def _intersects(scene: Scene, target: Grid, row0: int, col0: int, h: int, w: int
     return left < wr and right > wl and bottom < wt and top > wb
 
 
-def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskConfig,
-                      row0: int, col0: int, h: int, w: int):
-    """One scene's reflectance and validity over a target window.
+SMALL_INTEGERS = (np.uint8, np.int8, np.uint16, np.int16)
+"""Raster types whose every value float32 holds exactly: kept as they are by
+:func:`read_scene_dn` (half the memory of float32 or less)."""
 
-    Returns:
-        ``(reflectance, valid, has_data)`` with reflectance float32 ``(band, h, w)`` (NaN where the
-        product has no data), valid bool ``(h, w)`` (``True`` = clear, in range, unsaturated) and
-        has_data bool ``(h, w)``; or None when the scene does not touch the window.
+
+def read_scene_dn(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskConfig,
+                  row0: int, col0: int, h: int, w: int, out: np.ndarray | None = None):
+    """One scene's digital numbers (before scale and offset) and validity over a target window.
+
+    Returns ``(dn (band, h, w), valid (h, w), has_data (h, w))``, or None when the scene does not
+    touch the window. ``dn`` is written into ``out`` (float32) when given; otherwise it keeps the
+    rasters' type when that is one of :data:`SMALL_INTEGERS`, else it is float32. The nodata and
+    valid-range tests compare in float32 either way, so both give the same masks.
     """
     if not _intersects(scene, target, row0, col0, h, w):
         return None
-    nodata = scene.nodata
-    dn = np.empty((len(bands), h, w), np.float32)
+    nodata = None if scene.nodata is None else np.float32(scene.nodata)
+    fill = scene.nodata if scene.nodata is not None else 0
     has_data = np.ones((h, w), bool)
-    for i, band in enumerate(bands):
-        raw = _window_read(scene.bands[band], scene.grid, target, row0, col0, h, w,
-                           nodata if nodata is not None else 0, resampling="bilinear")
+    check_range = bool(mask.valid_range and scene.valid_range is not None)
+    out_of_range = np.zeros((h, w), bool) if check_range else None
+    if check_range:
+        lo, hi = (np.float32(v) for v in scene.valid_range)
+    dn = out
+    for i, band in enumerate(bands):  # band by band, while the plane is in the cache
+        raw = _window_read(scene.bands[band], scene.grid, target, row0, col0, h, w, fill,
+                           resampling="bilinear")
         if raw is None:
             return None
-        dn[i] = raw
+        if dn is None:
+            kind = raw.dtype if raw.dtype in SMALL_INTEGERS else np.float32
+            dn = np.empty((len(bands), h, w), kind)
+        plane = dn[i]
+        if not np.can_cast(raw.dtype, plane.dtype, "safe") and plane.dtype != np.float32:
+            dn = dn.astype(np.float32)  # a band of another type: everything in float32
+            plane = dn[i]
+        plane[...] = raw
+        del raw
         if nodata is not None:
-            has_data &= dn[i] != nodata
+            has_data &= plane != nodata
+        if check_range:
+            out_of_range |= plane < lo
+            out_of_range |= plane > hi
     invalid = ~has_data
-    if mask.valid_range and scene.valid_range is not None:
-        lo, hi = scene.valid_range
-        invalid |= ((dn < lo) | (dn > hi)).any(axis=0)
+    if check_range:
+        invalid |= out_of_range
     if scene.mask_path:
-        fill = 1 if scene.mask_kind == "qa_pixel" else 0
-        layer = _window_read(scene.mask_path, scene.grid, target, row0, col0, h, w, fill,
+        qa_fill = 1 if scene.mask_kind == "qa_pixel" else 0
+        layer = _window_read(scene.mask_path, scene.grid, target, row0, col0, h, w, qa_fill,
                              resampling="nearest")
         invalid |= np.asarray(qa.invalid_mask(scene.mask_kind, layer, mask.invalid_flags,
                                               scene.mask_codes))
@@ -220,14 +240,42 @@ def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: Ma
         radsat = _window_read(scene.radsat_path, scene.grid, target, row0, col0, h, w, 0,
                               resampling="nearest")
         invalid |= np.asarray(qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands]))
-    scale = np.array([scene.scale[b] for b in bands], np.float32)[:, None, None]
-    offset = np.array([scene.offset[b] for b in bands], np.float32)[:, None, None]
-    reflectance = dn  # in place: dn * scale + offset, the same float32 operations
-    np.multiply(reflectance, scale, out=reflectance)
-    np.add(reflectance, offset, out=reflectance)
+    return dn, ~invalid, has_data
+
+
+def scale_dn(dn: np.ndarray, scene: Scene, bands: Sequence[str],
+             out: np.ndarray | None = None) -> np.ndarray:
+    """Reflectance ``dn * scale + offset`` of :func:`read_scene_dn`'s digital numbers: float32,
+    band by band (the same float32 operations whatever the type of ``dn``; in place when ``dn``
+    is float32 and ``out`` is not given)."""
+    if out is None:
+        out = dn if dn.dtype == np.float32 else np.empty(dn.shape, np.float32)
+    for i, band in enumerate(bands):
+        np.multiply(dn[i], np.float32(scene.scale[band]), out=out[i])
+        np.add(out[i], np.float32(scene.offset[band]), out=out[i])
+    return out
+
+
+def read_scene_window(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskConfig,
+                      row0: int, col0: int, h: int, w: int, out: np.ndarray | None = None):
+    """One scene's reflectance and validity over a target window.
+
+    Returns:
+        ``(reflectance, valid, has_data)`` with reflectance float32 ``(band, h, w)`` (NaN where the
+        product has no data; written into ``out`` when given), valid bool ``(h, w)`` (``True`` =
+        clear, in range, unsaturated) and has_data bool ``(h, w)``; or None when the scene does not
+        touch the window.
+    """
+    if out is None:
+        out = np.empty((len(bands), h, w), np.float32)
+    got = read_scene_dn(scene, bands, target, mask, row0, col0, h, w, out=out)
+    if got is None:
+        return None
+    dn, valid, has_data = got
+    reflectance = scale_dn(dn, scene, bands)
     if not has_data.all():  # a pixel missing in any band is no data in all bands
         np.copyto(reflectance, np.float32(np.nan), where=~has_data[None])
-    return reflectance, ~invalid, has_data
+    return reflectance, valid, has_data
 
 
 def read_date_block(scenes: Sequence[Scene], bands: Sequence[str], target: Grid, mask: MaskConfig,
@@ -236,6 +284,15 @@ def read_date_block(scenes: Sequence[Scene], bands: Sequence[str], target: Grid,
 
     Layers ``0..band-1`` hold reflectance (NaN = no data), the last holds validity as 0/1.
     """
+    if len(scenes) == 1:  # one scene: read straight into the block
+        out = np.empty((len(bands) + 1, h, w), np.float32)
+        got = read_scene_window(scenes[0], bands, target, mask, row0, col0, h, w, out=out[:-1])
+        if got is None:
+            out[:-1] = np.nan
+            out[-1] = 0.0
+        else:
+            out[-1] = got[1]
+        return out[None]
     out = np.full((len(bands) + 1, h, w), np.nan, np.float32)
     out[-1] = 0.0
     filled = np.zeros((h, w), bool)
@@ -245,11 +302,8 @@ def read_date_block(scenes: Sequence[Scene], bands: Sequence[str], target: Grid,
         if got is None:
             continue
         refl, ok, has_data = got
-        if len(scenes) == 1:
-            out[:-1] = refl
-        else:
-            take = (ok & ~valid) | (has_data & ~filled & ~valid)
-            np.copyto(out[:-1], refl, where=take[None])
+        take = (ok & ~valid) | (has_data & ~filled & ~valid)
+        np.copyto(out[:-1], refl, where=take[None])
         valid |= ok
         filled |= has_data
     out[-1] = valid
@@ -281,6 +335,37 @@ def scene_lacking(scenes: Sequence[Scene], bands: Sequence[str]):
     return None
 
 
+def stack_grid(scenes: Sequence[Scene], cfg: ScenesConfig | None = None,
+               bands: Sequence[str] | None = None) -> Grid:
+    """The grid :func:`stack_scenes` stacks ``scenes`` on, after its checks (bands, alignment);
+    reads no pixels and builds no graph.
+
+    Raises:
+        MissingBandError: a requested band is missing from a scene.
+        GridMismatchError: grids differ and ``cfg.grid.align`` is false.
+    """
+    cfg = cfg or ScenesConfig()
+    if not scenes:
+        raise MissingBandError("no scenes to stack")
+    scenes = _order(scenes)
+    bands = tuple(bands or cfg.bands)
+    lacking = scene_lacking(scenes, bands)
+    if lacking:
+        scene, missing = lacking
+        raise MissingBandError(
+            f"{scene.source}: band {missing[0]} is not available in {scene.scene_id} "
+            f"(profile {scene.profile} has {', '.join(scene.bands)}); choose bands with "
+            "scenes.bands")
+    grid = target_grid(scenes, cfg.grid)
+    if not cfg.grid.align:
+        check_alignment(scenes, grid)
+    resampled = [s.scene_id for s in scenes if not grid.same_lattice(s.grid)]
+    if resampled:
+        log.info("%d scene(s) are reprojected onto %s: %s", len(resampled), grid.describe(),
+                 ", ".join(resampled))
+    return grid
+
+
 def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
                  bands: Sequence[str] | None = None):
     """Build the lazy stack of ``scenes``.
@@ -307,25 +392,9 @@ def stack_scenes(scenes: Sequence[Scene], cfg: ScenesConfig | None = None, *,
     from dask.highlevelgraph import HighLevelGraph
 
     cfg = cfg or ScenesConfig()
-    if not scenes:
-        raise MissingBandError("no scenes to stack")
-    scenes = _order(scenes)
     bands = tuple(bands or cfg.bands)
-    lacking = scene_lacking(scenes, bands)
-    if lacking:
-        scene, missing = lacking
-        raise MissingBandError(
-            f"{scene.source}: band {missing[0]} is not available in {scene.scene_id} "
-            f"(profile {scene.profile} has {', '.join(scene.bands)}); choose bands with "
-            "scenes.bands")
-    grid = target_grid(scenes, cfg.grid)
-    if not cfg.grid.align:
-        check_alignment(scenes, grid)
-    resampled = [s.scene_id for s in scenes if not grid.same_lattice(s.grid)]
-    if resampled:
-        log.info("%d scene(s) are reprojected onto %s: %s", len(resampled), grid.describe(),
-                 ", ".join(resampled))
-
+    grid = stack_grid(scenes, cfg, bands)
+    scenes = _order(scenes)
     dates = date_groups(scenes)
     ych, xch = _chunks(grid.height, cfg.chunk_size), _chunks(grid.width, cfg.chunk_size)
     name = "landcover-stack-" + tokenize(dates, bands, grid, cfg.mask, cfg.chunk_size)

@@ -129,6 +129,32 @@ def test_inputs_are_built_exactly_as_in_training(field_series, field_dataset, fi
     assert [d.isoformat() for d, _ in kept] == meta["dates"]
 
 
+def test_window_features_equal_the_reflected_area(field_series, field_bundle, tmp_path):
+    """A window's features, built from the block's rasters when the window is predicted, equal
+    the same pixels of the whole area's features, also where the window reaches outside the grid
+    (reflected) and where it lies inside."""
+    meta, cfg = lc.resolve_config(field_bundle)
+    plan, _, _ = lc.build_plan(lc.model_scenes(field_series[0], meta, cfg), field_bundle, cfg,
+                               meta, tmp_path / "store")
+    H, W = plan.grid.height, plan.grid.width
+    rows, cols = np.arange(-9, H + 7), np.arange(-5, W + 11)
+    data = lc.BlockData(plan, rows, cols)
+    whole, whole_valid = data.features(0, 0, len(rows), len(cols))
+    ry, rx = lc.reflect_index(rows, H), lc.reflect_index(cols, W)
+    assert whole.shape[1:3] == (len(rows), len(cols))
+    # the reflected margin repeats the grid's pixels: row -k is row k
+    np.testing.assert_array_equal(whole[:, 9 - 3], whole[:, 9 + 3])
+    np.testing.assert_array_equal(data.any_valid, whole_valid.any(axis=0))
+    s = 20
+    for a, b in [(0, 0), (len(rows) - s, len(cols) - s), (5, len(cols) - s - 2), (30, 40)]:
+        out = np.full((len(plan.dates), s, s, whole.shape[-1]), np.nan, np.float32)
+        feats, valid = data.features(a, b, s, s, out=out)
+        assert feats is out
+        np.testing.assert_array_equal(out, whole[:, a:a + s, b:b + s])
+        np.testing.assert_array_equal(valid, whole_valid[:, a:a + s, b:b + s])
+    assert ry.min() == 0 and rx.max() == W - 1
+
+
 def plan_features(plan, row, col, s):
     return lc.read_features(plan, np.arange(row, row + s), np.arange(col, col + s))
 
