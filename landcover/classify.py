@@ -770,7 +770,8 @@ def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path
              plan.grid.describe(), plan.window, plan.overlap, len(plan.blocks()), plan.block,
              f", {resumed} already done" if resumed else "")
 
-    tasks = [dask.delayed(classify_block, pure=False)(plan, i, j) for i, j in plan.blocks()]
+    shared = dask.delayed(plan, traverse=False)  # one graph key: its fields are not walked
+    tasks = [dask.delayed(classify_block, pure=False)(shared, i, j) for i, j in plan.blocks()]
     try:
         (results,) = compute(tasks, label="Classifying", show=progress)
     except ModelError:  # the model would not load: nothing of this run is worth resuming

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("tensorflow")
 rasterio = pytest.importorskip("rasterio")
 
-from conftest import one_line_error  # noqa: E402
+from conftest import CLEAR, DESIGNED, MISALIGNED, SOUTH, one_line_error  # noqa: E402
 from landcover import classify as lc  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
 from landcover.config import load_config  # noqa: E402
@@ -153,6 +153,46 @@ def test_window_features_equal_the_reflected_area(field_series, field_bundle, tm
         np.testing.assert_array_equal(out, whole[:, a:a + s, b:b + s])
         np.testing.assert_array_equal(valid, whole_valid[:, a:a + s, b:b + s])
     assert ry.min() == 0 and rx.max() == W - 1
+
+
+@pytest.mark.parametrize("fill", ["zero", "linear"])
+def test_block_data_equals_the_training_reads(scenes_dir, fill):
+    """BlockData keeps digital numbers for one-scene dates and mosaics the others; its features
+    equal those of the training reads (read_date_block, then features_by_date) bit for bit, with
+    a mosaicked date, a reprojected scene and scenes that miss part of the box."""
+    from types import SimpleNamespace
+
+    from landcover.config import ScenesConfig
+    from landcover.features import FeatureSpec, features_by_date
+    from landcover.scenes import find_scenes
+    from landcover.stack import date_groups, read_date_block, stack_grid
+
+
+    scenes = find_scenes([scenes_dir / n for n in (DESIGNED, CLEAR, SOUTH, MISALIGNED)])
+    cfg = ScenesConfig()
+    bands = tuple(cfg.bands)
+    grid = stack_grid(scenes, cfg, bands)
+    groups = date_groups(scenes)
+    assert any(len(g) > 1 for _, g in groups)  # a mosaicked date
+    spec = FeatureSpec(bands, tuple(0.1 + 0.01 * i for i in range(6)),
+                       tuple(0.05 + 0.01 * i for i in range(6)), fill, True)
+    plan = SimpleNamespace(grid=grid, features=spec, mask=cfg.mask,
+                           groups=tuple(g for _, g in groups), dates=tuple(d for d, _ in groups))
+    data = lc.BlockData(plan, np.arange(40, grid.height), np.arange(0, grid.width))
+    kinds = {type(values).__name__ if values is None else values.dtype.name
+             for _, values, _ in data.dates}
+    assert {"uint16", "float32"} <= kinds  # digital numbers, and a mosaic's reflectance
+    got, got_valid = data.features(0, 0, grid.height - 40, grid.width)
+
+    def read_date(t):
+        layers = read_date_block(plan.groups[t], bands, grid, cfg.mask, 40, 0,
+                                 grid.height - 40, grid.width)[0]
+        return np.moveaxis(layers[:-1], 0, -1), layers[-1] > 0.5
+
+    want, want_valid = features_by_date(read_date, spec, plan.dates)
+    np.testing.assert_array_equal(got_valid, want_valid)
+    np.testing.assert_array_equal(got, want)
+    assert got_valid.any() and not got_valid.all()
 
 
 def plan_features(plan, row, col, s):
