@@ -269,11 +269,15 @@ def load_model(bundle: str | Path, window: int, precision: str = "float32"):
     return rebuild_for_window(model, meta, window, precision)
 
 
+def _model_key(plan: Plan) -> tuple:
+    return plan.bundle, plan.content_hash, plan.window, plan.precision
+
+
 def worker_model(plan: Plan):
     """``(model, lock)``, loaded once per process and shared by its threads; model calls are
     serialised (the backend already uses every core for one call) while other threads read,
     blend and write."""
-    key = (plan.bundle, plan.content_hash, plan.window, plan.precision)
+    key = _model_key(plan)
     with _MODELS_LOCK:
         if key not in _MODELS:
             _MODELS[key] = (load_model(plan.bundle, plan.window, plan.precision),
@@ -281,20 +285,42 @@ def worker_model(plan: Plan):
         return _MODELS[key]
 
 
+_LOADING: dict = {}  # model key -> (Event set when the background load ends, first reader)
+
+
 def _load_in_background(plan: Plan) -> threading.Thread:
-    """Load the worker model in a thread, so that Keras starts while the first blocks are read;
+    """Load the worker model in a thread, so that Keras starts while the first block is read;
     a block that needs the model first waits for it (an error is raised again by the block's own
     :func:`worker_model`). The first block's call traces the network (a warm-up call on zeros
-    cost one more call of the network's time before any block was predicted)."""
+    cost one more call of the network's time before any block was predicted). Until the load
+    ends, only one block task of this process reads (:func:`_wait_for_model`)."""
+    key = _model_key(plan)
+    done = threading.Event()
+    _LOADING[key] = (done, threading.Lock())
+
     def load():
         try:
             worker_model(plan)
         except Exception:  # noqa: BLE001 - reported by the block tasks
             log.debug("loading the model in the background failed", exc_info=True)
+        finally:
+            done.set()
 
     thread = threading.Thread(target=load, name="landcover-model", daemon=True)
     thread.start()
     return thread
+
+
+def _wait_for_model(plan: Plan) -> None:
+    """While this process loads the model in the background, let one block task read and make
+    the others wait for the load: importing the backend holds Python's lock for most of its
+    3-4 s, and more readers beside it delayed the first model call (README, "Tiling")."""
+    loading = _LOADING.get(_model_key(plan))
+    if loading is None:
+        return
+    done, first = loading
+    if not done.is_set() and not first.acquire(blocking=False):
+        done.wait()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -506,6 +532,7 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     marker = _marker(plan, i, j)
     if marker.exists():  # finished by an earlier (interrupted) run
         return json.loads(marker.read_text())
+    _wait_for_model(plan)
     t0 = time.perf_counter()
     r0, r1, c0, c1 = plan.block_window(i, j)
     halo, g = halo_of(plan.post), plan.grid
@@ -764,7 +791,6 @@ def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path
                                    probabilities, post)
     check_resources(plan, meta, out.parent)
     check_bundle(model_dir)  # a truncated or foreign model fails here, before anything is written
-    loading = _load_in_background(plan)  # while the first blocks are read
     resumed = _open_store(plan, _fingerprint(plan, kept, cfg), resume)
     log.info("%d dates, grid %s, window %d px (overlap %d), %d blocks of %d px%s", len(kept),
              plan.grid.describe(), plan.window, plan.overlap, len(plan.blocks()), plan.block,
@@ -772,6 +798,10 @@ def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path
 
     shared = dask.delayed(plan, traverse=False)  # one graph key: its fields are not walked
     tasks = [dask.delayed(classify_block, pure=False)(shared, i, j) for i, j in plan.blocks()]
+    import dask.threaded  # noqa: F401 - the scheduler's imports before the model's, not beside
+    # the model loads while the first block is read; started after this thread's own imports,
+    # which would otherwise compete with Keras's for Python's lock (README, "Tiling")
+    loading = _load_in_background(plan)
     try:
         (results,) = compute(tasks, label="Classifying", show=progress)
     except ModelError:  # the model would not load: nothing of this run is worth resuming
@@ -780,6 +810,7 @@ def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path
         raise
     finally:
         loading.join()
+        _LOADING.pop(_model_key(plan), None)
     t_model = time.perf_counter()
     counts = np.sum([r["counts"] for r in results], axis=0)
     _write_products(plan, kept, table, meta, cfg, paths, outputs, counts)
