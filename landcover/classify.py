@@ -314,7 +314,7 @@ def _load_in_background(plan: Plan) -> threading.Thread:
 def _wait_for_model(plan: Plan) -> None:
     """While this process loads the model in the background, let one block task read and make
     the others wait for the load: importing the backend holds Python's lock for most of its
-    3-4 s, and more readers beside it delayed the first model call (README, "Tiling")."""
+    3-4 s, and more readers beside it delayed the first model call (README, "Benchmarks")."""
     loading = _LOADING.get(_model_key(plan))
     if loading is None:
         return
@@ -800,7 +800,7 @@ def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path
     tasks = [dask.delayed(classify_block, pure=False)(shared, i, j) for i, j in plan.blocks()]
     import dask.threaded  # noqa: F401 - the scheduler's imports before the model's, not beside
     # the model loads while the first block is read; started after this thread's own imports,
-    # which would otherwise compete with Keras's for Python's lock (README, "Tiling")
+    # which would otherwise compete with Keras's for Python's lock (README, "Benchmarks")
     loading = _load_in_background(plan)
     try:
         (results,) = compute(tasks, label="Classifying", show=progress)
