@@ -285,7 +285,7 @@ def worker_model(plan: Plan):
         return _MODELS[key]
 
 
-_LOADING: dict = {}  # model key -> (Event set when the background load ends, first reader)
+_LOADING: dict = {}  # model key -> (the loading thread, the first reader's lock)
 
 
 def _load_in_background(plan: Plan) -> threading.Thread:
@@ -294,19 +294,14 @@ def _load_in_background(plan: Plan) -> threading.Thread:
     :func:`worker_model`). The first block's call traces the network (a warm-up call on zeros
     cost one more call of the network's time before any block was predicted). Until the load
     ends, only one block task of this process reads (:func:`_wait_for_model`)."""
-    key = _model_key(plan)
-    done = threading.Event()
-    _LOADING[key] = (done, threading.Lock())
-
     def load():
         try:
             worker_model(plan)
         except Exception:  # noqa: BLE001 - reported by the block tasks
             log.debug("loading the model in the background failed", exc_info=True)
-        finally:
-            done.set()
 
     thread = threading.Thread(target=load, name="landcover-model", daemon=True)
+    _LOADING[_model_key(plan)] = (thread, threading.Lock())
     thread.start()
     return thread
 
@@ -318,9 +313,9 @@ def _wait_for_model(plan: Plan) -> None:
     loading = _LOADING.get(_model_key(plan))
     if loading is None:
         return
-    done, first = loading
-    if not done.is_set() and not first.acquire(blocking=False):
-        done.wait()
+    thread, first = loading
+    if thread.is_alive() and not first.acquire(blocking=False):
+        thread.join()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -377,15 +372,13 @@ class BlockData:
         self.dates = []  # per date: (scene or None, values (B, h, w), valid (h, w))
         any_valid = np.zeros((h, w), bool)
         for group in plan.groups:
-            got = read_scene_dn(group[0], bands, g, plan.mask, y0, x0, h, w) \
-                if len(group) == 1 else None
-            if got is not None:
-                entry = (group[0], got[0], got[1])
-            elif len(group) == 1:  # the scene does not touch the box: no data
-                entry = (None, None, np.zeros((h, w), bool))
-            else:
+            if len(group) > 1:  # a mosaic: its float32 reflectance
                 layers = read_date_block(group, bands, g, plan.mask, y0, x0, h, w)[0]
                 entry = (None, layers[:-1], layers[-1] > 0.5)
+            else:
+                got = read_scene_dn(group[0], bands, g, plan.mask, y0, x0, h, w)
+                entry = (None, None, np.zeros((h, w), bool)) if got is None \
+                    else (group[0], got[0], got[1])  # None: the scene misses the box
             self.dates.append(entry)
             any_valid |= entry[2]
         self.any_valid = any_valid[self._index(self.iy, 0, len(rows))][
