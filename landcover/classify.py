@@ -866,15 +866,22 @@ def block_memory(plan: Plan, meta: dict) -> int:
     """Bytes one block task needs at its peak (an estimate): the rasters of the block and the
     halo its windows read (:class:`BlockData`: reflectance and validity per date), the blend
     accumulators, one batch of windows' features and the network's activations on it (the widest
-    layer, a few tensors alive at once)."""
+    layer, a few tensors alive at once, for every date; a network that streams the dates holds
+    its input three times, as the loop reads it, and one date's activations)."""
+    from landcover.models import streams_dates
+
     T, F = len(plan.dates), len(plan.features.names)
     s, K = plan.window, plan.num_classes
     side = plan.block + 2 * halo_of(plan.post) + s
     features = T * side * side * 4 * (len(plan.features.bands) + 1)
     blend = (plan.block + 2 * halo_of(plan.post)) ** 2 * (K + 2) * 4 * 2
     arch = meta.get("architecture") or {}
-    width = max(int(arch.get("filters", 16)) * 2 ** int(arch.get("layers", 1)), F, K)
-    batch = plan.batch_size * T * s * s * (4 * F + 4 * width * 4)
+    filters = int(arch.get("filters", 16))
+    if "architecture" in arch and streams_dates(arch):
+        batch = plan.batch_size * s * s * 4 * (3 * T * F + 16 * max(filters, K))
+    else:
+        width = max(filters * 2 ** int(arch.get("layers", 1)), F, K)
+        batch = plan.batch_size * T * s * s * (4 * F + 4 * width * 4)
     return int(features + blend + batch)
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import keras
 from landcover.losses import MaskedLoss
 from landcover.metrics import ConfusionMatrix
-from landcover.models import architecture_names, build_model, model_input_shape, model_inputs
+from landcover.models import (architecture, architecture_names, build_model, model_input_shape,
+                              model_inputs, rebuild_for_window, streams_dates)
 assert keras.backend.backend() == sys.argv[1]
 rng = np.random.default_rng(0)
 logits = rng.normal(0, 2, (2, 16, 16, 3)).astype("float32")
@@ -38,6 +39,12 @@ for arch in out["architectures"]:
     inputs = model_inputs(model, x, np.array([10, 50, 90], "float32"))  # days: date models
     hist = model.fit(inputs, yy, sample_weight=ww, batch_size=2, epochs=1, verbose=0)
     out[arch] = [hist.history["loss"][0], list(model.predict(inputs, verbose=0).shape)]
+    if streams_dates(s):  # its streamed network predicts the same
+        meta = {"architecture": s, "classes": [{}] * 3, "output": {},
+                "input": {"patch_size": 16, "time_steps": 3, "features": list("abcde")}}
+        net = rebuild_for_window(model, meta, 16)
+        out.setdefault("streamed", {})[arch] = float(np.abs(
+            np.asarray(net.predict_on_batch(inputs)) - model.predict(inputs, verbose=0)).max())
 print(json.dumps(out))
 """
 
@@ -61,3 +68,6 @@ def test_models_losses_and_metric_run_on_jax_with_the_same_numbers():
     assert jax["architectures"] == tf["architectures"]
     for arch in tf["architectures"]:
         assert np.isfinite(jax[arch][0]) and jax[arch][1] == [4, 16, 16, 3]
+    assert "convlstm" in tf["streamed"] and jax["streamed"].keys() == tf["streamed"].keys()
+    for backend in (tf, jax):
+        assert max(backend["streamed"].values()) < 1e-4, backend["streamed"]

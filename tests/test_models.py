@@ -89,11 +89,17 @@ def test_rebuild_for_another_window_keeps_the_weights():
         meta = {"architecture": s, "classes": [{}, {}, {}], "output": {"absent_classes": [1]},
                 "input": {"patch_size": 8, "time_steps": 3, "features": ["a", "b", "c"],
                           "variable_time_steps": architecture(name).variable_dates}}
-        assert rebuild_for_window(model, meta, 8) is model
         wide = rebuild_for_window(model, meta, 12)
         assert series_shape(wide)[2:4] == (12, 12)
-        for u, v in zip(model.get_weights(), wide.get_weights()):
-            np.testing.assert_array_equal(u, v)
+        if not models.streams_dates(s):
+            assert rebuild_for_window(model, meta, 8) is model
+            for u, v in zip(model.get_weights(), wide.get_weights()):
+                np.testing.assert_array_equal(u, v)
+        else:  # its streamed network, with the same predictions
+            same = rebuild_for_window(model, meta, 8)
+            assert same is not model and series_shape(same)[2:4] == (8, 8)
+            np.testing.assert_allclose(predict(same, series(3)), predict(model, series(3)),
+                                       atol=1e-5)
         out = predict(wide, series(3, 12, 12))
         assert out.shape == (2, 12, 12, 3) and (out[..., 1] == -1e4).all()
         del meta["input"]["variable_time_steps"]  # older bundles: the registry decides
@@ -101,6 +107,38 @@ def test_rebuild_for_another_window_keeps_the_weights():
     meta["architecture"] = spec("resnet")
     with pytest.raises(ModelError, match="unknown architecture 'resnet'"):
         rebuild_for_window(model, meta, 12)
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch", "none", "group"])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_streamed_convlstm_predicts_what_the_trained_network_does(norm, precision):
+    """The streamed network of ``convlstm`` (every layer stepped date by date, one convolution
+    for the four gates) gives the trained network's logits, with any normalisation; ``group``
+    (over all dates) keeps the trained network."""
+    s = dict(TINY, architecture="convlstm", filters=4, layers=3, norm=norm)
+    model = build_model(s, model_input_shape(s, 5, 10, 10, 3), 3)
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()]
+    for k, w in enumerate(model.weights):
+        if "variance" in w.path:
+            weights[k] = np.abs(weights[k]) + 0.5
+    model.set_weights(weights)  # moving statistics that are not 0 and 1
+    meta = {"architecture": s, "classes": [{}, {}, {}], "output": {},
+            "input": {"patch_size": 10, "time_steps": 5, "features": ["a", "b", "c"],
+                      "variable_time_steps": True}}
+    net = rebuild_for_window(model, meta, 14, precision)
+    streamed = norm != "group"
+    assert any(type(layer).__name__ == "StreamedConvLSTM" for layer in net.layers) == streamed
+    for t in (1, 5, 7):
+        x = series(t, 14, 14)
+        ref = build_model(s, model_input_shape(s, t, 14, 14, 3), 3)
+        ref.set_weights(weights)
+        want, got = predict(ref, x), predict(net, x)
+        if precision == "float32":
+            np.testing.assert_allclose(got, want, atol=2e-5)
+        else:  # bfloat16 computations: close, most pixels the same class
+            assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()  # 0.3-4 % seen
+            assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.95  # 98-100 % seen
 
 
 def test_saved_models_load_with_the_custom_objects_in_safe_mode(tmp_path):

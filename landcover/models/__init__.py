@@ -81,6 +81,13 @@ class Architecture:
         default: the default of ``train.model.architecture`` (exactly one architecture).
         takes_dates: the network has a second input ``days`` (B, T) and its builder gets the
             days and the validity mask (see the module's docstring).
+        streamed: a builder with the same arguments for the same network restated for
+            prediction with the dates streamed through it: only states are kept from one date
+            to the next, so its memory does not grow with the number of dates. Its layers take
+            the trained network's weights by layer name, or through their own
+            ``take_weights(trained)`` (:func:`rebuild_for_window`). None: the trained network
+            predicts.
+        streams: ``spec -> bool``: the specs ``streamed`` can restate (None: all).
     """
 
     name: str
@@ -91,13 +98,25 @@ class Architecture:
     keys: tuple[str, ...] = MODEL_KEYS
     default: bool = False
     takes_dates: bool = False
+    streamed: Callable[..., Any] | str | None = None
+    streams: Callable[[Mapping], bool] | None = None
 
-    def build_body(self) -> Callable[..., Any]:
-        """The builder function (imported if declared as ``"module:function"``)."""
-        if callable(self.builder):
-            return self.builder
-        module, _, function = self.builder.partition(":")
+    def build_body(self, streamed: bool = False) -> Callable[..., Any]:
+        """The builder function (imported if declared as ``"module:function"``); with
+        ``streamed``, the streamed network's."""
+        builder = self.streamed if streamed else self.builder
+        if callable(builder):
+            return builder
+        module, _, function = builder.partition(":")
         return getattr(importlib.import_module(module), function)
+
+
+def streams_dates(spec) -> bool:
+    """Whether ``spec``'s network predicts with the dates streamed (``Architecture.streamed``:
+    memory that does not grow with the number of dates)."""
+    spec = _as_mapping(spec)
+    arch = architecture(spec["architecture"])
+    return arch.streamed is not None and (arch.streams is None or arch.streams(spec))
 
 
 @functools.cache
@@ -206,7 +225,7 @@ def model_inputs(model, x, days=None):
 
 
 def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(),
-                valid_channel: int | None = None):
+                valid_channel: int | None = None, streamed: bool = False):
     """Build an uncompiled ``keras.Model`` named after the architecture.
 
     Args:
@@ -219,6 +238,8 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
             ``ClassMask`` after the logits.
         valid_channel: for ``takes_dates`` architectures, the index of the ``valid`` feature
             (None: every date of every pixel counts as valid). Ignored by the others.
+        streamed: the network restated for prediction with the dates streamed
+            (``Architecture.streamed``; untrained weights): see :func:`streams_dates`.
 
     Raises:
         ValueError: unknown architecture, or time None for a fixed-date one.
@@ -233,13 +254,18 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
     import_keras()  # TensorFlow's start-up noise silenced
     from landcover.models.layers import assemble
 
-    return assemble(arch, spec, tuple(input_shape), num_classes, absent, valid_channel)
+    if streamed and not streams_dates(spec):
+        raise ValueError(f"the {arch.name} network of this spec cannot be streamed")
+    return assemble(arch, spec, tuple(input_shape), num_classes, absent, valid_channel,
+                    streamed)
 
 
 def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "float32"):
-    """A bundle's network for ``window`` x ``window`` inputs: ``model`` itself for the patch size,
-    else the same network built for the window with ``model``'s weights (recurrent convolutions
-    need static spatial shapes).
+    """A bundle's network for predicting ``window`` x ``window`` inputs in ``precision``, with
+    ``model``'s weights: its streamed restatement where it has one (:func:`streams_dates`;
+    ``convlstm``: :class:`~landcover.models.layers.StreamedConvLSTM`), else ``model`` itself for
+    the patch size in float32, else the same network built for the window (recurrent
+    convolutions need static spatial shapes).
 
     Args:
         model: the bundle's loaded Keras model.
@@ -249,8 +275,6 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
         ModelError: the bundle's architecture is not known to this landcover.
     """
     inp = meta["input"]
-    if window == inp["patch_size"] and precision == "float32":
-        return model
     spec = meta["architecture"]
     try:
         arch = architecture(spec["architecture"])
@@ -262,10 +286,23 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
     t = None if variable else inp["time_steps"]
     shape = (t, window, window, len(inp["features"]))
     args = (len(meta["classes"]), meta["output"].get("absent_classes", ()), valid_channel_of(inp))
+    streamed = streams_dates(spec)
+    if not streamed and window == inp["patch_size"] and precision == "float32":
+        return model
     with _dtype_policy(precision):
-        wide = build_model(spec, shape, *args)
-    wide.set_weights(model.get_weights())
-    return wide
+        net = build_model(spec, shape, *args, streamed=streamed)
+    take_weights(net, model)
+    return net
+
+
+def take_weights(net, trained) -> None:
+    """``trained``'s weights into ``net``, layer by layer name (a layer with a ``take_weights``
+    method takes its own)."""
+    for layer in net.layers:
+        if hasattr(layer, "take_weights"):
+            layer.take_weights(trained)
+        elif layer.weights:
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
 
 
 _POLICY_LOCK = threading.Lock()
@@ -322,6 +359,8 @@ __all__ = [
     "model_inputs",
     "norm_of",
     "rebuild_for_window",
+    "streams_dates",
+    "take_weights",
     "takes_dates",
     "valid_channel_of",
     "variable_date_architectures",

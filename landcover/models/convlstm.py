@@ -29,8 +29,28 @@ def build(inputs, spec: Mapping):
     return x
 
 
+def streams(spec: Mapping) -> bool:
+    """Every normalisation but ``group`` (over all the dates of a layer's output) can be
+    streamed."""
+    from landcover.models import norm_of
+
+    return norm_of(spec) != "group"
+
+
+def build_streamed(inputs, spec: Mapping):
+    """The same network for prediction, the dates streamed through every layer at once
+    (:class:`~landcover.models.layers.StreamedConvLSTM`)."""
+    from landcover.models.layers import StreamedConvLSTM, _norm_layer, hyper
+
+    filters, depth, kernel, _, norm = hyper(spec)
+    x = StreamedConvLSTM(filters, depth, kernel, norm, name="convlstm")(inputs)
+    layer = _norm_layer(norm, filters, f"convlstm{depth}")
+    return x if layer is None else layer(x)
+
+
 ARCHITECTURES = (
     Architecture("convlstm", build, variable_dates=True, downsamples=False, default=True,
+                 streamed=build_streamed, streams=streams,
                  summary="a stack of train.model.layers ConvLSTM2D layers, the last returning "
                          "its final state; any number of dates"),
 )

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from landcover.models import Architecture, norm_of
@@ -194,6 +195,110 @@ class UnfoldTime(layers.Layer):
         return (ref[0], ref[1], *x[1:])
 
 
+# ------------------------------------------------------------ ConvLSTM streamed for inference
+class ConvLSTMStep(layers.Layer):
+    """One date of a trained ``ConvLSTM2D`` layer, for inference: ``(x (B, H, W, F), [h, c])
+    -> (h, [h, c])``. The four gates come from one convolution of ``[x, h]`` with the layer's
+    input and recurrent kernels stacked (Keras' cell makes eight convolutions and adds them):
+    the same arithmetic up to float rounding, fewer small operations, and a step that needs the
+    previous state before it starts, so a loop cannot run the input convolutions of later dates
+    ahead and hold their outputs."""
+
+    def __init__(self, filters, kernel_size, activation="tanh", recurrent_activation="sigmoid",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = tuple(int(k) for k in kernel_size)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            shape=self.kernel_size + (input_shape[-1] + self.filters, 4 * self.filters),
+            name="kernel")
+        self.bias = self.add_weight(shape=(4 * self.filters,), name="bias", initializer="zeros")
+
+    def call(self, x, states):
+        h, c = states
+        z = ops.conv(ops.concatenate([x, h], axis=-1), self.kernel, padding="same") + self.bias
+        n = self.filters  # Keras' gate order: input, forget, cell, output
+        i = self.recurrent_activation(z[..., :n])
+        f = self.recurrent_activation(z[..., n:2 * n])
+        c = f * c + i * self.activation(z[..., 2 * n:3 * n])
+        h = self.recurrent_activation(z[..., 3 * n:]) * self.activation(c)
+        return h, [h, c]
+
+    def take(self, layer) -> None:
+        """The weights of the trained ``ConvLSTM2D`` ``layer``."""
+        cell = layer.cell
+        if (tuple(cell.strides) != (1, 1) or tuple(cell.dilation_rate) != (1, 1)
+                or cell.padding != "same" or not cell.use_bias):
+            raise ValueError(f"{layer.name}: only stride 1, dilation 1, 'same' padding and a "
+                             "bias can be streamed")
+        kernel, recurrent, bias = (ops.convert_to_numpy(w) for w in
+                                   (cell.kernel, cell.recurrent_kernel, cell.bias))
+        self.set_weights([np.concatenate([kernel, recurrent], axis=2), bias])
+
+
+class ConvLSTMStack(layers.Layer):
+    """The RNN cell of :class:`StreamedConvLSTM`: one date through every layer of the
+    ``convlstm`` stack (:class:`ConvLSTMStep` s and the normalisations between them); its states
+    are each layer's ``h`` and ``c``, its output the last layer's ``h``."""
+
+    def __init__(self, filters, depth, kernel, norm, activation="tanh",
+                 recurrent_activation="sigmoid", **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth = int(filters), int(depth)
+        self.steps = [ConvLSTMStep(filters, (kernel, kernel), activation, recurrent_activation,
+                                   name=f"convlstm{i + 1}") for i in range(self.depth)]
+        self.norms = [_norm_layer(norm, filters, f"convlstm{i + 1}") for i in range(depth - 1)]
+        self.state_size = [-1] * (2 * self.depth)  # states shaped like the images (see below)
+
+    def build(self, input_shape):
+        self.spatial = tuple(input_shape[1:-1])
+        shape = tuple(input_shape)
+        for k, step in enumerate(self.steps):
+            step.build(shape)
+            shape = shape[:-1] + (self.filters,)
+            if k < len(self.norms) and self.norms[k] is not None:
+                self.norms[k].build(shape)
+
+    def get_initial_state(self, batch_size=None):
+        zero = ops.zeros((batch_size, *self.spatial, self.filters), dtype=self.compute_dtype)
+        return [zero] * (2 * self.depth)
+
+    def call(self, x, states, training=False):
+        new = []
+        for k, step in enumerate(self.steps):
+            x, hc = step(x, states[2 * k:2 * k + 2])
+            new += hc
+            if k < len(self.norms) and self.norms[k] is not None:
+                x = self.norms[k](x, training=training)
+        return x, new
+
+
+class StreamedConvLSTM(layers.RNN):
+    """The ``convlstm`` network's stack of ``ConvLSTM2D`` layers as one recurrence over the
+    dates, for inference: ``(B, T, H, W, F) -> (B, H, W, filters)``, the last layer's final
+    state before its normalisation. Only each layer's states are kept from one date to the next,
+    so memory does not grow with the number of dates (the trained network keeps every date's
+    output of every layer but the last)."""
+
+    def __init__(self, filters, depth, kernel, norm, **kwargs):
+        super().__init__(ConvLSTMStack(filters, depth, kernel, norm), **kwargs)
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        return (sequences_shape[0], *sequences_shape[2:-1], self.cell.filters)
+
+    def take_weights(self, trained: keras.Model) -> None:
+        """The weights of the ``convlstm`` network ``trained`` (layers by name)."""
+        for step in self.cell.steps:
+            step.take(trained.get_layer(step.name))
+        for norm in self.cell.norms:
+            if norm is not None:
+                norm.set_weights(trained.get_layer(norm.name).get_weights())
+
+
 CUSTOM_OBJECTS = {"TemporalMean": TemporalMean, "ClassMask": ClassMask, "ValidMask": ValidMask,
                   "FoldTime": FoldTime, "UnfoldTime": UnfoldTime,
                   "DayEncoding": DayEncoding, "TemporalAttention": TemporalAttention,
@@ -278,18 +383,21 @@ def _decoder(x, skips, filters: int, kernel: int, norm: str, dropout: float):
 
 
 def assemble(arch: Architecture, spec: Mapping, input_shape: tuple, num_classes: int,
-             absent=(), valid_channel: int | None = None) -> keras.Model:
+             absent=(), valid_channel: int | None = None,
+             streamed: bool = False) -> keras.Model:
     """The whole network: the ``series`` input (and for ``takes_dates`` architectures the ``days``
-    input and the validity mask), ``arch``'s body, the ``logits`` convolution (float32 under
-    mixed precision) and, for ``absent`` classes, the ``class_mask``."""
+    input and the validity mask), ``arch``'s body (``streamed``: its streamed restatement), the
+    ``logits`` convolution (float32 under mixed precision) and, for ``absent`` classes, the
+    ``class_mask``."""
+    builder = arch.build_body(streamed)
     inputs = keras.Input(input_shape, name="series")
     if arch.takes_dates:
         days = keras.Input((input_shape[0],), name="days")
         valid = ValidMask(valid_channel, name="valid_mask")(inputs)
-        x = arch.build_body()(inputs, spec, days, valid)
+        x = builder(inputs, spec, days, valid)
         inputs = [inputs, days]
     else:
-        x = arch.build_body()(inputs, spec)
+        x = builder(inputs, spec)
     logits = layers.Conv2D(num_classes, int(spec["head_kernel"]), padding="same",
                            dtype="float32", name="logits")(x)
     if absent:
