@@ -15,7 +15,9 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
    * *bare model*: the windows a single non-overlapping tiling of the scene needs at the same
      window size (``ceil(H / s) x ceil(W / s)``), cut from features already in memory (computed
      before timing) and passed to the same network with the same call and batch size -> the time
-     of the model calls alone -> pixels of the scene per second;
+     of the model calls alone -> pixels of the scene per second; once more (one run) with the
+     bundle's Keras network as trained, in float32, instead of the streamed network in the
+     configured precision that classify predicts with;
    * *random forest*: a per-pixel scikit-learn forest (100 trees, the 72 band-date reflectances,
      fitted beforehand on 20,000 pixels labelled by landcover's map), end to end: reading the stack,
      predicting every pixel, writing a GeoTIFF;
@@ -116,11 +118,14 @@ def job_landcover(folder: Path, model: Path, out: Path, sets: list[str]) -> dict
             "window": summary["window"], "overlap": summary["overlap"],
             "block": summary["block_size"], "batch": summary.get("batch_size"),
             "per_pixel": summary.get("predictions_per_pixel"),
+            "precision": summary.get("precision", "float32"),
             "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
 
 
-def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
-    """The model calls a non-overlapping tiling at landcover's window size needs, timed alone."""
+def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) -> dict:
+    """The model calls a non-overlapping tiling at landcover's window size needs, timed alone;
+    ``trained``: with the bundle's Keras network as trained, in float32 (not the network
+    classify predicts with), for comparison."""
     from landcover.classify import (
         build_plan,
         model_scenes,
@@ -137,6 +142,20 @@ def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
     ny, nx = math.ceil(H / s), math.ceil(W / s)
     feats, _ = read_features(plan, np.arange(ny * s), np.arange(nx * s))  # reflected beyond
     model, lock = worker_model(plan)
+    precision = plan.precision
+    if trained:
+        import threading
+
+        from landcover.bundle import load_bundle
+        from landcover.models import build_model, valid_channel_of
+
+        keras_model, meta = load_bundle(model_dir)
+        inp = meta["input"]
+        model = build_model(meta["architecture"], (None, s, s, len(inp["features"])),
+                            len(meta["classes"]), meta["output"].get("absent_classes", ()),
+                            valid_channel_of(inp))
+        model.set_weights(keras_model.get_weights())
+        lock, precision = threading.Lock(), "float32"
     B = plan.batch_size
     windows = [(i * s, j * s) for i in range(ny) for j in range(nx)]
     predict_windows(model, lock, np.stack([feats[:, :s, :s]] * B), B, plan.days)  # trace once
@@ -147,7 +166,7 @@ def job_bare(folder: Path, model_dir: Path, out: Path) -> dict:
         predict_windows(model, lock, x, B, plan.days)
         seconds += time.perf_counter() - t0
     return {"seconds": seconds, "windows": len(windows), "window": s, "batch": B,
-            "pixels": H * W}
+            "pixels": H * W, "precision": precision}
 
 
 def job_rf(folder: Path, model_dir: Path, out: Path, labels_map: Path) -> dict:
@@ -186,6 +205,7 @@ def child(mode: str, folder: Path, model: Path, out: Path, sets: list[str]) -> N
     jobs = {"landcover": lambda: job_landcover(folder, model, out, sets),
             "previous": lambda: job_landcover(folder, model, out, []),  # the tree on PYTHONPATH
             "bare": lambda: job_bare(folder, model, out),
+            "bare_trained": lambda: job_bare(folder, model, out, trained=True),
             "rf": lambda: job_rf(folder, model, out, Path(sets[0]))}
     result = jobs[mode]()
     result["peak_mib"] = peak_rss_mib()
@@ -264,11 +284,16 @@ def main() -> None:
     lc = min(lcs, key=lambda r: r["seconds"])
     bare = min(bares, key=lambda r: r["seconds"])
     px_lc, px_bare = lc["pixels"] / lc["seconds"], bare["pixels"] / bare["seconds"]
+    trained = run_child("bare_trained", f, model, out / f"bare{size}.tif")
     rows = [("landcover classify, end to end", lc, f"{lc['windows']:,d} x {lc['window']}^2 "
-             f"(overlap {lc['overlap']}, {lc['per_pixel']:.2f} predictions per pixel)"),
+             f"(overlap {lc['overlap']}, {lc['per_pixel']:.2f} predictions per pixel), "
+             f"{lc['precision']}"),
             ("bare model, non-overlapping tiling", bare,
              f"{bare['windows']:,d} x {bare['window']}^2 "
-             f"({bare['windows'] * bare['window'] ** 2 / bare['pixels']:.2f} per pixel)")]
+             f"({bare['windows'] * bare['window'] ** 2 / bare['pixels']:.2f} per pixel), the "
+             f"network classify predicts with, {bare['precision']}"),
+            ("bare model, the Keras network as trained", trained,
+             f"the same windows, {trained['precision']} (one run; for comparison)")]
     if not args.skip_rf:
         rf = run_child("rf", f, model, out / f"rf{size}.tif", str(out / f"lc{size}.tif"))
         rows.append(("random forest per pixel, end to end", rf, "100 trees, 72 values"))
@@ -291,6 +316,9 @@ def main() -> None:
     print(f"\nmodel throughput: bare {bare['windows'] * bare['window'] ** 2 / bare['seconds']:,.0f}"
           f" window px/s; landcover {lc['windows'] * lc['window'] ** 2 / lc['seconds']:,.0f} window"
           " px/s")
+    print(f"end to end / the Keras network as trained, float32: "
+          f"{px_lc * trained['seconds'] / trained['pixels']:.2f}; bare model / it: "
+          f"{px_bare * trained['seconds'] / trained['pixels']:.2f}")
     if not args.skip_rf:
         print(f"landcover / random forest pixels/s: {px_lc * rf['seconds'] / rf['pixels']:.2f}")
     if args.previous:

@@ -27,9 +27,12 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
   bounded by the block size, not the scene size.
 * **Missing data**: windows without any valid observation are not predicted; pixels without a
   valid observation on any date are nodata (255).
+* **The network**: the bundle's network restated for prediction where its architecture has one
+  (:func:`landcover.models.rebuild_for_window`): the default ``convlstm`` streams the dates through
+  every layer at once, so its memory does not grow with the series.
 * **Precision**: ``classify.precision`` ``bfloat16``/``float16`` runs the network under Keras mixed
-  precision (float32 weights and softmax); float32 by default (README, "Tiling": on the 2-core CPU
-  bfloat16 was slower).
+  precision (float32 weights and softmax); ``auto`` (the default) is bfloat16 where the CPU computes
+  it natively, else float32 (:func:`landcover.runtime.auto_precision`; README, "Tiling").
 
 Inputs are built exactly as in training, from the bundle: bands, normalisation statistics, gap
 filling, validity channel and day-of-year features, dates dropped in training. The model is loaded
@@ -86,7 +89,7 @@ from landcover.models import variable_date_architectures
 from landcover.outputs import OutputSet, check_space, remove
 from landcover.postprocess import apply_steps, check_steps, configured_steps, halo_of
 from landcover.postprocess import describe as describe_steps
-from landcover.runtime import check_memory, import_keras
+from landcover.runtime import auto_precision, check_memory, import_keras
 from landcover.scenes import Scene, SceneSource, as_scenes, scene_source
 
 log = logging.getLogger(__name__)
@@ -681,7 +684,8 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
         store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
         uncertainty=c.uncertainty, post=check_steps(post),
-        days=_as_days(kept_days(meta, [d for d, _ in kept])), precision=c.precision)
+        days=_as_days(kept_days(meta, [d for d, _ in kept])),
+        precision=auto_precision() if c.precision == "auto" else c.precision)
     return plan, kept, table
 
 
@@ -835,7 +839,7 @@ def _write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config
               "classify": {**resolved["classify"], "window": plan.window,
                            "overlap": plan.overlap, "blend": plan.blend,
                            "block_size": plan.block, "batch_size": plan.batch_size,
-                           "post": describe_steps(plan.post)},
+                           "precision": plan.precision, "post": describe_steps(plan.post)},
               "model": meta.get("config", {})}
     tags = map_tags(meta, [d for d, _ in kept], ["+".join(s.scene_id for s in g) for _, g in kept],
                     config, plan.bundle)
@@ -878,7 +882,7 @@ def block_memory(plan: Plan, meta: dict) -> int:
     arch = meta.get("architecture") or {}
     filters = int(arch.get("filters", 16))
     if "architecture" in arch and streams_dates(arch):
-        batch = plan.batch_size * s * s * 4 * (3 * T * F + 16 * max(filters, K))
+        batch = plan.batch_size * s * s * 4 * (3 * T * F + 24 * max(filters, K))
     else:
         width = max(filters * 2 ** int(arch.get("layers", 1)), F, K)
         batch = plan.batch_size * T * s * s * (4 * F + 4 * width * 4)

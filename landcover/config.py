@@ -176,7 +176,7 @@ class ClassifyConfig:
     block_size: int | None = None  # pixels per block side (null: from the number of dates)
     batch_pixels: int = 65536  # window pixels per model call (one 256 px window)
     batch_size: int | None = None  # windows per model call (null: from batch_pixels)
-    precision: str = "float32"  # float32, bfloat16 or float16 (mixed precision)
+    precision: str = "auto"  # auto, float32, bfloat16 or float16 (mixed precision)
     probability_dtype: str = "uint8"
     uncertainty: str = "entropy"
     quicklook: bool = True
@@ -212,7 +212,7 @@ _CHOICES = {
     "train.schedule": ("cosine", "constant"),
     "classify.probability_dtype": tuple(contract.PROBABILITY_SCALE),
     "classify.uncertainty": maps.UNCERTAINTIES,
-    "classify.precision": ("float32", "bfloat16", "float16"),
+    "classify.precision": ("auto", "float32", "bfloat16", "float16"),
 }
 
 

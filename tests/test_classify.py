@@ -21,6 +21,7 @@ from landcover.config import load_config  # noqa: E402
 from landcover.evaluate import open_map  # noqa: E402
 from landcover.errors import GridMismatchError, ModelError, ResumeError  # noqa: E402
 from landcover.scheduler import use_scheduler  # noqa: E402
+from landcover.runtime import auto_precision  # noqa: E402
 
 
 def run(scenes, model, out, *sets, probabilities=False, **kw):
@@ -348,10 +349,30 @@ def test_default_tiling_and_mixed_precision(reference, field_series, field_bundl
     assert summary["windows"] == 1 and summary["window"] == 192 + 16
     assert summary["predictions_per_pixel"] < 1.3 and summary["blend"] == 0
     np.testing.assert_array_equal(read(tmp_path / "d.tif", 1), read(reference[0], 1))
-    bf = run(field_series[0], field_bundle, tmp_path / "bf.tif", "classify.precision=bfloat16")
-    assert bf["precision"] == "bfloat16"
-    changed = (read(tmp_path / "bf.tif", 1) != read(tmp_path / "d.tif", 1)).mean()
-    assert changed <= 0.005
+    assert summary["precision"] == auto_precision()  # classify.precision: auto
+    maps = {}
+    for precision in ("float32", "bfloat16"):
+        done = run(field_series[0], field_bundle, tmp_path / f"{precision}.tif",
+                   f"classify.precision={precision}")
+        assert done["precision"] == precision
+        maps[precision] = read(tmp_path / f"{precision}.tif", 1)
+    assert (maps["bfloat16"] != maps["float32"]).mean() <= 0.005
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path, monkeypatch):
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 amx_tile\n\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n\n")
+    gpu = tmp_path / "nvidiactl"
+    gpu.touch()
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert auto_precision(str(amx), devices=()) == "bfloat16"
+    assert auto_precision(str(plain), devices=()) == "float32"
+    assert auto_precision(str(amx), devices=(str(gpu),)) == "float32"  # GPUs: not measured
+    assert auto_precision(str(tmp_path / "none"), devices=()) == "float32"  # not Linux
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert auto_precision(str(amx), devices=()) == "float32"
 
 
 @dataclass(frozen=True)
