@@ -28,7 +28,7 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
 * **Missing data**: windows without any valid observation are not predicted; pixels without a
   valid observation on any date are nodata (255).
 * **The network**: the bundle's network restated for prediction where its architecture has one
-  (:func:`landcover.models.rebuild_for_window`): the default ``convlstm`` streams the dates through
+  (:func:`landcover.models.rebuild_for_window`): the default network streams the dates through
   every layer at once, so its memory does not grow with the series.
 * **Precision**: ``classify.precision`` ``bfloat16``/``float16`` runs the network under Keras mixed
   precision (float32 weights and softmax); ``auto`` (the default) is bfloat16 where the CPU computes
