@@ -141,9 +141,10 @@ def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) ->
     s, H, W = plan.window, plan.grid.height, plan.grid.width
     ny, nx = math.ceil(H / s), math.ceil(W / s)
     feats, _ = read_features(plan, np.arange(ny * s), np.arange(nx * s))  # reflected beyond
-    model, lock = worker_model(plan)
-    precision = plan.precision
-    if trained:
+    if not trained:
+        model, lock = worker_model(plan)
+        precision = plan.precision
+    else:
         import threading
 
         from landcover.bundle import load_bundle

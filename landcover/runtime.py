@@ -49,7 +49,7 @@ def auto_precision(cpuinfo: str = "/proc/cpuinfo",
     """The inference precision ``classify.precision: auto`` stands for on this machine:
     ``bfloat16`` with the TensorFlow backend on a CPU that computes it natively
     (:data:`BF16_CPU_FLAGS`) and no NVIDIA GPU, else ``float32``. On the 2-core Xeon with AMX the
-    default network ran 1.32x as fast in bfloat16 and changed at most 0.2 % of the demo's and
+    default network ran 1.32x as fast in bfloat16 and changed at most 0.05 % of the demo's and
     maipo's pixels (README, "Tiling"); elsewhere bfloat16 is emulated (slower) or unmeasured."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return "float32"

@@ -18,8 +18,8 @@ import numpy as np
 import keras
 from landcover.losses import MaskedLoss
 from landcover.metrics import ConfusionMatrix
-from landcover.models import (architecture, architecture_names, build_model, model_input_shape,
-                              model_inputs, rebuild_for_window, streams_dates)
+from landcover.models import (architecture_names, build_model, model_input_shape, model_inputs,
+                              rebuild_for_window, streams_dates)
 assert keras.backend.backend() == sys.argv[1]
 rng = np.random.default_rng(0)
 logits = rng.normal(0, 2, (2, 16, 16, 3)).astype("float32")

@@ -141,6 +141,24 @@ def test_the_streamed_convlstm_predicts_what_the_trained_network_does(norm, prec
             assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.95  # 98-100 % seen
 
 
+def test_a_convlstm_layer_the_step_does_not_compute_is_refused():
+    import keras
+
+    from landcover.models.layers import ConvLSTMStep
+
+    step = ConvLSTMStep(2, (3, 3))
+    step.build((None, 6, 6, 3))
+    for kw in ({"activation": "relu"}, {"recurrent_activation": "hard_sigmoid"},
+               {"use_bias": False}, {"dilation_rate": 2}):
+        layer = keras.layers.ConvLSTM2D(2, 3, padding="same", **kw)
+        layer.build((None, 4, 6, 6, 3))
+        with pytest.raises(ValueError, match="can be streamed"):
+            step.take(layer)
+    layer = keras.layers.ConvLSTM2D(2, 3, padding="same")
+    layer.build((None, 4, 6, 6, 3))
+    step.take(layer)  # Keras' defaults: taken
+
+
 def test_saved_models_load_with_the_custom_objects_in_safe_mode(tmp_path):
     import keras
 

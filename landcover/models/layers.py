@@ -232,9 +232,11 @@ class ConvLSTMStep(layers.Layer):
         """The weights of the trained ``ConvLSTM2D`` ``layer``."""
         cell = layer.cell
         if (tuple(cell.strides) != (1, 1) or tuple(cell.dilation_rate) != (1, 1)
-                or cell.padding != "same" or not cell.use_bias):
-            raise ValueError(f"{layer.name}: only stride 1, dilation 1, 'same' padding and a "
-                             "bias can be streamed")
+                or cell.padding != "same" or not cell.use_bias
+                or cell.activation is not self.activation
+                or cell.recurrent_activation is not self.recurrent_activation):
+            raise ValueError(f"{layer.name}: only stride 1, dilation 1, 'same' padding, a bias "
+                             "and this step's activations can be streamed")
         kernel, recurrent, bias = (ops.convert_to_numpy(w) for w in
                                    (cell.kernel, cell.recurrent_kernel, cell.bias))
         self.set_weights([np.concatenate([kernel, recurrent], axis=2), bias])
