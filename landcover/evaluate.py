@@ -336,7 +336,7 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
     from landcover.labels import open_labels
 
     t0 = time.monotonic()
-    out = Path(out)
+    out = Path(out).absolute()
     cmap = open_map(map_path)
     table, table_source = resolve_classes(cmap, classes)
     reference = Path(reference)

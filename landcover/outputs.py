@@ -253,7 +253,11 @@ class OutputSet:
         return tmp
 
     def commit(self, new: dict[Path, Path]) -> None:
-        """Put the finished temporaries ``{output: temporary}`` in place as one set."""
+        """Put the finished temporaries ``{output: temporary}`` in place as one set.
+
+        Outputs may be given relative to the working directory: the journal records absolute
+        paths, so a later run from any folder can recover it."""
+        new = {Path(k).absolute(): Path(v).absolute() for k, v in new.items()}
         order = [p for p in self.paths if p in new and p != self.main]
         order += [p for p in new if p not in order and p != self.main]
         if self.main in new:
@@ -274,18 +278,48 @@ class OutputSet:
 
 
 def recover(journal: Path) -> None:
-    """Finish (new main output in place) or roll back (otherwise) an interrupted replacement."""
+    """Finish (new main output in place) or roll back (otherwise) an interrupted replacement.
+
+    Raises:
+        OutputError: the journal cannot be acted on (a file it names cannot be moved); the
+            message names the journal and what to do.
+    """
     journal = Path(journal)
     if not journal.is_file():
         return
     try:
         data = json.loads(journal.read_text())
-        entries, main = data["entries"], data["main"]
-    except (OSError, ValueError, KeyError):
+        entries, main = list(data["entries"]), data["main"]
+        for e in entries:  # journals of older versions may hold paths relative to their run's cwd
+            for key in ("final", "tmp", "aside"):
+                e[key] = str(_beside(e[key], journal))
+            e["had_old"] = bool(e["had_old"])
+        main = str(_beside(main, journal))
+    except (OSError, ValueError, KeyError, TypeError):
         journal.unlink()
         return
-    last = next(e for e in entries if e["final"] == main) if entries else None
-    committed = last is not None and Path(last["final"]).exists() and (
+    try:
+        _recover(entries, main)
+    except OSError as exc:
+        raise OutputError(f"{journal}: cannot finish the interrupted replacement of {main} "
+                          f"({exc.strerror or exc}); check the files beside it, then delete the "
+                          "journal") from None
+    journal.unlink()
+
+
+def _beside(path: str, journal: Path) -> Path:
+    """An absolute path; a relative one (older journals) is taken as a sibling of the journal,
+    where every output and temporary of its set lies."""
+    p = Path(path)
+    return p if p.is_absolute() else journal.parent / p.name
+
+
+def _recover(entries: list[dict], main: str) -> None:
+    if not entries:
+        return
+    # the main output is replaced last; a journal without it: its last entry decides
+    last = next((e for e in entries if e["final"] == main), entries[-1])
+    committed = Path(last["final"]).exists() and (
         not last["had_old"] or Path(last["aside"]).exists() or not Path(last["tmp"]).exists())
     if committed:
         for e in entries:
@@ -303,4 +337,3 @@ def recover(journal: Path) -> None:
                 remove(final)  # new, without an old one to restore
     for e in entries:
         remove(Path(e["tmp"]))
-    journal.unlink()

@@ -13,7 +13,7 @@ from landcover.profiles import (Profile, load_profile, profile_from_record, prof
 from landcover.scenes import find_scenes, scene_profile, scene_profiles
 from landcover.stack import stack_scenes
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+from conftest import REAL  # noqa: E402
 MAIPO = REAL / "sperrorest-maipo"
 
 PROFILE = """

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+from conftest import REAL  # noqa: E402
 
 pytestmark = [
     pytest.mark.real,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import real
+from conftest import REAL
 
 from landcover.cli.main import cli
 from landcover.config import load_config
@@ -20,7 +20,7 @@ pystac = pytest.importorskip("pystac")
 landsat_stac = pytest.importorskip("stactools.landsat.stac")
 rasterio = pytest.importorskip("rasterio")
 
-SAMPLE = real("stactools-landsat-c2l2")
+SAMPLE = REAL / "stactools-landsat-c2l2"  # the fixtures skip when it is absent
 
 
 @pytest.fixture(scope="module")
