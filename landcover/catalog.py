@@ -308,6 +308,9 @@ def parse_query(texts: Sequence[str]) -> dict:
                              "< <= > >= = !=, e.g. 'eo:cloud_cover<60'")
         name, op, raw = m.groups()
         raw = raw.strip("'\"")
+        if not raw or raw[0] in "<>=!":  # 'eo:cloud_cover<<60': not sent to the server as it is
+            raise UsageError(f"{text!r}: give PROPERTY OP VALUE with one operator "
+                             "(< <= > >= = !=) and a value, e.g. 'eo:cloud_cover<60'")
         try:
             value: float | int | str = int(raw)
         except ValueError:
@@ -327,10 +330,37 @@ def _retry():
                  allowed_methods=None, raise_on_status=True)
 
 
+def parse_url(text: str) -> str:
+    """A STAC API's root URL: ``http(s)://host[...]`` (anything else is a UsageError)."""
+    from urllib.parse import urlsplit
+
+    text = str(text).strip()
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
+        raise UsageError(f"{text!r}: give the http(s) URL of a STAC API's landing page, e.g. "
+                         "https://earth-search.aws.element84.com/v1")
+    return text
+
+
+def _plain_text(text: str) -> str:
+    """An error body on one short line: an HTML page's title (or its text without tags)."""
+    text = str(text)
+    if re.search(r"<(!doctype|html|head|body|title|h1|p)\b", text, re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL) or \
+            re.search(r"<h1[^>]*>(.*?)</h1>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
+    return " ".join(text.split())
+
+
 def _reason(exc: Exception) -> str:
-    """A short reason for a failed request (pystac-client's messages hold whole urllib3 reprs)."""
+    """A short reason for a failed request (pystac-client's messages hold whole urllib3 reprs,
+    servers whole HTML pages)."""
     status = getattr(exc, "status_code", None)
-    text = " ".join(str(exc).split())
+    text = _plain_text(str(exc))
     if status is not None:
         return f"HTTP {status}" + (f": {text[:120]}" if text else "")
     m = re.search(r"too many (\d+) error responses", text)
@@ -369,10 +399,11 @@ def search_items(url: str, collection: str, *, bbox: Sequence[float] | None = No
     """
     import pystac
     from pystac_client import Client
+    from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
-    from pystac_client.stac_api_io import StacApiIO
     from pystac_client.warnings import DoesNotConformTo
 
+    url = parse_url(url)
     interval = parse_datetime(datetime) if datetime else None
     if query is not None and not isinstance(query, dict):
         query = parse_query(query)
@@ -381,23 +412,95 @@ def search_items(url: str, collection: str, *, bbox: Sequence[float] | None = No
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            client = Client.open(url, stac_io=StacApiIO(max_retries=_retry(), timeout=TIMEOUT))
+            # Client.open sets the StacApiIO's timeout to its own argument: pass it there
+            client = Client.open(url, stac_io=_api_io(), timeout=TIMEOUT)
             stage = "searching"
             search = client.search(collections=[collection], bbox=list(bbox) if bbox else None,
                                    datetime=interval, query=query or None, max_items=max_items)
-            return search.item_collection()
+            return _collect(search, url)
+    except ClientTypeError as exc:
+        kind = re.search(r"found type=(\w+)", str(exc))
+        raise CatalogError(
+            f"{url}: a static STAC {kind.group(1) if kind else 'document'}, not a STAC API with "
+            "item search", hint="give the URL as SCENES to 'landcover info', 'prepare' or "
+            "'classify' (they read its items)") from None
     except (DoesNotConformTo, NotImplementedError):
         raise CatalogError(f"{url}: the catalogue offers no STAC API item search (it conforms to "
-                           "no https://api.stacspec.org/v1.0.0/item-search)") from None
+                           "no https://api.stacspec.org/v1.0.0/item-search)",
+                           hint="a static catalog or ItemCollection is given as SCENES to "
+                           "'landcover info', 'prepare' or 'classify'") from None
     except APIError as exc:
         raise CatalogError(f"{url}: {stage} the STAC API failed ({_reason(exc)})",
                            hint="check the URL and the network, or try again later") from None
-    except (ValueError, TypeError, KeyError, pystac.STACError, pystac.STACTypeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, pystac.STACError,
+            pystac.STACTypeError) as exc:
         raise CatalogError(f"{url}: {stage}: the answer is not a STAC API's "
-                           f"({' '.join(str(exc).split())[:160]})") from None
+                           f"({_plain_text(str(exc))[:160] or type(exc).__name__})") from None
     finally:
         for w in caught:
             log.info("%s: %s", url, w.message)
+
+
+MAX_PAGES = 10_000
+"""Pages of one search at most (a server whose next-page links never end is refused)."""
+
+
+def _api_io():
+    """pystac-client's HTTP client, with retries, that reads http(s) URLs only (its default
+    reads any other href as a local file: a landing page could name one)."""
+    from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+
+    class RemoteOnly(StacApiIO):
+        def read_text(self, source, *args, **kwargs):
+            href = source.href if hasattr(source, "href") else str(source)
+            if not str(href).lower().startswith(("http://", "https://")):
+                raise APIError(f"a link to {str(href)[:100]!r}, not an http(s) URL")
+            return super().read_text(source, *args, **kwargs)
+
+    return RemoteOnly(max_retries=_retry(), timeout=TIMEOUT)
+
+
+def _collect(search, url: str):
+    """The items of all pages of ``search`` as an ItemCollection; next-page links that lead back
+    to a page already read (or to the same items), or more than :data:`MAX_PAGES` pages, are a
+    CatalogError, and so is an item pystac cannot read (naming it)."""
+    import pystac
+
+    items, ids, links = [], set(), set()
+    for number, page in enumerate(search.pages_as_dicts(), 1):
+        if not isinstance(page, dict) or not isinstance(page.get("features"), list):
+            raise CatalogError(f"{url}: page {number} of the search is not a FeatureCollection")
+        new = 0
+        for index, feature in enumerate(page["features"]):
+            name = feature.get("id") if isinstance(feature, dict) else None
+            try:
+                item = pystac.Item.from_dict(feature, preserve_dict=False)
+            except Exception as exc:  # noqa: BLE001 - pystac raises anything on odd JSON
+                raise CatalogError(
+                    f"{url}: item {name or index + 1} of page {number} is not a valid STAC "
+                    f"item ({type(exc).__name__}: {_plain_text(str(exc))[:120]})") from None
+            if not isinstance(item.id, str) or not item.id:
+                raise CatalogError(f"{url}: item {index + 1} of page {number} has no id")
+            if item.id not in ids:
+                ids.add(item.id)
+                items.append(item)
+                new += 1
+        if page["features"] and not new:
+            raise CatalogError(f"{url}: page {number} of the search repeats items of earlier "
+                               "pages (its next-page links loop)")
+        nexts = [link for link in page.get("links") or [] if isinstance(link, dict)
+                 and link.get("rel") == "next"]
+        if nexts:
+            key = json.dumps(nexts[0], sort_keys=True, default=str)
+            if key in links:
+                raise CatalogError(f"{url}: the next-page link of page {number} leads back to a "
+                                   "page already read (the links loop)")
+            links.add(key)
+            if number >= MAX_PAGES:
+                raise CatalogError(f"{url}: more than {MAX_PAGES} pages of results",
+                                   hint="narrow the search or pass --max-items")
+    return pystac.ItemCollection(items)
 
 
 def save_items(items, out: str | Path, overwrite: bool = False) -> Path:

@@ -27,6 +27,12 @@ def _parsed(parse):
     return callback
 
 
+def _url(value):
+    from landcover.catalog import parse_url
+
+    return parse_url(value)
+
+
 def _bbox(value):
     from landcover.catalog import parse_bbox
 
@@ -46,8 +52,10 @@ def _query(value):
 
 
 @click.command(short_help="Search a STAC API for scenes; write the items as an ItemCollection.")
-@click.option("--stac", "url", required=True, metavar="URL",
-              help="The STAC API's root URL (its landing page).")
+@click.option("--stac", "url", required=True, metavar="URL", callback=_parsed(_url),
+              help="The STAC API's root URL (its landing page, http or https). A static "
+                   "catalog or ItemCollection is no API: give it as SCENES to the other "
+                   "commands.")
 @click.option("--collection", required=True, metavar="NAME",
               help="The collection to search, e.g. landsat-c2-l2.")
 @click.option("--bbox", callback=_parsed(_bbox), metavar="W,S,E,N",
