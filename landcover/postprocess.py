@@ -73,6 +73,11 @@ EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] before the logit (as s
 STRIP_VALUES = 4_000_000  # neighbourhood values held at once per strip of rows (16 MB float32)
 
 
+MAX_WINDOW = 99
+"""The largest ``classify.smooth.window``: every pixel reads ``window^2`` neighbours per class, so
+a window of 1001 would run for days (and a halo that large dwarfs any block)."""
+
+
 @dataclass(frozen=True)
 class BayesSmooth:
     """Bayesian smoothing of class probabilities (see the module docstring).
@@ -182,6 +187,10 @@ def smoothing_step(smooth, codes: Sequence[int]) -> BayesSmooth:
     """
     from landcover.errors import ConfigError
 
+    if smooth.window > MAX_WINDOW:
+        raise ConfigError(f"classify.smooth.window: {smooth.window} is too large; the "
+                          f"neighbourhood is at most {MAX_WINDOW} px (each pixel reads "
+                          "window^2 neighbours per class); use an odd size such as 9")
     by_class: Mapping[int, float] = smooth.smoothness_by_class
     unknown = sorted(set(by_class) - set(codes))
     if unknown:

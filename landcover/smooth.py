@@ -24,7 +24,7 @@ from landcover.classes import ClassTable, class_table_from_tag
 from landcover.config import Config, load_config
 from landcover.contract import NODATA, PROBABILITY_SCALE, TAG_CLASSES, TAG_CONFIG, TAG_CREATED, \
     TAG_PRODUCT, TAG_SCALE
-from landcover.errors import ClassTableError, RasterReadError
+from landcover.errors import ClassTableError, RasterReadError, UsageError
 from landcover.gdalio import open_raster
 from landcover.grid import Grid
 
@@ -84,14 +84,21 @@ def smooth_block(src: ProbabilityFile, step, store: str, window, block: int) -> 
     """Read one block and its halo, smooth it, write codes and probabilities into the store;
     returns the pixels per class."""
     import zarr
+    from rasterio.errors import RasterioError
     from rasterio.windows import Window
 
     r0, r1, c0, c1 = window
     g, halo, K = src.grid, step.halo, len(src.table)
     R0, R1, C0, C1 = max(0, r0 - halo), min(g.height, r1 + halo), max(0, c0 - halo), \
         min(g.width, c1 + halo)
-    with open_raster(src.path) as f:
-        raw = f.read(list(range(1, K + 1)), window=Window(C0, R0, C1 - C0, R1 - R0))
+    try:
+        with open_raster(src.path) as f:
+            raw = f.read(list(range(1, K + 1)), window=Window(C0, R0, C1 - C0, R1 - R0))
+    except (RasterioError, OSError) as exc:  # a truncated or damaged input: name it, not out
+        raise RasterReadError(
+            f"{src.path}: cannot read rows {R0}..{R1}, columns {C0}..{C1} "
+            f"({' '.join(str(exc.__cause__ or exc).split())}); the file is truncated or "
+            "damaged, write it again with 'landcover classify --probabilities'") from None
     observed = raw[0] != src.nodata
     prob = np.moveaxis(raw, 0, -1).astype(np.float32) / src.scale
     prob = step.apply(prob, observed)
@@ -139,15 +146,19 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
     step = smoothing_step(cfg.classify.smooth, src.table.codes)
     paths = {k: p for k, p in output_paths(out, True, cfg.classify.quicklook).items()
              if k in PRODUCTS}  # classify's naming, of the products written here
-    if Path(paths["probabilities"]).absolute() == Path(probabilities).absolute():
-        raise RasterReadError(f"{probabilities}: the input would be overwritten by the smoothed "
-                              "probabilities; choose another --out")
+    given = Path(probabilities).resolve()
+    for kind, path in paths.items():  # --overwrite must never replace the input itself
+        if Path(path).resolve() == given:
+            what = "the map" if kind == "map" else f"the smoothed {kind}"
+            raise UsageError(f"{probabilities}: the input would be overwritten by {what}; choose "
+                             "another --out", flag="--out")
     from landcover.classify import BLOCK
 
     g, block, K = src.grid, max(64, cfg.classify.block_size or BLOCK), len(src.table)
     windows = [(r, r + h, c, c + w) for r, c, h, w in g.tiles(block)]
     with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
-        store = outputs.temporary(paths["map"], "partial")
+        # a "work" temporary: removed by the next run into this output when a run is killed
+        store = outputs.temporary(paths["map"], "work")
         group = zarr.open_group(str(store), mode="w")
         group.create_array("classes", shape=(g.height, g.width), dtype="uint8",
                            chunks=(block, block), fill_value=NODATA, compressors=[compressor()])
