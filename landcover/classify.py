@@ -121,12 +121,41 @@ def partial_path(out: Path) -> Path:
 # ---------------------------------------------------------------------------------- configuration
 def resolve_config(model_dir: str | Path, config_path=None, overrides: Sequence[str] = ()):
     """``(bundle metadata, Config)``: the bundle's saved config (scenes mask and grid rules as in
-    training), then ``--config``, then ``--set``. The bundle is checked (format, content hash)."""
+    training), then ``--config``, then ``--set``. The bundle is checked (format, content hash).
+
+    A bundle is not trusted (anyone who edits it recomputes its hash): settings that run code or
+    open an address (:data:`landcover.config.UNTRUSTED_KEYS`: ``scenes.stac.signer``,
+    ``scenes.grid.like``) are taken from the user's config and ``--set`` only, a
+    ``scenes.profile`` that names a file becomes the profile recorded in the bundle (no file
+    it names is read), and its settings are validated like the user's (a ModelError naming the
+    bundle)."""
     from landcover.bundle import read_metadata
+    from landcover.config import trusted_base
+    from landcover.profiles import shipped_profiles
 
     meta = read_metadata(model_dir)
     saved = meta.get("config") or {}
-    base = {k: saved[k] for k in ("scenes",) if k in saved}
+    if not isinstance(saved, dict):
+        raise ModelError(f"{model_dir}: the bundle's saved config is not a mapping; train again")
+    base, dropped = trusted_base({k: saved[k] for k in ("scenes",) if k in saved})
+    scenes = base.get("scenes")
+    if isinstance(scenes, dict) and isinstance(scenes.get("profile"), str):
+        records = meta.get("profiles") if isinstance(meta.get("profiles"), list) else []
+        recorded = [r.get("name") for r in records if isinstance(r, dict)]
+        known = {"auto", *(p.name for p in shipped_profiles()), *recorded}
+        if scenes["profile"] not in known:  # a path: read with the recorded profile instead
+            dropped.append(("scenes.profile", scenes.pop("profile")))
+            if recorded and isinstance(recorded[0], str):
+                scenes["profile"] = recorded[0]
+    for key, value in dropped:
+        log.warning("%s: the bundle's %s (%r) is not used: a bundle may not name code, files "
+                    "or addresses (set it in your own --config or with --set)", model_dir, key,
+                    value)
+    try:
+        load_config(None, (), base=base)
+    except ConfigError as exc:
+        raise ModelError(f"{model_dir}: the bundle's saved config is invalid ({exc}); train "
+                         "again or restore the bundle") from None
     cfg = load_config(config_path, overrides, base=base)
     trained = (saved.get("scenes") or {}).get("mask")
     if trained is not None and _plain(asdict(cfg.scenes.mask)) != _plain(trained):

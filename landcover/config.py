@@ -340,6 +340,32 @@ def read_yaml(path: str | Path, error: type[Exception], what: str):
         raise error(f"{path}: not valid YAML ({exc})") from None
 
 
+UNTRUSTED_KEYS = (("scenes", "stac", "signer"), ("scenes", "grid", "like"))
+"""Settings that run code (``scenes.stac.signer``: any ``module:function``) or open an address
+(``scenes.grid.like``: any path or ``/vsicurl/`` URL). They come only from the user's own
+``--config`` or ``--set``, never from a model bundle's saved config (see :func:`trusted_base`)."""
+
+
+def trusted_base(saved, keys=UNTRUSTED_KEYS) -> tuple[dict, list[tuple[str, object]]]:
+    """A copy of a bundle's saved config without ``keys``; ``(config, [(key, value dropped)])``
+    (only values other than the default are listed). Not a mapping: an empty config."""
+    import copy
+
+    data = copy.deepcopy(dict(saved)) if isinstance(saved, Mapping) else {}
+    dropped = []
+    defaults = Config().to_dict()
+    for path in keys:
+        node, default = data, defaults
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, Mapping) else None
+            default = default.get(key, {})
+        if isinstance(node, dict) and path[-1] in node:
+            value = node.pop(path[-1])
+            if value != default.get(path[-1]):
+                dropped.append((".".join(path), value))
+    return data, dropped
+
+
 PATH_KEYS = (("scenes", "profile"), ("scenes", "grid", "like"), ("prepare", "classes"),
              ("prepare", "split", "raster"))
 

@@ -171,3 +171,95 @@ def test_a_landing_page_cannot_make_search_read_a_local_file(httpserver, tmp_pat
     httpserver.expect_request("/").respond_with_json(landing)
     finished, error = _bounded(lambda: catalog.search_items(base, COLLECTION), 30)
     assert finished and isinstance(error, StacError), error
+
+
+# ----------------------------------------------------------------------- settings from a bundle
+def _edited_bundle(field_bundle, folder, **scenes):
+    """A copy of the bundle whose saved ``scenes`` config is changed, its content hash
+    recomputed (as whoever edits a bundle would)."""
+    import shutil
+
+    from landcover.bundle import read_metadata, write_metadata
+
+    out = folder / "edited_model"
+    shutil.copytree(field_bundle, out)
+    meta = read_metadata(out)
+    saved = meta.setdefault("config", {}).setdefault("scenes", {})
+    for key, value in scenes.items():
+        node = saved
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    write_metadata(out, {k: v for k, v in meta.items() if k != "content_hash"})
+    return out
+
+
+@pytest.fixture
+def evil_module(tmp_path, monkeypatch):
+    """A module that leaves a marker file when it is imported or its ``sign`` is called."""
+    marker = tmp_path / "ran"
+    (tmp_path / "lc_evil_signer.py").write_text(
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('imported')\n"
+        "def sign(href):\n"
+        f"    Path({str(marker)!r}).write_text(href)\n"
+        "    return href\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "lc_evil_signer", raising=False)
+    return marker
+
+
+def test_a_bundle_cannot_run_code_or_fetch_a_grid(runner, field_series, field_bundle, tmp_path,
+                                                  evil_module):
+    pytest.importorskip("tensorflow")
+    from landcover.devserver import serve
+
+    served, server, base = serve(tmp_path)
+    try:
+        bundle = _edited_bundle(field_bundle, tmp_path, **{
+            "stac.signer": "lc_evil_signer:sign", "grid.like": f"/vsicurl/{base}/like.tif"})
+        scenes = [str(s) for s in field_series[0]]
+        result = runner.invoke(cli, ["-q", "classify", *scenes, "--model", str(bundle),
+                                     "--out", str(tmp_path / "map.tif")])
+        assert result.exit_code == 0, result.output
+        assert not evil_module.exists(), "the bundle's signer module was imported"
+        assert not served.requests, served.requests  # the bundle's grid.like was not fetched
+    finally:
+        server.shutdown()
+
+
+def test_the_users_own_config_still_sets_them(field_bundle, tmp_path):
+    pytest.importorskip("tensorflow")
+    from landcover.classify import resolve_config
+
+    bundle = _edited_bundle(field_bundle, tmp_path, **{"stac.signer": "os:system",
+                                                       "grid.like": "/etc/passwd"})
+    _, cfg = resolve_config(bundle)
+    assert cfg.scenes.stac.signer == "none" and cfg.scenes.grid.like is None
+    _, cfg = resolve_config(bundle, None, ["scenes.stac.signer=planetary_computer",
+                                           f"scenes.grid.like={tmp_path / 'mine.tif'}"])
+    assert cfg.scenes.stac.signer == "planetary_computer"
+    assert cfg.scenes.grid.like == str(tmp_path / "mine.tif")
+
+
+def test_a_bundles_profile_path_is_not_read(field_bundle, tmp_path):
+    pytest.importorskip("tensorflow")
+    from landcover.classify import resolve_config
+
+    bundle = _edited_bundle(field_bundle, tmp_path, profile="/etc/hostname.yaml")
+    _, cfg = resolve_config(bundle)
+    assert cfg.scenes.profile != "/etc/hostname.yaml"
+
+
+def test_a_bundles_settings_are_validated_naming_the_bundle(runner, field_series, field_bundle,
+                                                            tmp_path):
+    pytest.importorskip("tensorflow")
+    from conftest import one_line_error
+
+    bundle = _edited_bundle(field_bundle, tmp_path, chunk_size="big")
+    scenes = [str(s) for s in field_series[0]]
+    one_line_error(runner.invoke(cli, ["-q", "classify", *scenes, "--model", str(bundle),
+                                       "--out", str(tmp_path / "map.tif")]),
+                   1, str(bundle), "scenes.chunk_size")
+    assert not (tmp_path / "map.tif").exists()
