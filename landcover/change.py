@@ -30,7 +30,7 @@ import numpy as np
 
 from landcover.classes import ClassTable, class_table
 from landcover.contract import NODATA, TAG_CLASSES, TAG_PRODUCT
-from landcover.errors import ClassTableError, GridMismatchError
+from landcover.errors import ClassTableError, GridMismatchError, RasterReadError
 from landcover.gdalio import open_raster
 
 WINDOW = 1024
@@ -58,14 +58,25 @@ def _check_pair(a, b, table_a: ClassTable, table_b: ClassTable) -> None:
                  if getattr(a.grid, k) != getattr(b.grid, k)]
         raise GridMismatchError(
             f"{b.path}: not on the grid of {a.path} (different {', '.join(diffs)}: "
-            f"{a.grid.describe()} vs {b.grid.describe()}); classify both on one grid "
-            "(scenes.grid.like)")
+            f"{a.grid.difference(b.grid)}); classify both on one grid (scenes.grid.like)")
     if [(c.code, c.name) for c in table_a.classes] != [(c.code, c.name) for c in table_b.classes]:
         raise ClassTableError(f"{b.path}: its classes ({table_b.describe()}) are not those of "
                               f"{a.path} ({table_a.describe()}); compare maps of one class table")
     if len(table_a) > MAX_CLASSES:
         raise ClassTableError(f"{a.path}: {len(table_a)} classes; change supports up to "
                               f"{MAX_CLASSES} (the {MAX_CLASSES}^2 transitions fit in one byte)")
+
+
+def _read(src, window, path: str) -> np.ndarray:
+    """Band 1 over ``window``; a truncated or damaged map is named (RasterReadError)."""
+    from rasterio.errors import RasterioError
+
+    try:
+        return src.read(1, window=window)
+    except RasterioError as exc:
+        detail = " ".join(str(exc.__cause__ or exc).split())
+        raise RasterReadError(f"{path}: cannot read ({detail}); the map is truncated or damaged, "
+                              "write it again") from None
 
 
 def change(map_a: str | Path, map_b: str | Path, out: str | Path, *, overwrite: bool = False,
@@ -80,21 +91,20 @@ def change(map_a: str | Path, map_b: str | Path, out: str | Path, *, overwrite: 
     from rasterio.windows import Window
 
     from landcover.dataset import compressor
-    from landcover.evaluate import open_map, resolve_classes
     from landcover.grid import pixel_area_m2
-    from landcover.maps import write_map, write_quicklook, write_style
+    from landcover.maps import write_map, write_quicklook, write_style, writing
     from landcover.outputs import OutputSet
+    from landcover.sample import map_with_classes
 
     t0 = time.monotonic()
-    a, b = open_map(map_a), open_map(map_b)
-    table_a, _ = resolve_classes(a, None)
-    table_b, _ = resolve_classes(b, None)
+    a, table_a = map_with_classes(map_a)
+    b, table_b = map_with_classes(map_b)
     _check_pair(a, b, table_a, table_b)
     K, g, lut = len(table_a), a.grid, table_a.lut()
     trans = transition_table(table_a)
     out = Path(out).absolute()
     counts = np.zeros(K * K, np.int64)
-    with OutputSet([out], overwrite, folders=[True]) as outputs:
+    with OutputSet([out], overwrite, folders=[True]) as outputs, writing(out):
         tmp = outputs.temporary(out)
         tmp.mkdir()
         store = tmp / ".store.zarr"
@@ -105,7 +115,7 @@ def change(map_a: str | Path, map_b: str | Path, out: str | Path, *, overwrite: 
         with open_raster(a.path) as sa, open_raster(b.path) as sb:
             for r0, c0, h, w in g.tiles(window):
                 win = Window(c0, r0, w, h)
-                ia, ib = lut[sa.read(1, window=win)], lut[sb.read(1, window=win)]
+                ia, ib = lut[_read(sa, win, a.path)], lut[_read(sb, win, b.path)]
                 ok = (ia < K) & (ib < K)
                 code = np.full((h, w), NODATA, np.uint8)
                 code[ok] = ia[ok] * K + ib[ok]

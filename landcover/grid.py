@@ -85,6 +85,28 @@ class Grid:
         res = f"{rx:g} m" if math.isclose(rx, ry, rel_tol=1e-6) else f"{rx:g}x{ry:g}"
         return f"{short_crs(self.crs)} {self.width}x{self.height} @ {res}"
 
+    def difference(self, other: Grid) -> str:
+        """What differs between two grids, with both values (``describe`` can read the same for
+        grids one pixel apart): ``"origin (584280, 5420820) vs (584310, 5420820), the second
+        shifted 1 px east"``."""
+        parts = []
+        if not same_crs(self.crs, other.crs):
+            parts.append(f"CRS {short_crs(self.crs)} vs {short_crs(other.crs)}")
+        if (self.width, self.height) != (other.width, other.height):
+            parts.append(f"size {self.width}x{self.height} vs {other.width}x{other.height}")
+        a, b = self.transform, other.transform
+        if not all(math.isclose(a[i], b[i], rel_tol=1e-9, abs_tol=1e-9) for i in (0, 1, 3, 4)):
+            parts.append(f"pixel {a[0]:g} x {a[4]:g} vs {b[0]:g} x {b[4]:g}")
+        if not all(math.isclose(a[i], b[i], rel_tol=1e-12, abs_tol=1e-6) for i in (2, 5)):
+            text = f"origin ({a[2]:.10g}, {a[5]:.10g}) vs ({b[2]:.10g}, {b[5]:.10g})"
+            if self.same_lattice(other):
+                dr, dc = self.offset_of(other)
+                shifts = [f"{abs(dc)} px {'east' if dc > 0 else 'west'}"] if dc else []
+                shifts += [f"{abs(dr)} px {'south' if dr > 0 else 'north'}"] if dr else []
+                text += f", the second shifted {' and '.join(shifts)}" if shifts else ""
+            parts.append(text)
+        return "; ".join(parts) or "the same grid"
+
     def to_dict(self) -> dict:
         return {"crs": self.crs, "transform": list(self.transform), "width": self.width,
                 "height": self.height}

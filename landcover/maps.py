@@ -23,6 +23,7 @@ store into the files users open:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -90,6 +91,64 @@ def class_areas(table: ClassTable, counts, grid: Grid) -> list[dict]:
             row["hectares"] = round(float(n) * px_area / 1e4, 2)
         rows.append(row)
     return rows
+
+
+# ------------------------------------------------------------------------------ failed writes
+FULL_DISK = 1 << 20  # bytes: with less free space than this, a failed write is a full disk
+
+
+def write_failed(out: Path, exc: BaseException):
+    """The :class:`~landcover.errors.OutputError` of a write that failed under ``out`` (GDAL,
+    OGR and SQLite report a full disk as their own errors, without ``ENOSPC``): a full disk
+    when the errno says so or less than :data:`FULL_DISK` is left, else the writer's message.
+    The caller's :class:`~landcover.outputs.OutputSet` removes what was written."""
+    import errno
+    import shutil
+
+    from landcover.errors import OutputError
+
+    out = Path(out)
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        free = None
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < FULL_DISK):
+        left = f" ({free / 1e6:.1f} MB left)" if free is not None else ""
+        return OutputError(f"{out}: the disk is full{left}; the run stopped and left no output; "
+                           "free some space or write elsewhere")
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return OutputError(f"{out}: cannot write ({detail}); the run stopped and left no output")
+
+
+def write_errors() -> tuple:
+    """The exceptions a failed write raises: OS errors, GDAL/rasterio and OGR/pyogrio errors."""
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    kinds = [OSError, RasterioError, CPLE_BaseError]
+    try:
+        from pyogrio.errors import DataLayerError, DataSourceError
+
+        kinds += [DataLayerError, DataSourceError]
+    except ImportError:  # pragma: no cover - pyogrio comes with geopandas
+        pass
+    return tuple(kinds)
+
+
+@contextlib.contextmanager
+def writing(out: Path):
+    """Turn a failed write inside the block into :func:`write_failed`'s one-line error (the
+    library's own errors pass through). Put it after the run's ``OutputSet`` in one ``with``, so
+    that the output set then removes the temporaries."""
+    from landcover.errors import LandcoverError
+
+    try:
+        yield
+    except LandcoverError:
+        raise
+    except write_errors() as exc:
+        raise write_failed(out, exc) from exc
 
 
 # ------------------------------------------------------------------------------------------ tags

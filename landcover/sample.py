@@ -251,6 +251,57 @@ def sample_column(path: str | Path, layer: str | None = None) -> str | None:
 
 
 # ------------------------------------------------------------------------------------ the run
+def map_with_classes(path: str | Path):
+    """``(ClassMap, ClassTable)`` of a map of classify, for commands without ``--classes``: a map
+    without a valid class table is refused with what to pass instead."""
+    from landcover.errors import ClassTableError
+    from landcover.evaluate import open_map, resolve_classes
+
+    try:
+        cmap = open_map(path)
+        table, _ = resolve_classes(cmap, None)
+    except ClassTableError as exc:
+        exc.hint = ("pass a map written by 'landcover classify' (its LANDCOVER_CLASSES tag names "
+                    "the classes), or check it with 'landcover evaluate --classes'")
+        raise
+    return cmap, table
+
+
+def _probabilities_of(map_path, cmap, probabilities, design: str):
+    """The probability file to use: ``probabilities`` (must match the map), else
+    ``MAP_probabilities.tif`` beside the map when it exists and matches it (one that does not is
+    left out with a warning; the uncertainty design then has none)."""
+    import logging
+
+    from landcover.errors import LandcoverError
+    from landcover.smooth import open_probabilities
+
+    if probabilities is not None:
+        probs = open_probabilities(probabilities)
+        if probs.grid != cmap.grid:
+            raise UsageError(f"{probs.path}: not on the grid of {map_path} "
+                             f"({probs.grid.difference(cmap.grid)})", flag="--probabilities")
+        return probs
+    beside = Path(map_path).with_name(f"{Path(map_path).stem}_probabilities.tif")
+    if not beside.is_file():
+        return None
+    try:
+        probs = open_probabilities(beside)
+        problem = None if probs.grid == cmap.grid else \
+            f"not on the grid of the map ({probs.grid.difference(cmap.grid)})"
+    except LandcoverError as exc:
+        probs, problem = None, exc.cli_message()
+    if problem is None:
+        return probs
+    if design == "uncertainty":
+        raise UsageError(f"{beside}, found beside {map_path}, does not fit it ({problem})",
+                         flag="--probabilities", hint="pass the probability file of this map")
+    logging.getLogger(__name__).warning(
+        "%s, found beside the map, is left out: %s; the sample has no class probabilities",
+        beside, problem)
+    return None
+
+
 def sample(map_path: str | Path, out: str | Path, *, design: str = "stratified",
            probabilities: str | Path | None = None, target_se: float = 0.01,
            expected_ua: Mapping[int, float] | None = None, default_ua: float = 0.8,
@@ -263,36 +314,28 @@ def sample(map_path: str | Path, out: str | Path, *, design: str = "stratified",
         UsageError: bad parameters; RasterReadError/ClassTableError: bad map or probabilities;
         OutputExistsError.
     """
-    from landcover.evaluate import open_map, resolve_classes
+    from landcover.maps import writing
     from landcover.outputs import OutputSet
-    from landcover.smooth import open_probabilities
 
     t0 = time.monotonic()
     _check(design, allocation, measure, target_se, default_ua, expected_ua or {}, count, spacing,
-           min_per_class, rare_share)
+           min_per_class, rare_share, seed)
     out = Path(out).absolute()
     if out.suffix.lower() != ".gpkg":
         raise UsageError(f"{out.name}: the sample is a GeoPackage; give a name ending in .gpkg",
                          flag="--out")
-    cmap = open_map(map_path)
-    table, _ = resolve_classes(cmap, None)
+    cmap, table = map_with_classes(map_path)
     unknown = sorted(set(expected_ua or {}) - set(table.codes))
     if unknown:
         raise UsageError(f"expected user's accuracy for code {unknown[0]}, which is not a class "
                          f"of the map ({table.describe()})", flag="--expected-ua-class")
-    if probabilities is None:
-        beside = Path(map_path).with_name(f"{Path(map_path).stem}_probabilities.tif")
-        probabilities = beside if beside.is_file() else None
-    probs = open_probabilities(probabilities) if probabilities is not None else None
+    probs = _probabilities_of(map_path, cmap, probabilities, design)
     if design == "uncertainty" and probs is None:
         raise UsageError(f"{map_path}: the uncertainty design needs the class probabilities; pass "
                          "the OUT_probabilities.tif of 'landcover classify --probabilities'",
                          flag="--probabilities")
-    if probs is not None and probs.grid != cmap.grid:
-        raise UsageError(f"{probs.path}: not on the grid of {map_path} ({probs.grid.describe()} "
-                         f"vs {cmap.grid.describe()})", flag="--probabilities")
     result = {"output": str(out), "map": str(map_path), "design": design,
-              "probabilities": str(probabilities) if probs is not None else None}
+              "probabilities": probs.path if probs is not None else None}
     with OutputSet([out], overwrite, folders=[False]) as outputs:
         if design == "stratified":
             pixels = count_classes(cmap, table)
@@ -310,16 +353,17 @@ def sample(map_path: str | Path, out: str | Path, *, design: str = "stratified",
             result.update(measure=measure, spacing=spacing, requested=count)
         if not points:
             raise UsageError(f"{map_path}: no pixel to sample (no mapped class)")
-        folder = outputs.temporary(out)  # a hidden folder beside out, removed when done
-        folder.mkdir()
-        write_sample(folder / out.name, cmap, table, points, probs, measure, extra)
-        outputs.commit({out: folder / out.name})
+        with writing(out):  # a full disk: one line, the temporaries removed
+            folder = outputs.temporary(out)  # a hidden folder beside out, removed when done
+            folder.mkdir()
+            write_sample(folder / out.name, cmap, table, points, probs, measure, extra)
+            outputs.commit({out: folder / out.name})
     result.update(points=len(points), seconds=round(time.monotonic() - t0, 2))
     return result
 
 
 def _check(design, allocation, measure, target_se, default_ua, expected_ua, count, spacing,
-           min_per_class, rare_share) -> None:
+           min_per_class, rare_share, seed=0) -> None:
     checks = [
         (design in DESIGNS, "--design", f"{design!r} is not one of {', '.join(DESIGNS)}"),
         (allocation in ALLOCATIONS, "--allocation",
@@ -329,6 +373,7 @@ def _check(design, allocation, measure, target_se, default_ua, expected_ua, coun
         (all(0 < u < 1 for u in [default_ua, *expected_ua.values()]), "--expected-ua",
          "user's accuracies must be in (0, 1)"),
         (count >= 1, "--count", "must be 1 or more"),
+        (0 <= seed < 2 ** 63, "--seed", f"{seed} must be 0 or more (and below 2^63)"),
         (spacing >= 0, "--spacing", "must be 0 or more pixels"),
         (min_per_class >= 0, "--min-per-class", "must be 0 or more"),
         (0 <= rare_share <= 1, "--rare-share", "must be in [0, 1]"),

@@ -85,3 +85,107 @@ def test_a_killed_smooth_leaves_a_store_the_next_run_removes(runner, probs, tmp_
     res = runner.invoke(cli, ["-q", "smooth", str(probs), "--out", str(tmp_path / "m.tif")])
     assert res.exit_code == 0, res.output
     assert not [p for p in _listing(tmp_path) if p.startswith(".m.tif")]
+
+
+# -------------------------------------------------------------------------------- sample, change
+@pytest.fixture
+def maps(tmp_path):
+    """Two class maps of one 150 x 150 grid (tests/test_sample.py's known maps)."""
+    from test_sample import known_maps, write
+
+    truth, mapped = known_maps()
+    return write(tmp_path / "map.tif", mapped), write(tmp_path / "truth.tif", truth)
+
+
+def _full_disk(monkeypatch):
+    """shutil.disk_usage reports 4 kB free (what GDAL and SQLite ran into)."""
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=4096))
+
+
+def test_sample_seed_must_not_be_negative(runner, maps, tmp_path):
+    res = runner.invoke(cli, ["-q", "sample", str(maps[0]), "--out", str(tmp_path / "s.gpkg"),
+                              "--seed", "-1"])
+    one_line_error(res, 2, "--seed", "-1", "0 or more")
+    assert not (tmp_path / "s.gpkg").exists()
+
+
+def test_sample_onto_a_full_disk_is_one_line_and_leaves_nothing(runner, maps, tmp_path,
+                                                                 monkeypatch):
+    import geopandas as gpd
+    from pyogrio.errors import FeatureError
+
+    def full(*args, **kwargs):  # what pyogrio raised on a full tmpfs
+        raise FeatureError("Could not add feature to layer at index 0: sqlite3_exec(INSERT INTO "
+                           "gpkg_contents ...) failed: no such table: gpkg_contents")
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file", full)
+    _full_disk(monkeypatch)
+    before = _listing(tmp_path)
+    res = runner.invoke(cli, ["-q", "sample", str(maps[0]), "--out", str(tmp_path / "s.gpkg")])
+    one_line_error(res, 1, "s.gpkg", "disk is full", "free some space")
+    assert _listing(tmp_path) == before
+
+
+def test_change_onto_a_full_disk_is_one_line_and_leaves_nothing(runner, maps, tmp_path,
+                                                                 monkeypatch):
+    import landcover.maps as lm
+    from rasterio._err import CPLE_AppDefinedError
+
+    def full(src, dst, *args):  # what GDAL raised converting to a COG on a full tmpfs
+        raise CPLE_AppDefinedError(1, 1, f"{src}: TIFFReadDirectory:Failed to read directory")
+
+    monkeypatch.setattr(lm, "_cog", full)
+    _full_disk(monkeypatch)
+    before = _listing(tmp_path)
+    res = runner.invoke(cli, ["-q", "change", *map(str, maps), "--out", str(tmp_path / "ch")])
+    one_line_error(res, 1, "ch", "disk is full")
+    assert _listing(tmp_path) == before
+
+
+def test_sample_and_change_do_not_advise_a_flag_they_lack(runner, maps, tmp_path):
+    from landcover.maps import write_array_map
+    from test_sample import TABLE
+
+    with rasterio.open(maps[0]) as src:  # a map whose class tag is broken
+        codes, grid = src.read(1), src
+        from landcover.grid import Grid
+
+        grid = Grid.from_rasterio(src.crs, src.transform, src.width, src.height)
+    write_array_map(codes, grid, TABLE, tmp_path / "bad.tif", {"LANDCOVER_CLASSES": "[{"})
+    for args in (["sample", str(tmp_path / "bad.tif"), "--out", str(tmp_path / "s.gpkg")],
+                 ["change", str(tmp_path / "bad.tif"), str(maps[1]), "--out",
+                  str(tmp_path / "ch")]):
+        res = runner.invoke(cli, ["-q", *args])
+        one_line_error(res, 1, "bad.tif", "landcover classify")
+        assert "--classes classes.yaml" not in res.output
+
+
+def test_a_one_pixel_shift_names_both_origins(runner, maps, tmp_path):
+    from landcover.grid import Grid
+    from landcover.maps import write_array_map
+    from test_sample import TABLE
+
+    with rasterio.open(maps[1]) as src:
+        codes, t = src.read(1), src.transform
+    shifted = Grid("EPSG:32632", (30.0, 0.0, t.c + 30.0, 0.0, -30.0, t.f), 150, 150)
+    write_array_map(codes, shifted, TABLE, tmp_path / "shifted.tif")
+    res = runner.invoke(cli, ["-q", "change", str(maps[0]), str(tmp_path / "shifted.tif"),
+                              "--out", str(tmp_path / "ch")])
+    one_line_error(res, 1, "not on the grid", f"origin ({t.c:.10g}, {t.f:.10g}) vs "
+                   f"({t.c + 30:.10g}, {t.f:.10g})", "1 px east")
+
+
+def test_a_stale_probability_file_beside_the_map_is_left_out(runner, maps, probs, tmp_path):
+    shutil.copy(probs, tmp_path / "map_probabilities.tif")  # 96 x 96: not this map's
+    res = runner.invoke(cli, ["sample", str(maps[0]), "--out", str(tmp_path / "s.gpkg"),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["probabilities"] is None
+    assert "map_probabilities.tif, found beside the map, is left out" in res.stderr
+    assert "96x96 vs 150x150" in res.stderr
+    # the uncertainty design needs it: one line naming the file
+    res = runner.invoke(cli, ["-q", "sample", str(maps[0]), "--out", str(tmp_path / "u.gpkg"),
+                              "--design", "uncertainty"])
+    one_line_error(res, 2, "--probabilities", "map_probabilities.tif", "does not fit")
