@@ -76,10 +76,13 @@ from landcover.features import (
 )
 from landcover.grid import Grid
 from landcover.maps import (
+    FULL_DISK,
     class_areas,
     encode_classes,
     encode_probabilities,
     map_tags,
+    write_errors,
+    write_failed,
     write_map,
     write_probabilities,
     write_quicklook,
@@ -457,6 +460,23 @@ def _marker(plan: Plan, i: int, j: int) -> Path:
     return Path(plan.store) / "done" / f"{i}_{j}.json"
 
 
+def _network(plan: Plan):
+    """:func:`worker_model`, with a network that Keras cannot build from the bundle (its
+    ``bundle.json`` describes another architecture than ``model.keras`` holds, e.g. edited and
+    its hash recomputed: "No such layer: convlstm1") reported as a :class:`ModelError`."""
+    from landcover.errors import LandcoverError
+
+    try:
+        return worker_model(plan)
+    except LandcoverError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ModelError(f"{plan.bundle}: the network described by its bundle.json cannot be "
+                         f"built from its model.keras ({detail}); use the bundle as 'landcover "
+                         "train' wrote it, or train the model again") from exc
+
+
 def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     """Blended class probabilities of the pixels ``[r0:r1, c0:c1]``.
 
@@ -488,7 +508,7 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     wsum = np.zeros((h, w), np.float32)
     weights = taper(s, plan.overlap, plan.blend) if plan.blend else None
     if windows:
-        model, lock = worker_model(plan)
+        model, lock = _network(plan)
         for a in range(0, len(windows), plan.batch_size):
             batch = windows[a:a + plan.batch_size]
             x = np.empty((len(batch), len(plan.dates), s, s, len(plan.features.names)),
@@ -530,13 +550,43 @@ def _chunk_sums(plan: Plan, group, i: int, j: int) -> dict:
     return sums
 
 
-def _damaged_blocks(plan: Plan) -> list[Path]:
-    """Markers of finished blocks whose chunks are missing or changed since they were written."""
+def _marker_fits(plan: Plan, group, marker: Path, record) -> bool:
+    """A finished block's record agrees with its name and with the block's class codes in the
+    store: the counts per class and of nodata are those of the codes (a record with edited
+    counts would otherwise make the summary: 4,154,545 pixels on a 65,536-pixel grid)."""
+    try:
+        i, j = (int(v) for v in marker.stem.split("_"))
+        if list(record["block"]) != [i, j] or (i, j) not in plan.blocks():
+            return False
+        counts, nodata = record["counts"], record["nodata"]
+        if len(counts) != plan.num_classes or not all(
+                isinstance(v, int) and v >= 0 for v in (*counts, nodata)):
+            return False
+        for key in ("windows", "windows_skipped"):
+            if not isinstance(record[key], int) or record[key] < 0:
+                return False
+    except (ValueError, KeyError, TypeError):
+        return False
+    r0, r1, c0, c1 = plan.block_window(i, j)
+    codes = group["classes"][r0:r1, c0:c1]
+    lut = np.full(256, plan.num_classes, np.int64)
+    lut[list(plan.codes)] = np.arange(plan.num_classes)
+    found = np.bincount(lut[codes].ravel(), minlength=plan.num_classes + 1)
+    missing = int((codes == NODATA).sum())  # every other code is a class: found[K] is nodata
+    return found[:plan.num_classes].tolist() == list(counts) and missing == nodata == found[-1]
+
+
+def _damaged_blocks(plan: Plan, group=None) -> list[Path]:
+    """Markers of finished blocks whose chunks are missing or changed since they were written,
+    or whose record does not fit the block (with the store's ``group``: :func:`_marker_fits`)."""
     bad = []
     for marker in sorted((Path(plan.store) / "done").glob("*.json")):
         try:
-            sums = json.loads(marker.read_text())["chunks"]
-        except (OSError, ValueError, KeyError):
+            record = json.loads(marker.read_text())
+            sums = record["chunks"]
+            if not isinstance(sums, dict):
+                raise TypeError("chunks")
+        except (OSError, ValueError, KeyError, TypeError):
             bad.append(marker)
             continue
         for rel, crc in sums.items():
@@ -545,6 +595,9 @@ def _damaged_blocks(plan: Plan) -> list[Path]:
                     not f.is_file() or file_crc(f) != crc)):
                 bad.append(marker)
                 break
+        else:
+            if group is not None and not _marker_fits(plan, group, marker, record):
+                bad.append(marker)
     return bad
 
 
@@ -620,6 +673,47 @@ def _dates(meta: dict, groups: list, model_dir: Path) -> list:
                  len(ours), ours[0], ours[-1], len(trained), trained[0] if trained else "-",
                  trained[-1] if trained else "-")
     return kept
+
+
+def _warn_unlike_training(meta: dict, grid: Grid, dates: Sequence, model_dir: Path) -> None:
+    """Warn, naming both, when the scenes' pixel size differs from the training grid's, or
+    their dates span a very different time (half or twice as many dates or days, or one date
+    against a series): the model runs, but on what it has not seen."""
+    trained_grid = meta.get("grid") or {}
+    try:
+        t = trained_grid["transform"]
+        trained_res = (abs(float(t[0])), abs(float(t[4])))
+    except (KeyError, TypeError, IndexError, ValueError):
+        trained_res = None
+    if trained_res is not None and not all(
+            math.isclose(a, b, rel_tol=0.01) for a, b in zip(trained_res, grid.res)):
+        log.warning("%s: the model was trained on %s pixels, the scenes are on %s pixels (%s); "
+                    "a model applied to another pixel size sees fields and edges at another "
+                    "scale: expect a poorer map, or train on scenes of this resolution",
+                    model_dir, _pixel_size(trained_res), _pixel_size(grid.res),
+                    grid.describe())
+    trained = [_iso_date(d) for d in meta.get("dates") or []]
+    if not trained or not dates:
+        return
+    span_t, span_o = (trained[-1] - trained[0]).days, (dates[-1] - dates[0]).days
+    n_t, n_o = len(trained), len(dates)
+    if max(n_t, n_o) >= 2 * min(n_t, n_o) or (max(span_t, span_o) > 0 and (
+            min(span_t, span_o) == 0 or max(span_t, span_o) >= 2 * min(span_t, span_o))):
+        log.warning("%s: the model was trained on %d date(s) over %d days (%s .. %s), the scenes "
+                    "give %d date(s) over %d days (%s .. %s); the model has not seen a series "
+                    "like this one: expect a poorer map", model_dir, n_t, span_t, trained[0],
+                    trained[-1], n_o, span_o, dates[0], dates[-1])
+
+
+def _pixel_size(res) -> str:
+    rx, ry = res
+    return f"{rx:g} m" if math.isclose(rx, ry, rel_tol=1e-6) else f"{rx:g} x {ry:g} m"
+
+
+def _iso_date(text: str):
+    import datetime
+
+    return datetime.date.fromisoformat(text)
 
 
 def kept_days(meta: dict, dates: Sequence) -> np.ndarray | None:
@@ -702,6 +796,7 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
     _check_bands(scenes, bands, model_dir)
     grid = stack_grid(scenes, cfg.scenes, bands)  # checks bands and grids; reads nothing
     kept = _dates(meta, date_groups(scenes), model_dir)
+    _warn_unlike_training(meta, grid, [d for d, _ in kept], model_dir)
     inp = meta["input"]
     tiles = tiling(c, grid, inp["patch_size"], len(kept),
                    window_statistics=(meta.get("architecture") or {}).get("norm") == "group")
@@ -800,8 +895,40 @@ def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: 
     post = (*post, *configured_steps(cfg, sorted(c["code"] for c in meta["classes"])))
     paths = output_paths(out, probabilities, cfg.classify.quicklook)
     with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
-        return _run(scenes, model_dir, cfg, meta, paths, outputs, probabilities, resume, post,
-                    progress, t_start)
+        try:
+            return _run(scenes, model_dir, cfg, meta, paths, outputs, probabilities, resume,
+                        post, progress, t_start)
+        except write_errors() as exc:
+            stopped = _full_disk(exc, paths["map"])
+            if stopped is None:
+                raise
+            raise stopped from exc
+
+
+def _full_disk(exc: BaseException, out: Path):
+    """The one-line error of a run stopped by a full disk (None for any other failure): the
+    finished blocks stay in the ``.OUT.partial`` store, so it says to resume (a plain "left no
+    output" would hide the store and the work in it)."""
+    import errno
+    import shutil
+
+    from landcover.errors import OutputError
+
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        free = None
+    if getattr(exc, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and \
+            (free is None or free >= FULL_DISK):
+        return None
+    partial = partial_path(out)
+    where = getattr(exc, "filename", None) or out
+    if not (partial / "run.json").is_file():
+        return write_failed(out, exc)
+    done = len(list((partial / "done").glob("*.json")))
+    return OutputError(f"{where}: the disk is full; the run stopped before writing {out.name}, "
+                       f"and its {done} finished block(s) are kept in {partial}; free some space, "
+                       "then run the same command with --resume")
 
 
 def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path],
@@ -944,6 +1071,32 @@ def _fingerprint(plan: Plan, kept, cfg: Config) -> dict:
             "scenes_config": _plain(cfg.to_dict()["scenes"])}
 
 
+def _reopen_store(plan: Plan):
+    """The interrupted run's Zarr group, checked to hold the arrays of this plan (its
+    ``zarr.json`` files can be gone or garbled: KeyError, FileNotFoundError, JSONDecodeError)."""
+    import zarr
+
+    H, W = plan.grid.height, plan.grid.width
+    K = plan.num_classes
+    expected = {"classes": ((H, W), "uint8", (plan.block, plan.block))}
+    if plan.probabilities:
+        expected["probabilities"] = ((K + 1, H, W), plan.probability_dtype,
+                                     (K + 1, plan.block, plan.block))
+    try:
+        group = zarr.open_group(plan.store, mode="r+")
+        for name, (shape, dtype, chunks) in expected.items():
+            arr = group[name]
+            if (tuple(arr.shape), str(arr.dtype), tuple(arr.chunks)) != (shape, dtype, chunks):
+                raise ValueError(f"{name} is {arr.dtype} {arr.shape} in chunks {arr.chunks}")
+    except Exception as exc:  # noqa: BLE001 - any damage to the store's metadata
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ResumeError(f"{plan.store}: the interrupted run's block store is damaged "
+                          f"({type(exc).__name__}: {detail})",
+                          hint="run again without --resume (the store is then started "
+                               "afresh)") from None
+    return group
+
+
 def _open_store(plan: Plan, fingerprint: dict, resume: bool) -> int:
     """Create the block store, or reopen it for ``--resume``; returns the blocks already done."""
     import zarr
@@ -961,7 +1114,8 @@ def _open_store(plan: Plan, fingerprint: dict, resume: bool) -> int:
             diff = sorted(k for k in fingerprint if saved.get(k) != _plain(fingerprint[k]))
             raise ResumeError(f"{store}: the interrupted run used other settings "
                               f"({', '.join(diff)})")
-        damaged = _damaged_blocks(plan)
+        group = _reopen_store(plan)
+        damaged = _damaged_blocks(plan, group)
         for marker in damaged:
             marker.unlink()
         if damaged:

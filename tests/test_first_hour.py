@@ -189,3 +189,132 @@ def test_a_stale_probability_file_beside_the_map_is_left_out(runner, maps, probs
     res = runner.invoke(cli, ["-q", "sample", str(maps[0]), "--out", str(tmp_path / "u.gpkg"),
                               "--design", "uncertainty"])
     one_line_error(res, 2, "--probabilities", "map_probabilities.tif", "does not fit")
+
+
+# ------------------------------------------------------------------------------------ classify
+@pytest.fixture(scope="module")
+def killed(field_series, field_bundle, tmp_path_factory):
+    """A classification (9 blocks of 64 px) killed once every block was done: its folder, with
+    the ``.map.tif.partial`` store that --resume continues."""
+    pytest.importorskip("tensorflow")
+    from landcover import classify as lc
+
+    folder = tmp_path_factory.mktemp("killed")
+    meta, cfg = lc.resolve_config(field_bundle, None, ["classify.block_size=64"])
+    real = lc._write_products
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    lc._write_products = die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lc.classify(lc.model_scenes(field_series[0], meta, cfg), field_bundle,
+                        folder / "map.tif", cfg, meta=meta, progress=False)
+    finally:
+        lc._write_products = real
+    assert len(list((lc.partial_path(folder / "map.tif") / "done").glob("*.json"))) == 9
+    return folder
+
+
+def _resume_args(field_series, field_bundle, out):
+    return ["-q", "classify", *map(str, field_series[0]), "--model", str(field_bundle), "--out",
+            str(out), "--set", "classify.block_size=64", "--resume", "--json"]
+
+
+def _copy_killed(killed, tmp_path):
+    store = tmp_path / ".map.tif.partial"
+    shutil.copytree(killed / ".map.tif.partial", store)
+    return store
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbled", "group"])
+def test_resume_with_a_damaged_store_is_one_line(runner, field_series, field_bundle, killed,
+                                                 tmp_path, damage):
+    store = _copy_killed(killed, tmp_path)
+    meta = store / ("zarr.json" if damage == "group" else "classes/zarr.json")
+    if damage == "deleted":
+        meta.unlink()
+    else:
+        meta.write_text(meta.read_text()[:40])
+    res = runner.invoke(cli, _resume_args(field_series, field_bundle, tmp_path / "map.tif"))
+    one_line_error(res, 1, ".map.tif.partial", "block store is damaged", "without --resume")
+    assert not (tmp_path / "map.tif").exists()
+
+
+def test_resume_recounts_a_finished_block_whose_record_was_edited(
+        runner, field_series, field_bundle, killed, tmp_path):
+    store = _copy_killed(killed, tmp_path)
+    marker = store / "done" / "0_0.json"
+    record = json.loads(marker.read_text())
+    record["counts"][0] += 4_000_000
+    marker.write_text(json.dumps(record))
+    res = runner.invoke(cli, _resume_args(field_series, field_bundle, tmp_path / "map.tif"))
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    grid = summary["grid"]
+    assert summary["classified_pixels"] + summary["nodata_pixels"] == \
+        grid["width"] * grid["height"]
+    assert summary["blocks_resumed"] == 8  # the edited block is computed again
+
+
+def test_a_full_disk_keeps_the_finished_blocks_and_says_resume(runner, field_series,
+                                                               field_bundle, killed, tmp_path,
+                                                               monkeypatch):
+    import landcover.classify as lc
+
+    _copy_killed(killed, tmp_path)
+    out = tmp_path / "map.tif"
+
+    def full(store, grid, windows, table, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(lc, "write_map", full)
+        res = runner.invoke(cli, _resume_args(field_series, field_bundle, out))
+    one_line_error(res, 1, "disk is full", "9 finished block(s)",
+                   ".map.tif.partial", "--resume")
+    assert "left no output" not in res.output
+    res = runner.invoke(cli, _resume_args(field_series, field_bundle, out))
+    assert res.exit_code == 0 and json.loads(res.stdout)["blocks_resumed"] == 9, res.output
+
+
+def test_a_bundle_of_another_architecture_is_one_line_and_leaves_nothing(
+        runner, field_series, field_bundle, tmp_path):
+    pytest.importorskip("tensorflow")
+    from landcover.bundle import read_metadata, write_metadata
+
+    other = tmp_path / "other"
+    shutil.copytree(field_bundle, other)
+    meta = read_metadata(other)
+    meta["architecture"]["layers"] = meta["architecture"]["layers"] + 1  # hash recomputed
+    write_metadata(other, {k: v for k, v in meta.items()
+                           if k not in ("content_hash", "landcover_model")})
+    out = tmp_path / "out"
+    out.mkdir()
+    res = runner.invoke(cli, ["-q", "classify", *map(str, field_series[0]), "--model",
+                              str(other), "--out", str(out / "map.tif")])
+    one_line_error(res, 1, str(other), "cannot be built", "train the model again")
+    assert _listing(out) == []
+
+
+def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundle, caplog):
+    import datetime as dt
+
+    from landcover.bundle import read_metadata
+    from landcover.classify import _warn_unlike_training
+    from landcover.grid import Grid
+
+    meta = read_metadata(field_bundle)
+    trained = [dt.date.fromisoformat(d) for d in meta["dates"]]
+    coarse = Grid("EPSG:32632", (445.0, 0.0, 500010.0, 0.0, -445.0, 5000010.0), 13, 13)
+    with caplog.at_level("WARNING", logger="landcover.classify"):
+        _warn_unlike_training(meta, coarse, trained[:1], Path(field_bundle))
+    assert "trained on 30 m pixels, the scenes are on 445 m pixels" in caplog.text
+    assert f"trained on {len(trained)} date(s)" in caplog.text
+    assert f"give 1 date(s) over 0 days ({trained[0]} .. {trained[0]})" in caplog.text
+    caplog.clear()
+    same = Grid("EPSG:32632", tuple(meta["grid"]["transform"]), 10, 10)
+    with caplog.at_level("WARNING", logger="landcover.classify"):
+        _warn_unlike_training(meta, same, trained, Path(field_bundle))
+    assert caplog.text == ""
