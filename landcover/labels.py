@@ -228,6 +228,27 @@ def _pick_column(frame, wanted: str | None, candidates, what: str, path: Path,
     return next((lower[c] for c in candidates if c in lower), None)
 
 
+def _naming_column(texts, codes: np.ndarray) -> str | None:
+    """The first text column whose names and the class ``codes`` map one to one (each code one
+    name, each name one code, over the features with both): the class names of labels whose
+    name column has no usual name (``croptype``, ``lc_name``, ...). An identifier column (a
+    name per feature) does not qualify unless every feature has its own code."""
+    usable = (codes >= 0) & (codes <= MAX_CODE)
+    for column in texts.columns:
+        values = texts[column]
+        pairs = {}
+        ok = True
+        for code, name in zip(codes[usable], values.to_numpy()[usable]):
+            if not isinstance(name, str) or not name.strip():
+                continue
+            if pairs.setdefault(int(code), name.strip()) != name.strip():
+                ok = False
+                break
+        if ok and pairs and len(set(pairs.values())) == len(pairs):
+            return column
+    return None
+
+
 def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
                  table: ClassTable | None, keys: str = "prepare.labels.") -> VectorLabels:
     import geopandas as gpd
@@ -257,6 +278,12 @@ def _open_vector(path: Path, target: Grid, cfg: LabelsConfig,
         name_column = _pick_column(frame, cfg.name_column, (), "name_column", path, keys) \
             if cfg.name_column else _pick_column(texts.set_geometry(frame.geometry), None,
                                                  NAME_COLUMNS, "name_column", path)
+        if name_column is None and not cfg.name_column:
+            name_column = _naming_column(texts, codes)
+            if name_column is not None:
+                log.info("%s: class names taken from column %r (its names match the codes of "
+                         "%r one to one); set %sname_column to choose another", path,
+                         name_column, column, keys)
         if name_column is not None and name_column != column:
             for code, name in zip(codes, frame[name_column]):
                 if 0 <= code <= MAX_CODE and isinstance(name, str) and name.strip():

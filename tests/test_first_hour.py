@@ -318,3 +318,31 @@ def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundl
     with caplog.at_level("WARNING", logger="landcover.classify"):
         _warn_unlike_training(meta, same, trained, Path(field_bundle))
     assert caplog.text == ""
+
+
+# ------------------------------------------------------------------------------ labels, prepare
+def test_class_names_in_a_croptype_column_name_the_classes(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from landcover.grid import Grid
+    from landcover.labels import open_labels
+
+    grid = Grid("EPSG:32632", (30.0, 0.0, 500000.0, 0.0, -30.0, 5000300.0), 10, 10)
+    crops = ["maize", "wheat", "maize", "vines", "fallow", "wheat"]
+    code = {"maize": 1, "wheat": 2, "vines": 3, "fallow": 4}
+    frame = gpd.GeoDataFrame(
+        {"code": [code[c] for c in crops], "croptype": crops,
+         "field": [f"f{i}" for i in range(6)],  # an identifier: one name per feature
+         "geometry": [box(500000 + 30 * i, 5000000, 500030 + 30 * i, 5000300)
+                      for i in range(6)]}, crs="EPSG:32632")
+    frame.to_file(tmp_path / "labels.gpkg", driver="GPKG")
+    labels = open_labels(tmp_path / "labels.gpkg", grid)
+    table = labels.table([1, 2, 3, 4])
+    assert [(c.code, c.name) for c in table.classes] == [(1, "maize"), (2, "wheat"),
+                                                         (3, "vines"), (4, "fallow")]
+    # a text column that does not match the codes one to one names nothing
+    frame["croptype"] = ["maize", "wheat", "wheat", "vines", "fallow", "wheat"]
+    frame.drop(columns="field").to_file(tmp_path / "mixed.gpkg", driver="GPKG")
+    table = open_labels(tmp_path / "mixed.gpkg", grid).table([1, 2, 3, 4])
+    assert table.names == ["class_1", "class_2", "class_3", "class_4"]
