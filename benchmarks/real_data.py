@@ -15,6 +15,10 @@ only settings that describe the data are set, listed in the output):
            ``strata.tif``; a split raster: the west half trains (its southern quarter validates),
            the east half tests.
 ``demo``   ``data_samples/`` with ``data_samples/demo.yaml`` (no training settings in it).
+``maipo10``, ``maipo3``  maipo with 10 % / 3 % of its training fields (a seeded draw of whole
+           fields; the same test fields).
+``nc10``   nc with 10 % of the west half's labelled pixels, by 16 px blocks (seeded); the same
+           east-half test.
 
 Prints one table per case: test OA, macro F1 and per-class F1 of the network and of the random
 forest that ``landcover train`` fits on the same training pixels and scores on the same test pixels
@@ -54,6 +58,48 @@ def maipo_case(work: Path):
              "prepare.split.column=split_group", "prepare.labels.name_column=croptype"])
 
 
+def maipo_subset(work: Path, share: float, seed: int = 0):
+    """maipo with ``share`` of its training fields (a seeded draw of whole fields; the test fields,
+    number % 5 == 0, all kept): a label-poor version of it."""
+    import geopandas as gpd
+
+    frame = gpd.read_file(MAIPO / "labels.gpkg")
+    fields = sorted({int(f) for f in frame["field"] if f % 5})
+    rng = np.random.default_rng(seed)
+    keep = set(rng.choice(fields, max(2, round(share * len(fields))), replace=False).tolist())
+    frame = frame[[f % 5 == 0 or int(f) in keep for f in frame["field"]]].copy()
+    frame["split_group"] = ["test" if f % 5 == 0 else str(f) for f in frame["field"]]
+    labels = work / f"maipo{int(share * 100)}_labels.gpkg"
+    frame.to_file(labels, layer="samples")
+    return ([str(MAIPO / "scenes")], labels, None,
+            ["scenes.profile=per_date_folders", "prepare.split.by=column",
+             "prepare.split.column=split_group", "prepare.labels.name_column=croptype"])
+
+
+def nc_subset(work: Path, share: float = 0.1, block: int = 16, seed: int = 0):
+    """nc with ``share`` of the west half's labelled pixels, by ``block``-px blocks (a seeded
+    draw); the east half (the test split) keeps all its labels."""
+    import rasterio
+
+    scenes, _, config, settings = nc_case(work)
+    with rasterio.open(NC / "strata.tif") as src:
+        codes, profile = src.read(1), src.profile
+    h, w = codes.shape
+    rng = np.random.default_rng(seed)
+    nb_r, nb_c = -(-h // block), -(-(w // 2) // block)
+    chosen = rng.random((nb_r, nb_c)) < share
+    keep = np.repeat(np.repeat(chosen, block, 0), block, 1)[:h, : w // 2]
+    nodata = profile.get("nodata")
+    fill = 0 if nodata is None else nodata
+    west = codes[:, : w // 2]
+    codes[:, : w // 2] = np.where(keep, west, fill)
+    labels = work / f"nc{int(share * 100)}_strata.tif"
+    profile.update(nodata=fill)
+    with rasterio.open(labels, "w", **profile) as dst:
+        dst.write(codes, 1)
+    return scenes, labels, config, settings
+
+
 def nc_case(work: Path):
     """A split raster on the label grid: west half train (southern quarter validation), east test."""
     import rasterio
@@ -81,10 +127,14 @@ def demo_case(work: Path):
             ROOT / "data_samples" / "demo.yaml", [])
 
 
-CASES = {"maipo": (maipo_case, MAIPO), "nc": (nc_case, NC), "demo": (demo_case, ROOT)}
+CASES = {"maipo": (maipo_case, MAIPO), "nc": (nc_case, NC), "demo": (demo_case, ROOT),
+         "maipo10": (lambda work: maipo_subset(work, 0.10), MAIPO),
+         "maipo3": (lambda work: maipo_subset(work, 0.03), MAIPO),
+         "nc10": (lambda work: nc_subset(work, 0.10), NC)}
 
 
 def run_case(name: str, work: Path, extra: list[str]) -> dict:
+    from landcover.bundle import read_metadata
     from landcover.config import load_config
     from landcover.prepare import prepare
     from landcover.scenes import LocalScenes
@@ -96,47 +146,67 @@ def run_case(name: str, work: Path, extra: list[str]) -> dict:
     t0 = time.monotonic()
     dataset = work / f"{name}.zarr"
     prep = prepare(LocalScenes(tuple(scenes), cfg.scenes.profile), labels, dataset, cfg,
-                   progress=False)
+                   progress=False, overwrite=True)
     t1 = time.monotonic()
-    summary = train(dataset, work / f"{name}_model", cfg, progress=False)
+    train(dataset, work / f"{name}_model", cfg, progress=False, overwrite=True)
     t2 = time.monotonic()
+    meta = read_metadata(work / f"{name}_model")
     return {"case": name, "settings": data_settings + extra, "prepare": {
                 "patches": prep["patches_per_split"], "labels_kept": prep["labels_kept"]["share"],
+                "train_pixels": sum(prep["labelled_pixels_per_split"]["train"].values()),
                 "seconds": round(t1 - t0, 1)},
-            "train_seconds": round(t2 - t1, 1), "epochs_run": summary["epochs_run"],
-            "best_epoch": summary["best_epoch"], "network": summary["metrics"].get("test"),
-            "baseline": (summary["baseline"] or {}).get("test"),
-            "mode_check": summary["mode_check"],
-            "median_top_probability": summary["metrics"]["test"].get("median_top_probability")}
+            "train_seconds": round(t2 - t1, 1), "architecture": meta["architecture"]["architecture"],
+            "model": meta.get("model"), "estimate": meta.get("estimate"),
+            "kept": meta["metrics"].get("test"), "baseline": (meta.get("baseline") or {}).get("test")}
+
+
+def _f(result, key):
+    if not result or result.get(key) is None:
+        return "-"
+    ci = result.get("intervals", {}).get(key)
+    return f"{result[key]:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
 
 
 def table(r: dict) -> str:
-    net, rf = r["network"], r["baseline"]
-    lines = [f"## {r['case']}: test split ({r['epochs_run']} epochs, kept {r['best_epoch']}; "
-             f"prepare {r['prepare']['seconds']} s, train {r['train_seconds']} s; labelled pixels "
-             f"kept {r['prepare']['labels_kept']:.1%}; patches {r['prepare']['patches']})",
-             f"settings: {' '.join(r['settings']) or '(none)'}", "",
-             "| | network | random forest | difference |", "|---|---:|---:|---:|"]
-
-    def row(label, a, b):
-        fa = "-" if a is None else f"{a:.3f}"
-        fb = "-" if b is None else f"{b:.3f}"
-        d = "-" if a is None or b is None else f"{a - b:+.3f}"
-        lines.append(f"| {label} | {fa} | {fb} | {d} |")
-
-    row("OA", net["overall_accuracy"], rf and rf["overall_accuracy"])
-    row("macro F1", net["macro_f1"], rf and rf["macro_f1"])
-    for cname, c in net["per_class"].items():
-        row(f"F1 {cname}", c["f1"], rf and rf["per_class"][cname]["f1"])
-    m = r["mode_check"]
-    lines += ["", f"median top-class probability on labelled test pixels: "
-                  f"{r['median_top_probability']:.3f}; training-split OA inference "
-                  f"{m['train_oa_inference']:.3f} vs training mode {m['train_oa_training_mode']:.3f}"]
-    if rf:
-        better = (net["overall_accuracy"] >= rf["overall_accuracy"]
-                  and net["macro_f1"] >= rf["macro_f1"])
-        lines.append("verdict: the network is " + ("at least as good as" if better else
-                                                   "NOT better than") + " the random forest")
+    kept, rf, est = r["kept"], r["baseline"], r["estimate"] or {}
+    lines = [f"## {r['case']}: kept {r['architecture']} (prepare {r['prepare']['seconds']} s, "
+             f"train {r['train_seconds']} s; {r['prepare']['train_pixels']:,d} training pixels; "
+             f"patches {r['prepare']['patches']})",
+             f"settings: {' '.join(r['settings']) or '(none)'}", ""]
+    model = r.get("model") or {}
+    if model.get("candidates"):
+        lines += [f"candidates ({model.get('estimate_method')}; kept: {model['architecture']}, "
+                  f"{model.get('why')}):", "",
+                  "| candidate | OA (95 % CI) | macro F1 (95 % CI) | pixels / groups | note |",
+                  "|---|---|---|---|---|"]
+        for c in model["candidates"]:
+            def cell(f):
+                if not f or f.get("value") is None:
+                    return "-"
+                ci = f.get("ci95")
+                return f"{f['value']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+            lines.append(f"| {c['architecture']} | {cell(c.get('overall_accuracy'))} | "
+                         f"{cell(c.get('macro_f1'))} | {c.get('pixels')} / {c.get('groups')} | "
+                         f"{c.get('note', '')} |")
+        lines.append("")
+    lines += ["| test split | kept model | random forest (sklearn) |", "|---|---|---|",
+              f"| OA | {_f(kept, 'overall_accuracy')} | {_f(rf, 'overall_accuracy')} |",
+              f"| macro F1 | {_f(kept, 'macro_f1')} | {_f(rf, 'macro_f1')} |",
+              f"| pixels / groups | {kept and kept.get('pixels')} / {kept and kept.get('groups')} "
+              f"| {rf and rf.get('pixels')} / {rf and rf.get('groups')} |"]
+    if est.get("method") not in (None, "none"):
+        inside = []
+        for key in ("overall_accuracy", "macro_f1"):
+            ci, value = est[key]["ci95"], kept and kept.get(key)
+            inside.append(ci is not None and value is not None and ci[0] <= value <= ci[1])
+        lines += ["", f"estimate ({est['method']}, {est.get('pixels')} px in {est.get('groups')} "
+                      f"groups): OA {est['overall_accuracy']['value']:.3f} "
+                      f"{est['overall_accuracy']['ci95']}, macro F1 {est['macro_f1']['value']:.3f} "
+                      f"{est['macro_f1']['ci95']}; the test figure inside the interval: OA "
+                      f"{inside[0]}, macro F1 {inside[1]}"]
+    if rf and kept:
+        lines.append(f"kept - forest: OA {kept['overall_accuracy'] - rf['overall_accuracy']:+.3f}, "
+                     f"macro F1 {kept['macro_f1'] - rf['macro_f1']:+.3f}")
     return "\n".join(lines)
 
 
@@ -147,7 +217,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    cases = args.case or ["maipo", "nc", "demo"]
+    cases = args.case or ["maipo", "maipo10", "maipo3", "nc", "nc10", "demo"]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)

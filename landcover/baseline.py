@@ -31,7 +31,8 @@ import numpy as np
 
 from landcover.dataset import PreparedDataset
 from landcover.errors import DatasetError
-from landcover.scores import confusion, scores
+from landcover.estimate import group_confusions, interval_scores
+from landcover.scores import scores
 
 EVAL_MAX_PIXELS = 500_000
 EVAL_SPLITS = ("validation", "test")
@@ -77,6 +78,13 @@ def _usable_pieces(ds: PreparedDataset, split: str) -> Iterator[tuple]:
         yield start, stop, n, i, j, lab[n, i, j].astype(np.int64), gr[first], gc[first]
 
 
+def split_pixels(ds: PreparedDataset, split: str) -> Iterator[tuple]:
+    """Each usable grid pixel of a split once: per stored piece ``(start, stop, n, i, j, labels,
+    groups)``, ``n, i, j`` indexing the piece's ``(sample, y, x)`` (see :func:`pixel_groups`)."""
+    for start, stop, n, i, j, lab, gr, gc in _usable_pieces(ds, split):
+        yield start, stop, n, i, j, lab, pixel_groups(ds, start, stop, n, i, j, gr, gc)
+
+
 def class_counts(ds: PreparedDataset, split: str) -> np.ndarray:
     """Usable, de-duplicated pixels per class in a split (int64, ``num_classes``). Reads only
     labels and weights."""
@@ -120,9 +128,23 @@ def _draw(counts: np.ndarray, want: np.ndarray, seed: int) -> list[np.ndarray | 
             for n, q in zip(counts, want)]
 
 
-def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None) -> Iterator[tuple]:
+FALLBACK_BLOCK = 32
+
+
+def pixel_groups(ds: PreparedDataset, start: int, stop: int, n, i, j, gr, gc) -> np.ndarray:
+    """The spatial group of pixels ``(n, i, j)`` of samples ``start:stop`` (grid ``gr, gc``): the
+    dataset's ``groups`` array (the split groups, see :func:`landcover.prepare.estimate_groups`),
+    or, for datasets written before it, blocks of :data:`FALLBACK_BLOCK` px."""
+    if "groups" in ds.group:
+        return np.asarray(ds.group["groups"][start:stop])[n, i, j].astype(np.int64)
+    return (np.asarray(gr) // FALLBACK_BLOCK) * 1_000_003 + np.asarray(gc) // FALLBACK_BLOCK
+
+
+def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None, *,
+                     with_groups: bool = False) -> Iterator[tuple]:
     """``(X (m, T*F) float32, y (m,) int64, rc (m, 2) int64)`` per piece, with only the pixels
-    in ``chosen`` (see :func:`_draw`; None = all)."""
+    in ``chosen`` (see :func:`_draw`; None = all); with ``with_groups`` also the pixels' groups
+    (:func:`pixel_groups`)."""
     k = ds.num_classes
     seen = np.zeros(k, np.int64)  # usable pixels of each class met so far
     inputs = ds.group["inputs"]
@@ -143,7 +165,11 @@ def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None) -> It
         if not len(lab):
             continue
         x = np.asarray(inputs[start:stop], dtype=np.float32)[n, :, i, j, :]  # (m, T, F)
-        yield x.reshape(len(lab), t * f), lab, np.stack([gr, gc], axis=1)
+        if with_groups:
+            yield (x.reshape(len(lab), t * f), lab, np.stack([gr, gc], axis=1),
+                   pixel_groups(ds, start, stop, n, i, j, gr, gc))
+        else:
+            yield x.reshape(len(lab), t * f), lab, np.stack([gr, gc], axis=1)
 
 
 def _selection(ds, split, max_pixels, seed, keep_rare):
@@ -245,15 +271,18 @@ def fit_baseline(ds: PreparedDataset, *, n_estimators: int = 100, max_pixels: in
         if split not in ds.attrs.get("splits", {}):
             continue
         chosen, usable, used = _selection(ds, split, eval_max_pixels, seed, False)
-        cm = np.zeros((k, k), np.int64)
-        for x, lab, _ in _selected_pieces(ds, split, chosen):
+        ys, preds, groups = [], [], []
+        for x, lab, _, grp in _selected_pieces(ds, split, chosen, with_groups=True):
             t0 = time.perf_counter()
-            pred = forest.predict(x)
+            preds.append(forest.predict(x))
             predict_seconds += time.perf_counter() - t0
-            cm += confusion(lab, pred, k, ignore_label=ds.ignore_label)
-        if cm.sum() == 0:
+            ys.append(lab)
+            groups.append(grp)
+        if not ys:
             continue
-        result[split] = scores(cm, names)
+        _, cms = group_confusions(np.concatenate(ys), np.concatenate(preds),
+                                  np.concatenate(groups), k)
+        result[split] = interval_scores(cms, names, seed=seed)
         if used < usable:
             subsampled[split] = {"usable_pixels": usable, "used_pixels": used}
     result["fit_seconds"] = round(fit_seconds, 3)
@@ -265,18 +294,38 @@ def fit_baseline(ds: PreparedDataset, *, n_estimators: int = 100, max_pixels: in
 
 # --------------------------------------------------------------------------------- comparing
 def verdict(network_scores: Mapping, baseline_scores: Mapping) -> dict:
-    """Is the network better than the baseline on one split?
+    """Is the network better than the baseline on one split, given the intervals?
 
-    The network is *no better* when its overall accuracy or its macro F1 is below the baseline's.
-    Ties count as not below. ``better`` is None if either figure is missing on either side.
+    ``better`` is True when the network's overall accuracy and macro F1 are both at least the
+    forest's and one is above beyond both intervals (:func:`landcover.estimate.
+    significantly_better`), False when either is below the forest's beyond the intervals or both
+    are below, and None when it cannot be told: a figure is missing, the held-out pixels come from
+    too few groups (``enough`` false), or the difference is within the intervals.
 
     Returns:
-        ``{"better": bool | None, "oa_diff": network - baseline, "macro_f1_diff": ...}``.
+        ``{"better": bool | None, "oa_diff": network - baseline, "macro_f1_diff": ...,
+        "enough": bool, "clear": bool}``.
     """
+    from landcover.estimate import significantly_better
+
     oa = _diff(network_scores.get("overall_accuracy"), baseline_scores.get("overall_accuracy"))
     f1 = _diff(network_scores.get("macro_f1"), baseline_scores.get("macro_f1"))
-    better = None if oa is None or f1 is None else bool(oa >= 0 and f1 >= 0)
-    return {"better": better, "oa_diff": oa, "macro_f1_diff": f1}
+    enough = bool(network_scores.get("enough", True) and baseline_scores.get("enough", True))
+    out = {"better": None, "oa_diff": oa, "macro_f1_diff": f1, "enough": enough, "clear": False}
+    if oa is None or f1 is None or not enough:
+        return out
+    if "intervals" not in network_scores or "intervals" not in baseline_scores:
+        out["better"] = bool(oa >= 0 and f1 >= 0)  # figures without intervals (older bundles)
+        return out
+    up = [significantly_better(network_scores, baseline_scores, k)
+          for k in ("overall_accuracy", "macro_f1")]
+    down = [significantly_better(baseline_scores, network_scores, k)
+            for k in ("overall_accuracy", "macro_f1")]
+    if any(down) or (oa < 0 and f1 < 0):
+        out.update(better=False, clear=bool(any(down)))
+    elif any(up) and oa >= 0 and f1 >= 0:
+        out.update(better=True, clear=True)
+    return out
 
 
 def _diff(a, b) -> float | None:
@@ -301,15 +350,20 @@ def _sign(v) -> str:
 def verdict_line(split: str, v: Mapping) -> str:
     """One sentence from :func:`verdict`, e.g. ``test: the network is better than ...``."""
     figures = f"OA {_sign(v['oa_diff'])}, macro F1 {_sign(v['macro_f1_diff'])}"
-    if v["better"] is None:
+    if v["oa_diff"] is None or v["macro_f1_diff"] is None:
         return f"{split}: cannot compare the network with the random forest ({figures})"
+    if not v.get("enough", True):
+        return (f"{split}: not enough to tell whether the network is better than the random forest "
+                f"({figures}): the held-out pixels come from too few groups (fields, polygons or "
+                "blocks); see the cross-validated estimate")
+    if v["better"] is None:
+        return (f"{split}: no clear difference between the network and the random forest "
+                f"({figures}, within the 95 % intervals)")
     if v["better"]:
-        how = "better than" if v["oa_diff"] > 0 and v["macro_f1_diff"] > 0 else \
-            "as good as or better than"
-        return f"{split}: the network is {how} the random forest ({figures})"
+        return f"{split}: the network is better than the random forest ({figures})"
     return (f"{split}: the network is NOT better than a per-pixel random forest on this data "
-            f"({figures}); consider a larger or longer-trained model (train.model.filters, "
-            "train.model.layers, train.epochs), more training data, or use the random forest")
+            f"({figures}); consider train.model.architecture=auto (keeps the better of the two), "
+            "a larger or longer-trained network, or more training data")
 
 
 def comparison_table(network: Mapping, baseline: Mapping, names: Sequence[str]) -> str:
@@ -326,21 +380,36 @@ def comparison_table(network: Mapping, baseline: Mapping, names: Sequence[str]) 
     if not order:
         return "No split scored by both the network and the random forest."
 
-    def cell(v):
-        return "-" if v is None else f"{v:.3f}"
+    def cell(result, key, name=None):
+        if name is None:
+            v, ci = result.get(key), result.get("intervals", {}).get(key)
+            enough = result.get("enough", True)
+        else:
+            v = result.get("per_class", {}).get(name, {}).get("f1")
+            c = result.get("intervals", {}).get("per_class", {}).get(name, {})
+            ci, enough = c.get("f1"), c.get("enough", True)
+        if v is None:
+            return "-"
+        text = f"{v:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        return text if enough else text + " not enough to tell"
+
+    def value(result, key, name=None):
+        if name is None:
+            return result.get(key)
+        return result.get("per_class", {}).get(name, {}).get("f1")
 
     blocks = []
     for split in order:
         n, b = net[split], base[split]
-        rows = [("OA", n.get("overall_accuracy"), b.get("overall_accuracy")),
-                ("macro F1", n.get("macro_f1"), b.get("macro_f1"))]
-        for name in names:
-            rows.append((f"F1 {name}", n.get("per_class", {}).get(name, {}).get("f1"),
-                         b.get("per_class", {}).get(name, {}).get("f1")))
-        lines = [f"### {split}", "", "| | network | random forest | difference |",
-                 "|---|---:|---:|---:|"]
-        lines += [f"| {label} | {cell(x)} | {cell(y)} | {_sign(_diff(x, y))} |"
-                  for label, x, y in rows]
+        rows = [("OA", "overall_accuracy", None), ("macro F1", "macro_f1", None)]
+        rows += [(f"F1 {name}", "f1", name) for name in names]
+        size = (f"{n.get('pixels', 0):,d} pixels in {n['groups']} groups"
+                if "groups" in n else f"{n.get('pixels', 0):,d} pixels")
+        lines = [f"### {split} ({size}; 95 % intervals over groups)", "",
+                 "| | network | random forest | difference |", "|---|---:|---:|---:|"]
+        lines += [f"| {label} | {cell(n, key, name)} | {cell(b, key, name)} | "
+                  f"{_sign(_diff(value(n, key, name), value(b, key, name)))} |"
+                  for label, key, name in rows]
         lines += ["", verdict_line(split, verdict(n, b))]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

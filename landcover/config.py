@@ -122,6 +122,11 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AutoConfig:
+    max_minutes: float = 30.0  # budget of train.model.architecture=auto's cross-validation
+
+
+@dataclass(frozen=True)
 class LossConfig:
     kind: str = "ce"
     class_weights: bool = True
@@ -156,6 +161,9 @@ class TrainConfig:
     deterministic: bool = True
     mixed_precision: bool = False
     jit_compile: bool = False
+    estimate: str = "auto"  # landcover.auto: auto, holdout or kfold
+    folds: int = 5
+    auto: AutoConfig = field(default_factory=AutoConfig)
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,10 @@ _CHOICES = {
     "prepare.weights.mode": ("balanced", "inverse_sqrt", "effective", "uniform", "manual"),
     "train.model.norm": models.NORMS,
     "train.baseline": ("random_forest", "none"),
-    "train.model.architecture": models.architecture_names,  # the registry, when first used
+    # the registry, when first used, and auto (landcover.auto: the best of the network and the
+    # pixel classifiers on held-out pixels)
+    "train.model.architecture": lambda: (*models.architecture_names(), "auto"),
+    "train.estimate": ("auto", "holdout", "kfold"),
     "train.loss.kind": contract.LOSS_KINDS,
     "train.schedule": ("cosine", "constant"),
     "classify.probability_dtype": tuple(contract.PROBABILITY_SCALE),
@@ -462,6 +473,8 @@ def _check_train(t: TrainConfig) -> None:
         (t.loss.dice_weight >= 0, "train.loss.dice_weight", "must be 0 or more"),
         (0.0 <= t.augment.drop_dates < 1.0, "train.augment.drop_dates", "must be in [0, 1)"),
         (t.epochs >= 1, "train.epochs", "must be 1 or more"),
+        (t.folds >= 2, "train.folds", "must be 2 or more"),
+        (t.auto.max_minutes > 0, "train.auto.max_minutes", "must be more than 0"),
         (t.min_epoch_steps >= 0, "train.min_epoch_steps", "must be 0 (off) or more steps"),
         (t.warmup_epochs >= 0, "train.warmup_epochs", "must be 0 or more epochs"),
         (0.0 <= t.lr_floor < 1.0, "train.lr_floor", "must be in [0, 1)"),

@@ -48,11 +48,15 @@ class PatchStream:
             input: then every batch's ``x`` is ``(series, days (B, T))``; None = ``x`` alone.
     """
 
-    def __init__(self, ds: PreparedDataset, split: str, *, batch_size: int, shuffle: bool = False,
-                 augment=None, seed: int = 0, class_weights: bool = True,
-                 shuffle_chunks: int = 8, repeats: int = 1, days=None):
+    def __init__(self, ds: PreparedDataset, split: str | tuple[str, ...], *, batch_size: int,
+                 shuffle: bool = False, augment=None, seed: int = 0, class_weights: bool = True,
+                 shuffle_chunks: int = 8, repeats: int = 1, days=None, exclude_groups=None):
         self.ds = ds
         self.split = split
+        self.splits = (split,) if isinstance(split, str) else tuple(split)
+        # cross-validation folds: the pixels of these spatial groups (the dataset's ``groups``)
+        # are ignored (label 255, weight 0), so a fold's held-out pixels never train it
+        self.exclude_groups = None if exclude_groups is None else np.asarray(exclude_groups)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.augment = augment
@@ -68,7 +72,20 @@ class PatchStream:
 
     @property
     def size(self) -> int:
-        return self.ds.split_size(self.split)
+        return sum(self.ds.split_size(s) for s in self.splits
+                   if s in self.ds.attrs.get("splits", {}))
+
+    def _pieces(self) -> list[tuple[int, int]]:
+        return [p for s in self.splits if s in self.ds.attrs.get("splits", {})
+                for p in self.ds.pieces(s)]
+
+    def _read(self, start: int, stop: int):
+        x, y, w = self.ds.read(start, stop)
+        if self.exclude_groups is not None:
+            held = np.isin(np.asarray(self.ds.group["groups"][start:stop]), self.exclude_groups)
+            y = np.where(held, self.ds.ignore_label, y).astype(y.dtype)
+            w = np.where(held, 0.0, w).astype(w.dtype)
+        return x, y, w
 
     def __len__(self) -> int:
         """Batches per epoch (``repeats`` passes over the split)."""
@@ -84,7 +101,7 @@ class PatchStream:
             yield from self._pass(rng)
 
     def _pass(self, rng):
-        pieces = self.ds.pieces(self.split)
+        pieces = self._pieces()
         if self.shuffle:
             pieces = [pieces[i] for i in rng.permutation(len(pieces))]
         k = self.shuffle_chunks if self.shuffle else 1
@@ -93,7 +110,7 @@ class PatchStream:
             pending = collections.deque()
 
             def submit(group):
-                pending.append([pool.submit(self.ds.read, a, b) for a, b in group])
+                pending.append([pool.submit(self._read, a, b) for a, b in group])
 
             for group in groups[:2]:
                 submit(group)

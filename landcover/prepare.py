@@ -523,6 +523,7 @@ def _run(scenes, labels_path: Path, outputs: OutputSet, cfg: Config, progress) -
     p = cfg.prepare
     src = _layout(scenes, labels_path, cfg)
     survey = _survey(src, p, progress)
+    src, survey, fitted = _fit_blocks(src, survey, p, progress)
     table, unknown = _resolve_table(src, survey)
     assignment = _assign(survey, table, src.groups, p.split)
     planned = _plan(src, table, assignment, p, progress)
@@ -542,11 +543,110 @@ def _run(scenes, labels_path: Path, outputs: OutputSet, cfg: Config, progress) -
     classes = _class_records(table, weights, accounting.pixels)
     summary = _summary(kept, dates, counts, classes, accounting, assignment, unknown, p,
                        src.layout.size)
+    if fitted is not None:
+        summary["split"]["block_size"] = fitted
+    estimate = estimate_groups(src.groups, src.grid)
+    summary["estimate_groups"] = {"kind": estimate.kind,
+                                  **({"block_size": estimate.block} if estimate.kind == "blocks"
+                                     else {})}
     attrs = _attributes(src, cfg, dates, stats, classes, summary, features.names)
-    _write(_dataset(src, windows, kept, dates, features, attrs), tmp, src, progress)
+    groups = window_groups(estimate, src.grid, windows, kept)
+    _write(_dataset(src, windows, kept, dates, features, attrs, groups), tmp, src, progress)
     write_checksums(tmp)
     outputs.commit({outputs.main: tmp})
     return summary
+
+
+MIN_GROUPS = 10
+"""Labelled split groups a dataset needs: a group in each of validation and test and five folds of
+the training split need about ten (with the default fractions 0.7 / 0.2 / 0.1)."""
+MIN_BLOCK = 8
+
+
+def _group_count(survey: _Survey) -> int:
+    return len(np.unique(survey.group_keys // 256))
+
+
+def _fit_blocks(src: _Sources, survey: _Survey, p, progress):
+    """Stage 2b: with ``prepare.split.by: blocks``, halve the block size until the labelled area
+    spans :data:`MIN_GROUPS` blocks (a block of the whole labelled area leaves validation and test
+    empty). Returns ``(src, survey, the fitted block size or None)``.
+
+    Raises:
+        DatasetError: no block size of at least :data:`MIN_BLOCK` px gives enough blocks; the
+            message names ``prepare.split.block_size``.
+    """
+    import dataclasses
+
+    n = _group_count(survey)
+    if src.groups.kind != "blocks" or n >= MIN_GROUPS:
+        return src, survey, None
+    first = block = src.groups.block
+    while n < MIN_GROUPS and block // 2 >= MIN_BLOCK:
+        block //= 2
+        src = dataclasses.replace(src, groups=dataclasses.replace(src.groups, block=block))
+        survey = _survey(src, p, progress)
+        n = _group_count(survey)
+    if n < MIN_GROUPS:
+        raise DatasetError(f"prepare.split.block_size: the labelled pixels span {n} block(s) of "
+                           f"{block} px (from {first}); splits and folds need {MIN_GROUPS}. Label "
+                           "more of the area, or split by polygon (prepare.split.by=column)")
+    log.warning("prepare.split.block_size: the labelled pixels span too few blocks of %d px; "
+                "blocks of %d px instead (%d blocks)", first, block, n)
+    return src, survey, block
+
+
+ESTIMATE_BLOCK = 32
+
+
+@dataclass(frozen=True)
+class _SubdividedGroups:
+    """Split groups whose fixed groups (every polygon of a ``test`` value of the split column is
+    one group) are cut into blocks of ``block`` px, so that intervals over them have groups."""
+
+    source: object
+    fixed_ids: tuple
+    block: int
+    width: int
+    kind: str = "column"
+
+    def groups(self, target, row0: int, col0: int, h: int, w: int) -> np.ndarray:
+        g = self.source.groups(target, row0, col0, h, w)
+        fixed = np.isin(g, self.fixed_ids)
+        if fixed.any():
+            rows = (np.arange(row0, row0 + h) // self.block)[:, None]
+            cols = (np.arange(col0, col0 + w) // self.block)[None, :]
+            blocks = rows * (-(-self.width // self.block)) + cols
+            which = np.searchsorted(np.asarray(self.fixed_ids), g)
+            g = np.where(fixed, (1 << 40) + (which.astype(np.int64) << 24) + blocks, g)
+        return g
+
+
+def estimate_groups(groups, grid: Grid):
+    """The spatial groups of the pixels for cross-validation folds and intervals: the split
+    groups (blocks, or the polygons / fields of the split column; a fixed ``train`` /
+    ``validation`` / ``test`` group of the column cut into blocks of :data:`ESTIMATE_BLOCK` px),
+    or, where the split comes from a raster of split codes (3 values, not groups), blocks of
+    :data:`ESTIMATE_BLOCK` px."""
+    from landcover.splits import BlockGroups
+
+    if groups.kind == "raster":
+        return BlockGroups(ESTIMATE_BLOCK, grid.width)
+    fixed = tuple(sorted(int(g) for g, _ in getattr(groups, "fixed_splits", ())))
+    if groups.kind == "column" and fixed:
+        return _SubdividedGroups(groups, fixed, ESTIMATE_BLOCK, grid.width)
+    return groups
+
+
+def window_groups(groups, grid: Grid, windows: _Windows, kept: _Kept) -> np.ndarray:
+    """The group id ``(samples, s, s)`` int32 of each labelled pixel of the kept windows (-1 where
+    the label is ignored), in sample order."""
+    s = kept.labels.shape[-1]
+    out = np.full((len(kept.order), s, s), -1, np.int32)
+    for n, i in enumerate(kept.order):
+        g = groups.groups(grid, int(windows.rows[i]), int(windows.cols[i]), s, s)
+        out[n] = np.where(kept.labels[i] != IGNORE, g, -1)
+    return out
 
 
 def _check_room(out: Path, planned, src) -> None:
@@ -896,7 +996,7 @@ def _attributes(src: _Sources, cfg: Config, dates: _Dates, stats: _Stats, classe
 
 
 def _dataset(src: _Sources, windows: _Windows, kept: _Kept, dates: _Dates, features: _Features,
-             attrs: dict):
+             attrs: dict, groups: np.ndarray):
     """Stage 13: the ``xarray.Dataset`` to write (lazy inputs and weights)."""
     import xarray as xr
 
@@ -909,7 +1009,8 @@ def _dataset(src: _Sources, windows: _Windows, kept: _Kept, dates: _Dates, featu
          "weights": (("sample", "patch_y", "patch_x"), features.weights),
          "row": ("sample", rows), "col": ("sample", cols),
          "x_min": ("sample", c0 + cols * a), "y_max": ("sample", f0 + rows * e),
-         "split": ("sample", kept.sample_split)},
+         "split": ("sample", kept.sample_split),
+         "groups": (("sample", "patch_y", "patch_x"), groups)},
         coords={"time": np.array([np.datetime64(d, "ns") for d in dates.kept]),
                 "feature": np.array(features.names, dtype=object),
                 "scene_id": ("time", np.array([dates.scene_ids[i] for i in dates.index],
@@ -918,6 +1019,8 @@ def _dataset(src: _Sources, windows: _Windows, kept: _Kept, dates: _Dates, featu
     ds["labels"].attrs.update({"meaning": "class index (see attrs classes); 255 = ignore"})
     ds["weights"].attrs.update({"meaning": "per-pixel sample weight: class weight, 0 = ignore"})
     ds["split"].attrs.update({"meaning": "0 train, 1 validation, 2 test"})
+    ds["groups"].attrs.update({"meaning": "spatial group of each labelled pixel, for "
+                                          "cross-validation folds and intervals; -1 = none"})
     ds["inputs"].attrs.update({"meaning": "standardised bands (invalid filled), validity, day of "
                                           "year; see attrs features and normalisation"})
     return ds

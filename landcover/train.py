@@ -190,8 +190,9 @@ def _make_loop_callback():
             st = self.state
             st["history"].append(record)
             value = float(logs[self.monitor])
-            if st["best"] is None or value > st["best"] + 1e-9:
-                st.update(best=value, best_epoch=epoch + 1, wait=0)
+            this_loss = float(logs.get("val_loss" if self.prefix else "loss", float("inf")))
+            if improves(st, value, this_loss):
+                st.update(best=value, best_epoch=epoch + 1, wait=0, best_loss=this_loss)
                 self._save_weights("best.weights.h5")
             else:
                 st["wait"] += 1
@@ -222,6 +223,18 @@ def _make_loop_callback():
                 self.model.save_weights(tmp)
 
     return _Loop
+
+
+def improves(state: dict, value: float, loss: float) -> bool:
+    """Whether an epoch with monitored score ``value`` and (validation) ``loss`` is better than the
+    kept one (``state["best"]``, ``state["best_loss"]``): a higher score, or the same score and a
+    lower loss. A small validation split often scores 1.000 from the first epoch on: the tie then
+    goes to the epoch with the lower validation loss, never to the first epoch."""
+    best = state.get("best")
+    if best is None or value > best + 1e-9:
+        return True
+    tie = abs(value - best) <= 1e-9
+    return bool(tie and loss < state.get("best_loss", float("inf")) - 1e-9)
 
 
 def _round(v):
@@ -259,15 +272,139 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     """
     out = Path(out).absolute()
     ds = open_dataset(dataset)
+    name = cfg.train.model.architecture
+    if name == "auto":  # landcover.auto: the network and the pixel classifiers, the best kept
+        from landcover.auto import train_auto
+
+        if ds.split_size("train") == 0:
+            _check_dataset(ds, cfg.train)
+        with OutputSet([out], overwrite, folders=[True]) as outputs:
+            verify_checksums(ds.path)
+            return train_auto(ds, outputs, cfg, resume=resume, progress=progress,
+                              callbacks=callbacks)
+    if getattr(architecture(name), "pixel", False):  # a LightGBM pixel classifier (landcover.pixel)
+        from landcover.pixel import train_pixel_bundle
+
+        with OutputSet([out], overwrite, folders=[True]) as outputs:
+            verify_checksums(ds.path)
+            return train_pixel_bundle(ds, outputs, cfg, progress=progress)
     _check_dataset(ds, cfg.train)
     with OutputSet([out], overwrite, folders=[True]) as outputs:
         verify_checksums(ds.path)  # every chunk as prepare wrote it (reads the dataset once)
-        return _train(ds, outputs, cfg, resume=resume, progress=progress, callbacks=callbacks)
+        return train_network(ds, outputs, cfg, resume=resume, progress=progress,
+                             callbacks=callbacks)
 
 
-def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool, progress,
-           callbacks: Sequence) -> dict:
-    """Training, under the output lock."""
+def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progress=None,
+                     label: str = ""):
+    """The network of ``cfg.train`` trained for a cross-validation fold: on the training and
+    validation patches with the pixels of ``exclude_groups`` ignored, for ``train.epochs``
+    epochs of at least ``train.min_epoch_steps`` steps (no early stopping: there is no
+    validation split left to stop on), with the masked, weighted loss of every training run.
+    Returns the predictor of :func:`network_predictor`."""
+    keras = import_keras()
+    from landcover.losses import MaskedLoss
+    from landcover.models import build_model
+    from landcover.pipeline import PatchStream
+
+    tc = cfg.train
+    scope = _setup(tc)
+    t, h, w, f = ds.input_shape
+    spec = dataclasses.asdict(tc.model)
+    days = dataset_days(ds) if takes_dates(spec) else None
+    common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights,
+                  days=days)
+    probe = PatchStream(ds, ("train", "validation"), **common)
+    passes = math.ceil(probe.size / tc.batch_size)
+    repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
+    stream = PatchStream(ds, ("train", "validation"), shuffle=True, augment=tc.augment,
+                         shuffle_chunks=tc.shuffle_chunks, repeats=repeats,
+                         exclude_groups=exclude_groups, **common)
+    with scope:
+        model = build_model(spec, model_input_shape(spec, t, h, w, f), ds.num_classes, [],
+                            valid_channel_of(ds.attrs))
+        model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, tc, len(stream))),
+                      loss=MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
+                                      focal_gamma=tc.loss.focal_gamma,
+                                      dice_weight=tc.loss.dice_weight),
+                      jit_compile=tc.jit_compile)
+    report = reporter(progress)
+    stage = Stage(report, f"{label}network, {tc.epochs} epochs", tc.epochs, unit="epochs").start()
+
+    class _Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            stream.epoch = epoch
+            _reseed(self.model, tc.seed, epoch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            stage.advance()
+            loss = float((logs or {}).get("loss", float("nan")))
+            if not math.isfinite(loss):
+                raise ModelError(f"training diverged in a cross-validation fold: the loss is "
+                                 f"{loss} at epoch {epoch + 1}; lower train.learning_rate")
+
+    model.fit(stream.tf_dataset(), epochs=tc.epochs, callbacks=[_Epochs()], shuffle=False,
+              verbose=0)
+    stage.finish()
+    return network_predictor(model, tc.batch_size, days)
+
+
+def rewrite_model_meta(outputs: OutputSet, model: dict, estimate: dict | None = None) -> dict:
+    """Put ``model`` (the candidates of ``auto`` and which was kept) into the committed bundle's
+    ``bundle.json`` and its report, as a new set (a copy, replaced as one); returns the summary."""
+    import shutil
+
+    from landcover.bundle import read_metadata
+
+    out = outputs.main
+    tmp = outputs.temporary()
+    try:
+        shutil.copytree(out, tmp)
+        meta = read_metadata(tmp)
+        meta["model"] = model
+        if estimate is not None:
+            meta["estimate"] = estimate
+        meta.pop("content_hash", None)
+        meta.pop("landcover_model", None)
+        report = (tmp / "report.md").read_text() + "\n" + candidates_table(model)
+        (tmp / "report.md").write_text(report)
+        meta = write_metadata(tmp, meta)
+        outputs.commit({out: tmp})
+    finally:
+        remove(tmp)
+    return {"output": str(out), "content_hash": meta["content_hash"], "metrics": meta["metrics"],
+            "estimate": meta.get("estimate"), "baseline": meta.get("baseline"), "report": report}
+
+
+def candidates_table(model: dict) -> str:
+    """Markdown: every candidate of ``auto`` side by side with its figures and intervals, and
+    which was kept and why."""
+    lines = ["## Model choice (train.model.architecture: auto)", "",
+             f"Estimate: {model.get('estimate_method', '?')}. Kept: **{model['architecture']}** "
+             f"({model.get('why', '')}).", "",
+             "| candidate | kind | OA (95 % CI) | macro F1 (95 % CI) | pixels | groups | s |",
+             "|---|---|---|---|---:|---:|---:|"]
+
+    def cell(f):
+        if not f or f.get("value") is None:
+            return "-"
+        ci = f.get("ci95")
+        return f"{f['value']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+
+    for c in model.get("candidates", []):
+        note = f" ({c['note']})" if c.get("note") else ""
+        enough = "" if c.get("enough", True) else " not enough to tell"
+        lines.append(f"| {c['architecture']}{' (kept)' if c.get('kept') else ''}{note} | "
+                     f"{c['kind']} | {cell(c.get('overall_accuracy'))}{enough} | "
+                     f"{cell(c.get('macro_f1'))} | {c.get('pixels') or '-'} | "
+                     f"{c.get('groups') or '-'} | {c.get('seconds', 0):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool,
+                  progress, callbacks: Sequence) -> dict:
+    """Train the network of ``cfg.train.model`` and write its bundle through ``outputs`` (held
+    under the output lock)."""
     out, tc = outputs.main, cfg.train
     partial = out.parent / f".{out.name}.partial"
     fingerprint = _fingerprint(ds, tc)
@@ -350,12 +487,13 @@ def _train(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool
     evaluation = {}
     mode_check = _mode_check(final, ds, common, names, state, partial)
     _check_schedule(state, tc)
-    if has_val:  # recorded by the metric in the kept epoch; the test split is scored only now
-        kept = state["history"][state["best_epoch"] - 1]
-        evaluation["validation"] = scores(np.array(kept["val_confusion_matrix"]), names)
-    test_stream = PatchStream(ds, "test", **common)
-    if test_stream.size:
-        evaluation["test"] = evaluate_stream(final, test_stream, names, ds.ignore_label)
+    # every held-out pixel once, with intervals over its spatial groups (the test split is scored
+    # only now)
+    predict = network_predictor(final, tc.batch_size, common["days"])
+    for split in ("validation", "test"):
+        result = held_out_scores(predict, ds, split, seed=tc.seed)
+        if result is not None:
+            evaluation[split] = result
     baseline = None
     if tc.baseline != "none":
         from landcover.baseline import fit_baseline
@@ -478,6 +616,16 @@ def _report(evaluation: dict, extra: dict, names) -> str:
         lines.append("Classes without training pixels, never predicted: "
                      + ", ".join(names[i] for i in extra["absent"]) + ".")
     lines.append("")
+    from landcover.estimate import describe
+
+    for split in ("validation", "test"):
+        r = evaluation.get(split)
+        if r:
+            lines.append(f"Network, {split} split: OA {describe(r, 'overall_accuracy')}; macro F1 "
+                         f"{describe(r, 'macro_f1')}.")
+        else:
+            lines.append(f"Network, {split} split: no held-out pixels, no estimate.")
+    lines.append("")
     b = extra["baseline"]
     if b is None:
         lines.append("No baseline (train.baseline: none).")
@@ -518,6 +666,51 @@ def _restore(model, partial: Path) -> None:
                 from None
 
 
+def network_predictor(model, batch_size: int, days=None):
+    """``x (n, T, H, W, F) -> logits (n, H, W, K)`` of a network, in batches."""
+    from landcover.models import model_inputs
+
+    def predict(x):
+        out = [np.asarray(model.predict_on_batch(model_inputs(model, x[a:a + batch_size], days)))
+               for a in range(0, len(x), batch_size)]
+        return np.concatenate(out)
+
+    return predict
+
+
+def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0) -> dict | None:
+    """Scores of a model over each usable pixel of ``split`` once (overlapping windows
+    de-duplicated), with 95 % intervals over the pixels' spatial groups
+    (:func:`landcover.estimate.interval_scores`) and the median top-class probability; None for
+    a split without usable pixels.
+
+    Args:
+        predict: ``x (n, T, H, W, F) -> logits (n, H, W, K)`` (:func:`network_predictor`).
+    """
+    from landcover.baseline import split_pixels
+    from landcover.estimate import group_confusions, interval_scores
+
+    ys, preds, groups, tops = [], [], [], []
+    inputs = ds.group["inputs"]
+    for start, stop, n, i, j, lab, grp in split_pixels(ds, split):
+        if not len(lab):
+            continue
+        logits = np.asarray(predict(np.asarray(inputs[start:stop], dtype=np.float32)),
+                            dtype=np.float64)[n, i, j]
+        z = logits - logits.max(axis=-1, keepdims=True)
+        tops.append(1.0 / np.exp(z).sum(axis=-1))
+        preds.append(logits.argmax(axis=-1))
+        ys.append(lab)
+        groups.append(grp)
+    if not ys:
+        return None
+    _, cms = group_confusions(np.concatenate(ys), np.concatenate(preds), np.concatenate(groups),
+                              ds.num_classes)
+    out = interval_scores(cms, ds.class_names, seed=seed)
+    out["median_top_probability"] = round(float(np.median(np.concatenate(tops))), 4)
+    return out
+
+
 def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255, *,
                     training: bool = False) -> dict:
     """Scores of ``model`` over one split (valid pixels only, counts not weights), with the median
@@ -542,6 +735,31 @@ def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255
         out["median_top_probability"] = round(
             (int(np.searchsorted(np.cumsum(hist), hist.sum() / 2)) + 0.5) / 1000, 4)
     return out
+
+
+def estimate_record(evaluation: dict, method: str = "holdout", folds: int | None = None) -> dict:
+    """``bundle.json``'s ``estimate``: the figures a user should believe, with 95 % intervals over
+    spatial groups: the cross-validated figures (``kfold``) or the test split's (``holdout``; the
+    validation split's where there is no test split)."""
+    if method == "kfold":
+        result = evaluation.get("cross_validation")
+        split = "cross_validation"
+    else:
+        split = "test" if evaluation.get("test") else "validation"
+        result = evaluation.get(split)
+    if not result:
+        return {"method": "none", "why": "no held-out pixels"}
+    iv = result.get("intervals", {})
+    return {"method": method, "folds": folds, "split": split, "pixels": result.get("pixels"),
+            "groups": result.get("groups"), "enough": result.get("enough"),
+            "overall_accuracy": {"value": result.get("overall_accuracy"),
+                                 "ci95": iv.get("overall_accuracy")},
+            "macro_f1": {"value": result.get("macro_f1"), "ci95": iv.get("macro_f1")},
+            "per_class": {name: {"f1": c.get("f1"),
+                                 "ci95": iv.get("per_class", {}).get(name, {}).get("f1"),
+                                 "support": c.get("support"),
+                                 "enough": iv.get("per_class", {}).get(name, {}).get("enough")}
+                          for name, c in result.get("per_class", {}).items()}}
 
 
 def _days_record(ds: PreparedDataset, cfg: Config) -> dict:
@@ -593,6 +811,9 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, p
                      "still_improving": bool(state.get("still_improving")),
                      "mode_check": extra["mode_check"]},
         "metrics": evaluation,
+        "estimate": estimate_record(evaluation),
+        "model": {"architecture": resolved["train"]["model"]["architecture"],
+                  "candidates": extra.get("candidates", [])},
         "baseline": extra["baseline"],
         "config": resolved,
         "versions": versions(model=True),

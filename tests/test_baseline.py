@@ -18,6 +18,7 @@ from landcover.baseline import (  # noqa: E402
     pixel_table,
     quotas,
     verdict,
+    verdict_line,
 )
 from landcover.dataset import open_dataset  # noqa: E402
 
@@ -160,19 +161,40 @@ def test_random_forest_learns_the_fields(field_dataset):
             "usable_pixels": int(class_counts(ds, split).sum()), "used_pixels": 1_000}
 
 
-def scores_of(oa, f1, per_class):
-    return {"overall_accuracy": oa, "macro_f1": f1,
-            "per_class": {k: {"f1": v} for k, v in per_class.items()}}
+def scores_of(oa, f1, per_class, ci=None, groups=None):
+    """Scores; with ``ci`` (half-width) intervals of that width around OA and macro F1, from
+    ``groups`` groups (enough from 5)."""
+    out = {"overall_accuracy": oa, "macro_f1": f1, "pixels": 1000,
+           "per_class": {k: {"f1": v} for k, v in per_class.items()}}
+    if ci is not None:
+        out.update(groups=groups, enough=groups >= 5, intervals={
+            "overall_accuracy": [oa - ci, oa + ci],
+            "macro_f1": None if f1 is None else [f1 - ci, f1 + ci], "per_class": {}})
+    return out
 
 
-def test_verdict_needs_both_oa_and_macro_f1():
+def test_verdict_without_intervals_needs_both_oa_and_macro_f1():
     base = scores_of(0.80, 0.70, {})
-    assert verdict(scores_of(0.85, 0.75, {}), base) == {"better": True, "oa_diff": 0.05,
-                                                        "macro_f1_diff": 0.05}
+    assert verdict(scores_of(0.85, 0.75, {}), base)["better"] is True
     assert verdict(scores_of(0.85, 0.69, {}), base)["better"] is False  # macro F1 below
     assert verdict(scores_of(0.79, 0.90, {}), base)["better"] is False  # OA below
     assert verdict(scores_of(0.80, 0.70, {}), base)["better"] is True  # a tie is not below
     assert verdict(scores_of(0.80, None, {}), base)["better"] is None
+
+
+def test_verdict_with_intervals_says_better_only_beyond_them():
+    base = scores_of(0.80, 0.70, {}, ci=0.02, groups=40)
+    clear = verdict(scores_of(0.90, 0.85, {}, ci=0.02, groups=40), base)
+    assert clear["better"] is True and clear["clear"]
+    within = verdict(scores_of(0.81, 0.71, {}, ci=0.02, groups=40), base)
+    assert within["better"] is None  # inside the intervals: no clear difference
+    worse = verdict(scores_of(0.70, 0.60, {}, ci=0.02, groups=40), base)
+    assert worse["better"] is False and worse["clear"]
+    # a perfect score on two polygons is not a verdict
+    tiny = verdict(scores_of(1.0, 1.0, {}, ci=0.0, groups=2), base)
+    assert tiny["better"] is None and not tiny["enough"]
+    assert "not enough to tell" in verdict_line("validation", tiny)
+    assert "no clear difference" in verdict_line("test", within)
 
 
 def test_comparison_table_rows_columns_and_verdicts():
@@ -192,7 +214,7 @@ def test_comparison_table_rows_columns_and_verdicts():
     assert "| F1 forest | 0.700 | - | - |" in lines
     assert ("test: the network is NOT better than a per-pixel random forest on this data "
             "(OA -0.020, macro F1 -0.050)") in text
-    assert "use the random forest" in text
+    assert "architecture=auto" in text
 
     baseline["validation"] = scores_of(0.881, 0.880, {"water": 0.9, "forest": 0.86})
     text = comparison_table(network["metrics"], baseline, names)  # {split: scores} works too
@@ -201,3 +223,9 @@ def test_comparison_table_rows_columns_and_verdicts():
             "macro F1 +0.020)") in text
     assert "| F1 forest | 0.850 | 0.860 | -0.010 |" in text.splitlines()
     assert "No split" in comparison_table({"metrics": {}}, baseline, names)
+    # with intervals: shown in the cells, and a 2-group split is not enough to tell
+    small = {"validation": scores_of(1.0, 1.0, {"water": 1.0}, ci=0.0, groups=2)}
+    rf = {"validation": scores_of(0.9, 0.8, {"water": 0.9}, ci=0.05, groups=2)}
+    text = comparison_table(small, rf, names)
+    assert "| OA | 1.000 (1.000-1.000) not enough to tell |" in text
+    assert "not enough to tell whether the network is better" in text

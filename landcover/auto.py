@@ -1,0 +1,285 @@
+"""``train.model.architecture: auto``: the network and the pixel classifiers on the same held-out
+pixels, the best kept, and an estimate of its accuracy that says how much it can be trusted.
+
+**Which estimate** (``train.estimate``): ``holdout`` scores every candidate on the validation split
+(each labelled pixel once, 95 % intervals over its spatial groups, see :mod:`landcover.estimate`);
+``kfold`` cross-validates over the groups of the training and validation splits together
+(``train.folds`` folds of whole groups); ``auto`` takes ``kfold`` when the validation split holds
+fewer than :data:`HOLDOUT_MIN_GROUPS` groups or :data:`HOLDOUT_MIN_PIXELS` pixels (a 78-pixel split
+of two polygons scores 1.000 after one epoch: that is no estimate), else ``holdout``.
+
+**Candidates**: the default network (trained as ``train`` always does: epochs chosen on the
+validation split), and the LightGBM pixel classifiers ``random_forest`` and ``gradient_boosting``
+(:mod:`landcover.pixel`). The network is cross-validated only where the budget
+(``train.auto.max_minutes``) allows it; otherwise, under ``kfold``, it is trained and reported but not
+a candidate, and the report says so.
+
+**Which is kept**: the highest macro F1 of the estimate; a candidate within
+:data:`TIE` of the best that is cheaper (a pixel classifier) wins the tie.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from landcover.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+HOLDOUT_MIN_GROUPS = 10
+HOLDOUT_MIN_PIXELS = 1000
+TIE = 0.005
+PIXEL_CANDIDATES = ("random_forest", "gradient_boosting")
+CV_MAX_PIXELS = 200_000
+
+
+def choose_estimate(ds, method: str) -> tuple[str, dict]:
+    """``(holdout | kfold, the validation split's size {pixels, groups})``."""
+    from landcover.baseline import split_pixels
+
+    pixels, groups = 0, set()
+    if "validation" in ds.attrs.get("splits", {}):
+        for *_, lab, grp in split_pixels(ds, "validation"):
+            pixels += len(lab)
+            groups.update(np.unique(grp).tolist())
+    size = {"pixels": pixels, "groups": len(groups)}
+    if method != "auto":
+        return method, size
+    if len(groups) < HOLDOUT_MIN_GROUPS or pixels < HOLDOUT_MIN_PIXELS:
+        return "kfold", size
+    return "holdout", size
+
+
+def _table(ds, splits, max_pixels: int, seed: int):
+    """Pixel features, labels, stored weights and groups of ``splits`` (each pixel once), at most
+    ``max_pixels`` (a seeded random subset of whole rows)."""
+    from landcover.baseline import split_pixels
+    from landcover.pixel import pixel_features
+
+    g = ds.group
+    xs, ys, ws, gs = [], [], [], []
+    for split in splits:
+        if split not in ds.attrs.get("splits", {}):
+            continue
+        for start, stop, n, i, j, lab, grp in split_pixels(ds, split):
+            if not len(lab):
+                continue
+            x = np.asarray(g["inputs"][start:stop], dtype=np.float32)[n, :, i, j, :]
+            xs.append(pixel_features(x, ds.attrs))
+            ys.append(lab)
+            ws.append(np.asarray(g["weights"][start:stop], dtype=np.float32)[n, i, j])
+            gs.append(grp)
+    if not ys:
+        raise DatasetError(f"{ds.path}: no usable pixel in {', '.join(splits)}")
+    X, y, w, grp = (np.concatenate(a) for a in (xs, ys, ws, gs))
+    if len(y) > max_pixels:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), max_pixels, replace=False))
+        X, y, w, grp = X[keep], y[keep], w[keep], grp[keep]
+    return X, y, w, grp
+
+
+def cross_validate_pixels(ds, kinds, *, folds: int, seed: int, weighted: bool
+                          ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """k-fold cross-validation over whole groups of the training and validation pixels:
+    ``({kind: interval scores} of the pooled held-out predictions, group ids, their folds)``."""
+    from landcover.estimate import group_confusions, group_folds, interval_scores
+    from landcover.pixel import fit_pixel_classifier
+
+    X, y, w, grp = _table(ds, ("train", "validation"), CV_MAX_PIXELS, seed)
+    ids, inv = np.unique(grp, return_inverse=True)
+    if len(ids) < 2:
+        raise DatasetError(f"{ds.path}: the labelled pixels form {len(ids)} group(s); "
+                           "cross-validation needs several: set prepare.split.block_size smaller "
+                           "or split by polygon (prepare.split.by=column)")
+    k = min(folds, len(ids))
+    fold_of_group = group_folds(ids, np.bincount(inv), k, seed=seed)
+    fold = fold_of_group[inv]
+    out = {}
+    for kind in kinds:
+        pred = np.zeros(len(y), np.int64)
+        for f in range(k):
+            train, held = fold != f, fold == f
+            if len(np.unique(y[train])) < 2:
+                pred[held] = y[train][0] if train.any() else 0
+                continue
+            model = fit_pixel_classifier(kind, X[train], y[train],
+                                         w[train] if weighted else None, seed=seed,
+                                         num_classes=ds.num_classes)
+            pred[held] = model.predict(X[held])
+        _, cms = group_confusions(y, pred, grp, ds.num_classes)
+        out[kind] = interval_scores(cms, ds.class_names, seed=seed)
+        out[kind]["folds"] = k
+    return out, ids, fold_of_group
+
+
+def cross_validate_network(ds, cfg, ids: np.ndarray, fold_of_group: np.ndarray, *,
+                           budget_s: float, progress=None) -> tuple[dict | None, str]:
+    """The network cross-validated on the folds of :func:`cross_validate_pixels`
+    (:func:`landcover.train.fit_fold_network` per fold; each held-out pixel predicted once):
+    ``(interval scores or None, why not)``. Stops when the first fold shows that all of them
+    would not fit in ``budget_s`` seconds."""
+    from landcover.baseline import split_pixels
+    from landcover.estimate import group_confusions, interval_scores
+    from landcover.train import fit_fold_network
+
+    k = int(fold_of_group.max()) + 1
+    t0 = time.monotonic()
+    ys, preds, gs = [], [], []
+    inputs = ds.group["inputs"]
+    for f in range(k):
+        held = ids[fold_of_group == f]
+        predict = fit_fold_network(ds, cfg, held, progress=progress,
+                                   label=f"fold {f + 1}/{k}: ")
+        for split in ("train", "validation"):
+            if split not in ds.attrs.get("splits", {}):
+                continue
+            for start, stop, n, i, j, lab, grp in split_pixels(ds, split):
+                m = np.isin(grp, held)
+                if not m.any():
+                    continue
+                n, i, j = n[m], i[m], j[m]
+                rows, local = np.unique(n, return_inverse=True)
+                x = np.asarray(inputs[start:stop], dtype=np.float32)[rows]
+                logits = np.asarray(predict(x))[local, i, j]
+                preds.append(logits.argmax(axis=-1))
+                ys.append(lab[m])
+                gs.append(grp[m])
+        spent = time.monotonic() - t0
+        if f == 0 and spent * k > budget_s:
+            return None, (f"not cross-validated: one fold took {spent / 60:.1f} min, {k} folds "
+                          f"would exceed train.auto.max_minutes; not a candidate")
+    _, cms = group_confusions(np.concatenate(ys), np.concatenate(preds), np.concatenate(gs),
+                              ds.num_classes)
+    result = interval_scores(cms, ds.class_names, seed=cfg.train.seed)
+    result["folds"] = k
+    return result, ""
+
+
+def holdout_pixels(ds, kinds, *, seed: int, weighted: bool) -> dict:
+    """Each pixel classifier fitted on the training split and scored on the validation split
+    (:func:`landcover.train.held_out_scores`)."""
+    from landcover.pixel import fit_pixel_classifier
+    from landcover.train import held_out_scores
+
+    X, y, w, _ = _table(ds, ("train",), CV_MAX_PIXELS, seed)
+    out = {}
+    for kind in kinds:
+        model = fit_pixel_classifier(kind, X, y, w if weighted else None, seed=seed,
+                                     num_classes=ds.num_classes, attrs=ds.attrs)
+        out[kind] = held_out_scores(model.predict_on_batch, ds, "validation", seed=seed)
+    return out
+
+
+def _record(name: str, kind: str, result: dict | None, seconds: float, note: str = "") -> dict:
+    from landcover.estimate import figure
+
+    rec = {"architecture": name, "kind": kind, "seconds": round(seconds, 1)}
+    if result:
+        rec.update(overall_accuracy=figure(result, "overall_accuracy"),
+                   macro_f1=figure(result, "macro_f1"), pixels=result.get("pixels"),
+                   groups=result.get("groups"), enough=result.get("enough"))
+    if note:
+        rec["note"] = note
+    return rec
+
+
+def pick(candidates: list[dict]) -> tuple[dict, str]:
+    """The kept candidate and why: the highest macro F1 among those with a figure; one within
+    :data:`TIE` of it that is cheaper (a pixel classifier) wins."""
+    scored = [c for c in candidates if c.get("macro_f1", {}).get("value") is not None
+              and not c.get("note")]
+    if not scored:
+        raise DatasetError("train.model.architecture=auto: no candidate could be scored")
+    best = max(scored, key=lambda c: c["macro_f1"]["value"])
+    cheap = [c for c in scored if c["kind"] == "pixel"
+             and c["macro_f1"]["value"] >= best["macro_f1"]["value"] - TIE]
+    kept = max(cheap, key=lambda c: c["macro_f1"]["value"]) if cheap and best["kind"] != "pixel" \
+        else best
+    why = (f"highest macro F1 ({kept['macro_f1']['value']:.3f})" if kept is best else
+           f"macro F1 {kept['macro_f1']['value']:.3f}, within {TIE} of {best['architecture']}'s "
+           f"{best['macro_f1']['value']:.3f}, and cheaper")
+    return kept, why
+
+
+def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
+    """Train the candidates, keep the best (see the module's docstring), write its bundle."""
+    from landcover.models import default_architecture
+    from landcover.pixel import train_pixel_bundle
+    from landcover.progress import message, reporter
+    from landcover.train import rewrite_model_meta, train_network
+
+    tc = cfg.train
+    report = reporter(progress)
+    method, val_size = choose_estimate(ds, tc.estimate)
+    weighted = bool(tc.loss.class_weights)
+    network = default_architecture()
+    t0 = time.monotonic()
+    if report is not None:
+        message(report, f"auto: {method} estimate (validation split: {val_size['pixels']:,d} px "
+                        f"in {val_size['groups']} groups); candidates {network}, "
+                        + ", ".join(PIXEL_CANDIDATES))
+    net_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+        tc, model=dataclasses.replace(tc.model, architecture=network)))
+    budget = tc.auto.max_minutes * 60
+    if method == "kfold":
+        pixel, ids, folds_of = cross_validate_pixels(ds, PIXEL_CANDIDATES, folds=tc.folds,
+                                                     seed=tc.seed, weighted=weighted)
+    else:
+        pixel = holdout_pixels(ds, PIXEL_CANDIDATES, seed=tc.seed, weighted=weighted)
+    pixel_seconds = time.monotonic() - t0
+    candidates = [_record(k, "pixel", pixel[k], pixel_seconds / len(PIXEL_CANDIDATES))
+                  for k in PIXEL_CANDIDATES]
+    if method == "kfold":
+        t1 = time.monotonic()
+        net, why_not = cross_validate_network(ds, net_cfg, ids, folds_of,
+                                              budget_s=budget - pixel_seconds, progress=progress)
+        candidates.insert(0, _record(network, "network", net, time.monotonic() - t1,
+                                     note=why_not))
+        if net is not None:
+            pixel[network] = net
+        kept, why = pick(candidates)
+        if kept["architecture"] == network:
+            for c in candidates:
+                c["kept"] = c is kept
+            train_network(ds, outputs, net_cfg, resume=resume, progress=progress, callbacks=callbacks)
+            model = {"architecture": network, "candidates": candidates, "why": why,
+                     "estimate_method": method}
+            return rewrite_model_meta(outputs, model,
+                                      estimate=_kfold_estimate(net, tc.folds))
+    else:
+        # the network first: its own bundle is written, and replaced if a pixel model wins
+        t1 = time.monotonic()
+        summary = train_network(ds, outputs, net_cfg, resume=resume, progress=progress,
+                         callbacks=callbacks)
+        candidates.insert(0, _record(network, "network", summary["metrics"].get("validation"),
+                                     time.monotonic() - t1))
+        kept, why = pick(candidates)
+        if kept["architecture"] == network:
+            for c in candidates:
+                c["kept"] = c is kept
+            return rewrite_model_meta(outputs, {"architecture": network,
+                                                "candidates": candidates, "why": why,
+                                                "estimate_method": method})
+    for c in candidates:
+        c["kept"] = c is kept
+    meta = {"model": {"architecture": kept["architecture"], "candidates": candidates,
+                      "why": why, "estimate_method": method}}
+    if method == "kfold":
+        meta["estimate"] = _kfold_estimate(pixel[kept["architecture"]], tc.folds)
+    pix_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+        tc, model=dataclasses.replace(tc.model, architecture=kept["architecture"])))
+    log.info("auto: keeping %s (%s)", kept["architecture"], why)
+    summary = train_pixel_bundle(ds, outputs, pix_cfg, progress=progress, extra_meta=meta)
+    summary["model"] = meta["model"]
+    return summary
+
+
+def _kfold_estimate(result: dict, folds: int) -> dict:
+    from landcover.train import estimate_record
+
+    rec = estimate_record({"cross_validation": result}, "kfold", result.get("folds", folds))
+    return rec

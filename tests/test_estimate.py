@@ -1,0 +1,145 @@
+"""Honest estimates: intervals over spatial groups that widen as groups shrink, folds of whole
+groups, ties in validation scores broken by the loss, blocks fitted to the labelled area."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from landcover.estimate import (describe, group_confusions, group_folds, interval_scores,
+                                significantly_better)
+from landcover.train import improves
+
+NAMES = ["a", "b"]
+
+
+def fields(n_groups: int, pixels: int = 4000, accuracy: float = 0.8, seed: int = 0):
+    """``pixels`` labelled pixels in ``n_groups`` equal fields; each field is classified all right
+    or all wrong (a classifier gets a field right or wrong as a whole), ``accuracy`` of them
+    right."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(n_groups), pixels // n_groups)
+    y = np.repeat(rng.integers(0, 2, n_groups), pixels // n_groups)
+    right = np.repeat(rng.random(n_groups) < accuracy, pixels // n_groups)
+    pred = np.where(right, y, 1 - y)
+    return y, pred, group
+
+
+def width(result, key="overall_accuracy"):
+    lo, hi = result["intervals"][key]
+    return hi - lo
+
+
+def test_group_confusions_sum_to_the_pixel_confusion():
+    y, pred, group = fields(20)
+    ids, cms = group_confusions(y, pred, group, 2)
+    assert len(ids) == 20 and cms.shape == (20, 2, 2)
+    assert cms.sum() == len(y)
+    assert cms.sum(axis=0)[0, 0] == int(((y == 0) & (pred == 0)).sum())
+
+
+def test_intervals_widen_as_groups_shrink():
+    widths = []
+    for n in (200, 40, 8):
+        y, pred, group = fields(n, seed=n)
+        _, cms = group_confusions(y, pred, group, 2)
+        r = interval_scores(cms, NAMES)
+        lo, hi = r["intervals"]["overall_accuracy"]
+        assert lo <= r["overall_accuracy"] <= hi
+        widths.append(width(r))
+    assert widths[0] < widths[1] < widths[2]
+    # 4,000 pixels in 8 fields: far wider than a binomial interval over 4,000 independent pixels
+    assert widths[2] > 10 * 2 * 1.96 * np.sqrt(0.8 * 0.2 / 4000)
+
+
+def test_too_few_groups_are_not_enough_to_tell():
+    y, pred, group = fields(2, accuracy=1.0)
+    _, cms = group_confusions(y, pred, group, 2)
+    r = interval_scores(cms, NAMES)
+    assert r["overall_accuracy"] == 1.0 and not r["enough"]
+    assert "not enough to tell" in describe(r)
+    y, pred, group = fields(50)
+    r = interval_scores(group_confusions(y, pred, group, 2)[1], NAMES)
+    assert r["enough"] and "not enough" not in describe(r)
+    assert r["intervals"]["per_class"]["a"]["enough"]
+
+
+def test_a_rare_class_with_few_pixels_is_not_enough_to_tell():
+    y, pred, group = fields(50)
+    y = np.where(np.arange(len(y)) < 40, 2, y)  # 40 px of class c, in one field
+    r = interval_scores(group_confusions(y, pred, group, 3)[1], NAMES + ["c"])
+    assert not r["intervals"]["per_class"]["c"]["enough"]
+
+
+def test_significantly_better_needs_clear_intervals():
+    def res(v, ci, g=40):
+        return {"macro_f1": v, "enough": g >= 5, "intervals": {"macro_f1": [v - ci, v + ci]}}
+
+    assert significantly_better(res(0.9, 0.02), res(0.8, 0.02))
+    assert not significantly_better(res(0.82, 0.05), res(0.8, 0.05))
+    assert significantly_better(res(1.0, 0.0, g=2), res(0.8, 0.02)) is None
+
+
+def test_folds_keep_groups_whole_and_balance_pixels():
+    rng = np.random.default_rng(1)
+    ids = np.arange(60)
+    pixels = rng.integers(10, 200, 60)
+    fold = group_folds(ids, pixels, 5, seed=0)
+    assert fold.shape == (60,) and set(fold.tolist()) == set(range(5))
+    load = np.bincount(fold, weights=pixels, minlength=5)
+    assert load.max() - load.min() <= pixels.max()
+    assert (group_folds(ids, pixels, 5, seed=0) == fold).all()
+
+
+def test_ties_in_validation_score_go_to_the_lower_loss_not_epoch_1():
+    state = {"best": None}
+    history = [(1.0, 0.025), (1.0, 0.010), (1.0, 0.012), (1.0, 0.002), (0.99, 0.001)]
+    best_epoch = None
+    for epoch, (score, loss) in enumerate(history, 1):
+        if improves(state, score, loss):
+            state.update(best=score, best_loss=loss)
+            best_epoch = epoch
+    assert best_epoch == 4
+    assert improves({"best": 0.5, "best_loss": 0.1}, 0.6, 9.0)  # a higher score always wins
+
+
+def test_blocks_shrink_to_the_labelled_area(field_series, tmp_path):
+    """One block over the whole labelled area would leave validation and test empty: the block
+    size is halved until there are enough blocks, and the summary says to what."""
+    from landcover.config import load_config
+    from landcover.prepare import prepare
+    from landcover.scenes import find_scenes
+
+    scenes, labels, classes = field_series
+    cfg = load_config(None, ["prepare.patches.size=16", "prepare.patches.stride=16",
+                             "prepare.split.block_size=1000", f"prepare.classes={classes}"])
+    summary = prepare(find_scenes(scenes), str(labels), tmp_path / "ds.zarr", cfg,
+                      progress=False)
+    assert summary["split"]["block_size"] == 62  # 1000 -> 500 -> 250 -> 125 -> 62: 16 blocks
+    assert all(v > 0 for v in summary["patches_per_split"].values())
+    import zarr
+
+    groups = np.asarray(zarr.open_group(str(tmp_path / "ds.zarr"), mode="r")["groups"][:])
+    assert len(np.unique(groups[groups >= 0])) >= 10
+
+
+def test_a_labelled_area_too_small_for_blocks_names_the_key(tmp_path, field_series):
+    import rasterio
+
+    from landcover.config import load_config
+    from landcover.errors import DatasetError
+    from landcover.prepare import prepare
+    from landcover.scenes import find_scenes
+
+    scenes, labels, classes = field_series
+    small = tmp_path / "small.tif"
+    with rasterio.open(labels) as src:
+        codes, profile = src.read(1), src.profile
+    keep = np.zeros_like(codes)
+    keep[40:52, 40:52] = codes[40:52, 40:52]  # labels in one 12 x 12 px corner
+    with rasterio.open(small, "w", **profile) as dst:
+        dst.write(keep, 1)
+    cfg = load_config(None, ["prepare.patches.size=16", "prepare.patches.stride=16",
+                             f"prepare.classes={classes}"])
+    with pytest.raises(DatasetError, match="prepare.split.block_size"):
+        prepare(find_scenes(scenes), str(small), tmp_path / "ds.zarr", cfg, progress=False)
