@@ -263,3 +263,235 @@ def test_a_bundles_settings_are_validated_naming_the_bundle(runner, field_series
                                        "--out", str(tmp_path / "map.tif")]),
                    1, str(bundle), "scenes.chunk_size")
     assert not (tmp_path / "map.tif").exists()
+
+
+# ------------------------------------------------------------------------- STAC documents as SCENES
+rasterio = pytest.importorskip("rasterio")
+
+SCENE = "LC08_L2SP_193026_20230610_20230619_02_T1"
+
+
+def scene_item(folder, base: str) -> dict:
+    """A hand-made C2 L2 item of a scene folder whose files lie under ``base`` (a URL or a
+    folder), with proj:* from the red band's header."""
+    import datetime as dt
+
+    sid = folder.name
+    with rasterio.open(folder / f"{sid}_SR_B4.TIF") as src:
+        shape, transform, epsg = [src.height, src.width], list(src.transform)[:6], src.crs.to_epsg()
+    item = pystac.Item(sid, {"type": "Polygon", "coordinates": [[[14.0, 52.0], [15.0, 52.0],
+                       [15.0, 53.0], [14.0, 53.0], [14.0, 52.0]]]}, [14.0, 52.0, 15.0, 53.0],
+                       dt.datetime(2023, 6, 10, 10), {"proj:epsg": epsg, "proj:shape": shape,
+                                                      "proj:transform": transform},
+                       collection="landsat-c2-l2")
+    for f in sorted(folder.iterdir()):
+        key = f.name[len(sid) + 1:].split(".")[0]
+        item.add_asset(key, pystac.Asset(f"{base}/{sid}/{f.name}",
+                                         roles=["reflectance"] if "SR_B" in f.name else ["data"]))
+    return item.to_dict(include_self_link=False)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """The test scene copied under ``tmp_path/data`` and served over HTTP (loopback)."""
+    import shutil
+
+    from conftest import SCENES as SCENE_DIR
+    from landcover.devserver import serve
+
+    root = tmp_path / "data"
+    shutil.copytree(SCENE_DIR / SCENE, root / SCENE)
+    served, server, base = serve(root)
+    yield {"root": root, "base": base, "served": served, "folder": root / SCENE}
+    server.shutdown()
+
+
+def _collection(*items) -> dict:
+    return {"type": "FeatureCollection", "features": list(items)}
+
+
+def _write(root, name, doc) -> str:
+    (root / name).write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return str(root / name)
+
+
+def _grid_of(href):
+    from landcover.scenes import as_scenes
+    from landcover.stac import StacScenes
+
+    return as_scenes(StacScenes((href,)))[0].grid
+
+
+def _folder_grid(folder):
+    from landcover.scenes import LocalScenes, as_scenes
+
+    return as_scenes(LocalScenes((str(folder),)))[0].grid
+
+
+def test_a_transform_far_off_the_files_is_read_on_the_headers_grid(site, caplog):
+    item = scene_item(site["folder"], site["base"])
+    item["properties"]["proj:transform"][2] += 1_000_000  # 1000 km east of the files
+    _write(site["root"], "items.json", _collection(item))
+    with caplog.at_level("WARNING", logger="landcover.stac"):
+        grid = _grid_of(f"{site['base']}/items.json")
+    assert grid == _folder_grid(site["folder"])
+    assert SCENE in caplog.text and "SR_B" in caplog.text and "header" in caplog.text
+
+
+def test_a_downsampled_copy_gives_the_grid_of_its_files(site):
+    """The item describes the 30 m product; the files are a copy at 60 m: the folder and the item
+    give the same grid."""
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    copy = site["root"] / "small" / SCENE
+    copy.mkdir(parents=True)
+    for f in site["folder"].iterdir():
+        if f.suffix.upper() != ".TIF":
+            (copy / f.name).write_bytes(f.read_bytes())
+            continue
+        with rasterio.open(f) as src:
+            data = src.read(out_shape=(1, src.height // 2, src.width // 2),
+                            resampling=Resampling.nearest)
+            profile = src.profile | {"width": src.width // 2, "height": src.height // 2,
+                                     "transform": src.transform * Affine.scale(2)}
+        with rasterio.open(copy / f.name, "w", **profile) as dst:
+            dst.write(data)
+    item = scene_item(site["folder"], f"{site['base']}/small")  # proj:* of the 30 m files
+    _write(site["root"], "items.json", _collection(item))
+    grid = _grid_of(f"{site['base']}/items.json")
+    assert grid == _folder_grid(copy) and grid.res == (60.0, 60.0)
+
+
+def test_a_huge_proj_shape_does_not_hang_info(site, runner):
+    item = scene_item(site["folder"], site["base"])
+    item["properties"]["proj:shape"] = [2_000_000, 2_000_000]
+    _write(site["root"], "items.json", _collection(item))
+    finished, result = _bounded(lambda: runner.invoke(
+        cli, ["-q", "info", f"{site['base']}/items.json", "--json"]), 60)
+    assert finished, "info hangs"
+    assert result.exit_code == 0, result.output
+    assert '"width": 64' in result.output and "2000000" not in result.output
+
+
+def test_a_remote_item_collection_may_not_point_at_local_files(site, runner):
+    item = scene_item(site["folder"], f"file://{site['root']}")
+    _write(site["root"], "items.json", _collection(item))
+    before = len(site["served"].requests)
+    result = runner.invoke(cli, ["-q", "info", f"{site['base']}/items.json"])
+    line = _one_line(result)
+    assert SCENE in line and "local files" in line, line
+    assert len(site["served"].requests) == before + 1  # the document only
+    # the same document as a local file (the user's own) may name local files
+    local = _write(site["root"], "local.json", _collection(item))
+    assert runner.invoke(cli, ["-q", "info", local]).exit_code == 0
+
+
+def test_a_remote_item_may_not_name_itself_local(site):
+    item = scene_item(site["folder"], ".")  # relative hrefs, an absolute local self link
+    item["links"] = [{"rel": "self", "href": f"file://{site['root']}/x.json"}]
+    for asset in item["assets"].values():
+        asset["href"] = asset["href"][2:]
+    _write(site["root"], "items.json", _collection(item))
+    from landcover.scenes import as_scenes
+    from landcover.stac import StacScenes
+
+    (scene,) = as_scenes(StacScenes((f"{site['base']}/items.json",)))
+    assert all(p.startswith(f"/vsicurl/{site['base']}/") for p in scene.bands.values())
+
+
+def test_a_remote_catalog_may_not_link_to_local_files(site, runner):
+    item = scene_item(site["folder"], site["base"])
+    local_item = _write(site["root"], "item.json", item)
+    catalog_doc = {"type": "Catalog", "stac_version": "1.0.0", "id": "c", "description": "d",
+                   "links": [{"rel": "item", "href": f"file://{local_item}"}]}
+    _write(site["root"], "catalog.json", catalog_doc)
+    line = _one_line(runner.invoke(cli, ["-q", "info", f"{site['base']}/catalog.json"]))
+    assert "local files" in line, line
+
+
+def test_a_catalog_that_links_to_itself_ends(site, runner):
+    item = scene_item(site["folder"], site["base"])
+    _write(site["root"], "item.json", item)
+    base = site["base"]
+    for name, links in (("a.json", [{"rel": "child", "href": "./a.json"},
+                                     {"rel": "child", "href": f"{base}/b.json"}]),
+                        ("b.json", [{"rel": "child", "href": "a.json"},
+                                    {"rel": "item", "href": "item.json"}])):
+        _write(site["root"], name, {"type": "Catalog", "stac_version": "1.0.0", "id": name,
+                                    "description": "d", "links": links})
+    finished, result = _bounded(lambda: runner.invoke(cli, ["-q", "info", f"{base}/a.json"]), 60)
+    assert finished, "the catalog walk does not end"
+    assert result.exit_code == 0 and SCENE in result.output, result.output
+
+
+def _mutations():
+    def drop(key):
+        return lambda d: d.pop(key)
+
+    def prop(key, value):
+        return lambda d: d["properties"].__setitem__(key, value)
+
+    def red(key, value):
+        return lambda d: d["assets"]["SR_B4"].__setitem__(key, value)
+
+    return {
+        "no assets": drop("assets"),
+        "empty assets": lambda d: d.__setitem__("assets", {}),
+        "no id": drop("id"),
+        "empty id": lambda d: d.__setitem__("id", ""),
+        "asset without href": lambda d: d["assets"]["SR_B4"].pop("href"),
+        "shape of text": prop("proj:shape", "64x64"),
+        "shape of floats": prop("proj:shape", [64.5, "64"]),
+        "negative shape": prop("proj:shape", [-64, 64]),
+        "short transform": prop("proj:transform", [30, 0]),
+        "transform of text": prop("proj:transform", ["a", 0, 0, 0, -30, 0]),
+        "zero pixel": prop("proj:transform", [0, 0, 600000, 0, -30, 5800020]),
+        "epsg of text": prop("proj:epsg", "utm"),
+        "unknown code": prop("proj:code", "EPSG:999999999"),
+        "raster:bands text": red("raster:bands", "scaled"),
+        "raster:bands scale text": red("raster:bands", [{"scale": "x", "offset": 0}]),
+        "raster:bands list of lists": red("raster:bands", [[1]]),
+        "collection number": lambda d: d.__setitem__("collection", 5),
+        "properties list": lambda d: d.__setitem__("properties", []),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_mutations()))
+def test_malformed_items_are_one_line(site, runner, name):
+    item = scene_item(site["folder"], site["base"])
+    _mutations()[name](item)
+    for doc in (_collection(item), item):
+        path = _write(site["root"], "odd.json", doc)
+        _one_line(runner.invoke(cli, ["-q", "info", path]))
+
+
+@pytest.mark.parametrize("text", ['{"type": "FeatureCollection", "features": [{"type": "Fea',
+                                  "[1, 2]", '{"type": "FeatureCollection", "features": 3}',
+                                  '{"type": "Catalog", "links": 3}',
+                                  '{"type": "Catalog", "links": [{"rel": "child"}]}',
+                                  "\xff\xfe"])
+def test_malformed_documents_are_one_line(site, runner, text):
+    path = _write(site["root"], "odd.json", text)
+    _one_line(runner.invoke(cli, ["-q", "info", path]))
+
+
+def test_a_body_cut_short_is_one_line(runner):
+    """A server that promises 1000 bytes, sends 20 and closes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/items.json"
+
+        def answer():
+            conn, _ = s.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                             b"Content-Type: application/json\r\n\r\n{\"type\": \"Feature")
+
+        threading.Thread(target=answer, daemon=True).start()
+        finished, result = _bounded(lambda: runner.invoke(cli, ["-q", "info", url]), 60)
+    assert finished
+    line = _one_line(result)
+    assert url in line, line
