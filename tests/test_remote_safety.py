@@ -227,6 +227,7 @@ def test_a_bundle_cannot_run_code_or_fetch_a_grid(runner, field_series, field_bu
         assert not served.requests, served.requests  # the bundle's grid.like was not fetched
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_the_users_own_config_still_sets_them(field_bundle, tmp_path):
@@ -304,6 +305,7 @@ def site(tmp_path):
     served, server, base = serve(root)
     yield {"root": root, "base": base, "served": served, "folder": root / SCENE}
     server.shutdown()
+    server.server_close()
 
 
 def _collection(*items) -> dict:
@@ -354,7 +356,7 @@ def test_a_downsampled_copy_gives_the_grid_of_its_files(site):
             data = src.read(out_shape=(1, src.height // 2, src.width // 2),
                             resampling=Resampling.nearest)
             profile = src.profile | {"width": src.width // 2, "height": src.height // 2,
-                                     "transform": src.transform * Affine.scale(2)}
+                                     "transform": src.transform @ Affine.scale(2)}
         with rasterio.open(copy / f.name, "w", **profile) as dst:
             dst.write(data)
     item = scene_item(site["folder"], f"{site['base']}/small")  # proj:* of the 30 m files
