@@ -147,6 +147,8 @@ def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: Class
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
+    from landcover.maps import model_name
+
     files = files or paths
     here = Path(paths["item"]).parent
     dates = [d for d, _ in kept]
@@ -163,6 +165,7 @@ def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: Class
                              f"{len(dates)} dates",
                     "created": pystac.utils.datetime_to_str(dt.datetime.now(dt.timezone.utc)),
                     "landcover:model_hash": meta["content_hash"],
+                    "landcover:architecture": model_name(meta),
                     "landcover:version": __version__,
                     "landcover:dates": [d.isoformat() for d in dates]})
 
@@ -482,6 +485,12 @@ def _collect(search, url: str):
                     f"item ({type(exc).__name__}: {_plain_text(str(exc))[:120]})") from None
             if not isinstance(item.id, str) or not item.id:
                 raise CatalogError(f"{url}: item {index + 1} of page {number} has no id")
+            for key, asset in item.assets.items():  # saved, then read as the user's own file
+                href = asset.get_absolute_href() or asset.href
+                if not str(href).lower().startswith(("http://", "https://", "s3://")):
+                    raise CatalogError(f"{url}: asset {key!r} of item {item.id} points at "
+                                       f"{str(href)[:120]!r}, not an http(s) or s3:// URL; a "
+                                       "STAC API may not point at local files")
             if item.id not in ids:
                 ids.add(item.id)
                 items.append(item)

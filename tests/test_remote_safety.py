@@ -497,3 +497,29 @@ def test_a_body_cut_short_is_one_line(runner):
     assert finished
     line = _one_line(result)
     assert url in line, line
+
+
+def test_search_results_may_not_point_at_local_files(httpserver):
+    """Saved as items.json, they would be read as the user's own document."""
+    base = httpserver.url_for("").rstrip("/")
+    httpserver.expect_request("/").respond_with_json(_landing(base))
+    item = landsat_item(base, SCENES[0]).to_dict()
+    item["assets"]["red"]["href"] = "file:///etc/hostname"
+    httpserver.expect_request("/search").respond_with_json(
+        {"type": "FeatureCollection", "features": [item], "links": []})
+    finished, error = _bounded(lambda: catalog.search_items(base, COLLECTION), 30)
+    assert finished and isinstance(error, StacError) and "local files" in str(error), error
+
+
+def test_a_stac_document_download_times_out(monkeypatch, runner):
+    from landcover import stac
+
+    monkeypatch.setattr(stac, "TIMEOUT", 1.0)
+    with socket.socket() as s:  # accepts, never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/items.json"
+        finished, result = _bounded(lambda: runner.invoke(cli, ["-q", "info", url]), 30)
+    assert finished
+    line = _one_line(result)
+    assert url in line and "timed out" in line, line
