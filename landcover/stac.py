@@ -152,7 +152,7 @@ class _Assets(_Container):
             href = asset.get_absolute_href() or asset.href
             if not isinstance(href, str) or not href:
                 raise StacError(f"{item.id}: asset {key!r} has no href")
-            if remote and not href.lower().startswith(REMOTE_SCHEMES):
+            if remote and not href.startswith(REMOTE_SCHEMES):  # as gdal_href spells them
                 raise StacError(f"{item.id}: asset {key!r} points at {href[:120]!r}, not an "
                                 "http(s) or s3:// URL; a remote document may not point at local "
                                 "files")
