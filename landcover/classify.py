@@ -258,6 +258,7 @@ class Plan:
     days: tuple | None = None  # the dates' days, for a network with a days input (else None)
     blend: int = 0  # width of the blended seam between windows (0: each pixel from one window)
     precision: str = "float32"  # the network's compute dtype policy
+    temperature: float = 1.0  # logits are divided by it before the softmax (landcover.calibration)
 
     @property
     def stride(self) -> int:
@@ -361,10 +362,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None) -> np.ndarray:
+def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None,
+                    temperature: float = 1.0) -> np.ndarray:
     """Class probabilities ``(n, s, s, K)`` of ``x (n, T, s, s, F)``, in batches of exactly
     ``batch_size`` (the last one padded) so every call has the same shape. ``days (T,)``: the
-    dates' ``days`` input, for a network that takes one."""
+    dates' ``days`` input, for a network that takes one. ``temperature``: the bundle's
+    (:mod:`landcover.calibration`), dividing the logits before the softmax."""
     from landcover.models import model_inputs
 
     out = []
@@ -375,7 +378,10 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None) -> n
             part = np.concatenate([part, np.zeros((batch_size - n,) + part.shape[1:], part.dtype)])
         with lock:
             logits = np.asarray(model.predict_on_batch(model_inputs(model, part, days)))
-        out.append(softmax(logits[:n]))
+        logits = logits[:n]
+        if temperature != 1.0:
+            logits = logits / np.float32(temperature)
+        out.append(softmax(logits))
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
@@ -515,7 +521,8 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
                          np.float32)
             for k, (y, x0) in enumerate(batch):
                 data.features(y - gy0, x0 - gx0, s, s, out=x[k])
-            probs = predict_windows(model, lock, x, plan.batch_size, plan.days)
+            probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
+                                    plan.temperature)
             del x
             for (y, x), p in zip(batch, probs):  # global lattice order: same sums in any block
                 ya, yb = max(y + first, r0), min(y + end, r1)
@@ -809,7 +816,8 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
         probabilities=probabilities, probability_dtype=c.probability_dtype,
         uncertainty=c.uncertainty, post=check_steps(post),
         days=_as_days(kept_days(meta, [d for d, _ in kept])),
-        precision=auto_precision() if c.precision == "auto" else c.precision)
+        precision=auto_precision() if c.precision == "auto" else c.precision,
+        temperature=float((meta.get("output") or {}).get("temperature") or 1.0))
     return plan, kept, table
 
 

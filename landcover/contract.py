@@ -35,6 +35,7 @@ TAG_PRODUCT = "LANDCOVER_PRODUCT"  # classification | probabilities
 TAG_VERSION = "LANDCOVER_VERSION"
 TAG_CREATED = "LANDCOVER_CREATED"
 TAG_MODEL = "LANDCOVER_MODEL"
+TAG_ARCHITECTURE = "LANDCOVER_ARCHITECTURE"  # the kept model (auto: which candidate won)
 TAG_MODEL_HASH = "LANDCOVER_MODEL_HASH"
 TAG_DATES = "LANDCOVER_DATES"  # JSON list of ISO dates
 TAG_SCENES = "LANDCOVER_SCENES"  # JSON list, one "+"-joined scene ID string per date

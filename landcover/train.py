@@ -490,10 +490,14 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     # every held-out pixel once, with intervals over its spatial groups (the test split is scored
     # only now)
     predict = network_predictor(final, tc.batch_size, common["days"])
+    held_logits: dict = {}
     for split in ("validation", "test"):
-        result = held_out_scores(predict, ds, split, seed=tc.seed)
+        result = held_out_scores(predict, ds, split, seed=tc.seed, keep_logits=held_logits)
         if result is not None:
             evaluation[split] = result
+    from landcover.calibration import calibrate
+
+    calibration = calibrate(held_logits.get("validation"), held_logits.get("test"))
     baseline = None
     if tc.baseline != "none":
         from landcover.baseline import fit_baseline
@@ -501,7 +505,7 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
         log.info("fitting the per-pixel random-forest baseline")
         baseline = fit_baseline(ds, seed=tc.seed, n_jobs=-1)
     extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
-             "repeats": repeats}
+             "repeats": repeats, "calibration": calibration}
     summary = _write_bundle(final, ds, cfg, outputs, partial, state, evaluation, monitor, seconds,
                             extra)
     remove(partial)
@@ -626,6 +630,16 @@ def _report(evaluation: dict, extra: dict, names) -> str:
         else:
             lines.append(f"Network, {split} split: no held-out pixels, no estimate.")
     lines.append("")
+    cal = extra.get("calibration") or {}
+    if cal.get("fitted"):
+        lines.append(f"Probabilities: temperature {cal['temperature']:.3f} fitted on "
+                     f"{cal['fitted_on_pixels']:,d} validation pixels; expected calibration "
+                     f"error on {cal['checked_on']}: {cal['before']['ece']:.3f} before, "
+                     f"{cal['after']['ece']:.3f} after (reliability.png).")
+    else:
+        lines.append("Probabilities: not calibrated (fewer than 100 validation pixels); "
+                     "temperature 1.")
+    lines.append("")
     b = extra["baseline"]
     if b is None:
         lines.append("No baseline (train.baseline: none).")
@@ -678,7 +692,11 @@ def network_predictor(model, batch_size: int, days=None):
     return predict
 
 
-def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0) -> dict | None:
+CALIBRATION_PIXELS = 200_000  # held-out pixels kept for temperature scaling (a seeded draw)
+
+
+def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0,
+                    keep_logits: dict | None = None) -> dict | None:
     """Scores of a model over each usable pixel of ``split`` once (overlapping windows
     de-duplicated), with 95 % intervals over the pixels' spatial groups
     (:func:`landcover.estimate.interval_scores`) and the median top-class probability; None for
@@ -686,11 +704,13 @@ def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0) 
 
     Args:
         predict: ``x (n, T, H, W, F) -> logits (n, H, W, K)`` (:func:`network_predictor`).
+        keep_logits: a dict that receives ``split: (logits (n, K), labels (n,))`` of at most
+            :data:`CALIBRATION_PIXELS` pixels (for :mod:`landcover.calibration`).
     """
     from landcover.baseline import split_pixels
     from landcover.estimate import group_confusions, interval_scores
 
-    ys, preds, groups, tops = [], [], [], []
+    ys, preds, groups, tops, kept = [], [], [], [], []
     inputs = ds.group["inputs"]
     for start, stop, n, i, j, lab, grp in split_pixels(ds, split):
         if not len(lab):
@@ -700,6 +720,8 @@ def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0) 
         z = logits - logits.max(axis=-1, keepdims=True)
         tops.append(1.0 / np.exp(z).sum(axis=-1))
         preds.append(logits.argmax(axis=-1))
+        if keep_logits is not None:
+            kept.append(logits.astype(np.float32))
         ys.append(lab)
         groups.append(grp)
     if not ys:
@@ -708,6 +730,13 @@ def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0) 
                               ds.num_classes)
     out = interval_scores(cms, ds.class_names, seed=seed)
     out["median_top_probability"] = round(float(np.median(np.concatenate(tops))), 4)
+    if keep_logits is not None:
+        logits, y = np.concatenate(kept), np.concatenate(ys)
+        if len(y) > CALIBRATION_PIXELS:
+            pick = np.sort(np.random.default_rng(seed).choice(len(y), CALIBRATION_PIXELS,
+                                                              replace=False))
+            logits, y = logits[pick], y[pick]
+        keep_logits[split] = (logits, y)
     return out
 
 
@@ -797,7 +826,9 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, p
                     for c in ds.classes],
         "ignore_label": ds.ignore_label,
         "output": {"kind": "logits", "classes": ds.num_classes,
-                   "absent_classes": extra["absent"]},
+                   "absent_classes": extra["absent"],
+                   "temperature": extra["calibration"]["temperature"]},
+        "calibration": extra["calibration"],
         "grid": a.get("grid"),
         "profiles": a.get("profiles", []),
         "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
@@ -835,6 +866,11 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, p
                            title=f"Validation, epoch {state['best_epoch']}: OA "
                                  f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
                                  f"macro F1 {v['macro_f1']:.3f}")
+        if extra["calibration"].get("fitted"):
+            from landcover.calibration import plot_reliability
+
+            plot_reliability(extra["calibration"], tmp / "reliability.png",
+                             title=f"Reliability, {extra['calibration']['checked_on']} pixels")
         report = _report(evaluation, extra, ds.class_names)
         (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
