@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,20 @@ from landcover.errors import LabelError
 from landcover.grid import Grid, same_crs, short_crs
 
 log = logging.getLogger(__name__)
+
+# rasterio's rasterize makes an in-memory dataset before it gives it a transform, and silences the
+# NotGeoreferencedWarning of that with warnings.catch_warnings, which is not thread-safe: under
+# dask's threads another thread's catch_warnings can restore the filters in between and the raw
+# warning leaks ("Dataset has no geotransform ... identity matrix", seen with vector labels and
+# prepare.split.by: column). The result is right (the transform is set next); a standing filter for
+# that message of rasterio.features alone, set at import (before any thread), keeps it quiet.
+def quiet_rasterize() -> None:
+    """Ignore the NotGeoreferencedWarning that rasterio.features leaks under threads."""
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform",
+                            module=r"rasterio\.features")
+
+
+quiet_rasterize()
 
 NOT_A_CODE = 100_000  # labelled, but not a usable class code (fractional, negative, > 254)
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")

@@ -346,3 +346,28 @@ def test_class_names_in_a_croptype_column_name_the_classes(tmp_path):
     frame.drop(columns="field").to_file(tmp_path / "mixed.gpkg", driver="GPKG")
     table = open_labels(tmp_path / "mixed.gpkg", grid).table([1, 2, 3, 4])
     assert table.names == ["class_1", "class_2", "class_3", "class_4"]
+
+
+def test_rasterize_leaks_no_raw_not_georeferenced_warning():
+    """What leaked under dask's threads from rasterio.features (its own catch_warnings is not
+    thread-safe), replayed as rasterio raises it: importing the labels module silences it."""
+    import warnings
+
+    import rasterio.features
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from landcover.labels import quiet_rasterize
+
+    def leak():
+        warnings.warn_explicit("Dataset has no geotransform, gcps, or rpcs. The identity matrix "
+                               "will be returned.", NotGeoreferencedWarning,
+                               rasterio.features.__file__, 382, module="rasterio.features",
+                               registry={})
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.resetwarnings()  # not pytest's filters (they ignore the warning): the CLI's
+        leak()
+        assert len(seen) == 1  # shown without the filter
+        quiet_rasterize()  # what importing landcover.labels does
+        leak()
+        assert len(seen) == 1
