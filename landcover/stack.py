@@ -172,8 +172,16 @@ def _window_read(path: str, scene_grid: Grid, target: Grid, row0: int, col0: int
                            src_nodata=fill, nodata=fill) as vrt:
                 return vrt.read(1, window=Window(col0, row0, w, h))
     except RasterioError as exc:
-        raise RasterReadError(f"{path}: cannot read ({exc}); the file may be truncated or corrupt, "
-                              "re-download the scene") from None
+        from landcover.gdalio import REMOTE_PREFIXES
+
+        detail = " ".join(str(exc.__cause__ or exc).split())
+        if str(path).startswith(REMOTE_PREFIXES):  # a network failure: the file may be fine
+            raise RasterReadError(
+                f"{path}: cannot read over the network ({detail}), after GDAL's retries; run "
+                "the command again later (classify: with --resume, which keeps the finished "
+                "blocks)") from None
+        raise RasterReadError(f"{path}: cannot read ({detail}); the file may be truncated or "
+                              "corrupt, re-download the scene") from None
 
 
 def _intersects(scene: Scene, target: Grid, row0: int, col0: int, h: int, w: int) -> bool:
@@ -335,6 +343,27 @@ def scene_lacking(scenes: Sequence[Scene], bands: Sequence[str]):
     return None
 
 
+def warn_mixed_products(scenes: Sequence[Scene]) -> None:
+    """Warn when the scenes were read by more than one sensor profile, i.e. are different
+    products (Collection 2 Level-2 surface reflectance beside Collection 1 Level-1
+    top-of-atmosphere reflectance, ...): their values measure different things, so one stack of
+    them mixes two kinds of dates."""
+    from landcover.scenes import scene_profile
+
+    kinds: dict[str, list[Scene]] = {}
+    for scene in scenes:
+        kinds.setdefault(scene.profile, []).append(scene)
+    if len(kinds) < 2:
+        return
+    parts = []
+    for name, group in kinds.items():
+        description = scene_profile(group[0]).description
+        parts.append(f"{len(group)} read as {name} ({description}; e.g. {group[0].scene_id})")
+    log.warning("the scenes are different products: %s; their values need not measure the same "
+                "thing (e.g. surface and top-of-atmosphere reflectance), so the stack would mix "
+                "kinds of dates; use scenes of one product", "; ".join(parts))
+
+
 def stack_grid(scenes: Sequence[Scene], cfg: ScenesConfig | None = None,
                bands: Sequence[str] | None = None) -> Grid:
     """The grid :func:`stack_scenes` stacks ``scenes`` on, after its checks (bands, alignment);
@@ -356,6 +385,7 @@ def stack_grid(scenes: Sequence[Scene], cfg: ScenesConfig | None = None,
             f"{scene.source}: band {missing[0]} is not available in {scene.scene_id} "
             f"(profile {scene.profile} has {', '.join(scene.bands)}); choose bands with "
             "scenes.bands")
+    warn_mixed_products(scenes)
     grid = target_grid(scenes, cfg.grid)
     if not cfg.grid.align:
         check_alignment(scenes, grid)

@@ -3,8 +3,10 @@ tracebacks, warnings where a run would go on silently, nothing half-written or l
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -24,6 +26,24 @@ def probs(tmp_path):
     prob, truth, _ = noisy_fields(size=96, seed=2)
     write_probabilities(tmp_path / "p.tif", prob, np.ones(truth.shape, bool))
     return tmp_path / "p.tif"
+
+
+@contextlib.contextmanager
+def warnings_of(name: str):
+    """The warning messages logged by logger ``name`` inside the block (a handler of its own:
+    the CLI's logging setup stops propagation to pytest's)."""
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _listing(folder):
@@ -298,7 +318,7 @@ def test_a_bundle_of_another_architecture_is_one_line_and_leaves_nothing(
     assert _listing(out) == []
 
 
-def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundle, caplog):
+def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundle):
     import datetime as dt
 
     from landcover.bundle import read_metadata
@@ -308,16 +328,16 @@ def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundl
     meta = read_metadata(field_bundle)
     trained = [dt.date.fromisoformat(d) for d in meta["dates"]]
     coarse = Grid("EPSG:32632", (445.0, 0.0, 500010.0, 0.0, -445.0, 5000010.0), 13, 13)
-    with caplog.at_level("WARNING", logger="landcover.classify"):
+    with warnings_of("landcover.classify") as seen:
         _warn_unlike_training(meta, coarse, trained[:1], Path(field_bundle))
-    assert "trained on 30 m pixels, the scenes are on 445 m pixels" in caplog.text
-    assert f"trained on {len(trained)} date(s)" in caplog.text
-    assert f"give 1 date(s) over 0 days ({trained[0]} .. {trained[0]})" in caplog.text
-    caplog.clear()
+    text = "\n".join(seen)
+    assert "trained on 30 m pixels, the scenes are on 445 m pixels" in text
+    assert f"trained on {len(trained)} date(s)" in text
+    assert f"give 1 date(s) over 0 days ({trained[0]} .. {trained[0]})" in text
     same = Grid("EPSG:32632", tuple(meta["grid"]["transform"]), 10, 10)
-    with caplog.at_level("WARNING", logger="landcover.classify"):
+    with warnings_of("landcover.classify") as seen:
         _warn_unlike_training(meta, same, trained, Path(field_bundle))
-    assert caplog.text == ""
+    assert seen == []
 
 
 # ------------------------------------------------------------------------------ labels, prepare
@@ -371,3 +391,38 @@ def test_rasterize_leaks_no_raw_not_georeferenced_warning():
         quiet_rasterize()  # what importing landcover.labels does
         leak()
         assert len(seen) == 1
+
+
+# --------------------------------------------------------------------------------------- scenes
+def test_level_2_and_collection_1_level_1_scenes_stacked_together_warn(scenes_dir):
+    import dataclasses
+
+    from conftest import CLEAR, DESIGNED
+    from landcover.scenes import find_scenes
+    from landcover.stack import stack_grid
+
+    a, b = find_scenes([str(scenes_dir / DESIGNED), str(scenes_dir / CLEAR)])
+    with warnings_of("landcover.stack") as seen:
+        stack_grid([a, b])
+    assert seen == []
+    l1 = dataclasses.replace(b, scene_id="LC08_L1TP_193026_20230712_20230721_01_T1",
+                             profile="landsat_c1l1", sensor_profile=None)
+    with warnings_of("landcover.stack") as seen:
+        stack_grid([a, l1])
+    assert len(seen) == 1 and "different products" in seen[0]
+    assert "landsat_c2l2" in seen[0] and "landsat_c1l1" in seen[0]
+    assert "top-of-atmosphere" in seen[0] and "LC08_L1TP_193026" in seen[0]
+
+
+def test_a_failed_read_over_http_says_run_again_and_resume():
+    from landcover.errors import RasterReadError
+    from landcover.grid import Grid
+    from landcover.stack import _window_read
+
+    grid = Grid("EPSG:32632", (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 4, 4)
+    url = "/vsicurl/http://127.0.0.1:9/LC08_SR_B4.TIF"  # nothing listens on port 9
+    with pytest.raises(RasterReadError) as err:
+        _window_read(url, grid, grid, 0, 0, 2, 2, 0, resampling="nearest")
+    message = str(err.value)
+    assert message.startswith(url) and "over the network" in message
+    assert "--resume" in message and "re-download" not in message
