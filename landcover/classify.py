@@ -914,9 +914,10 @@ def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: 
 
 
 def _full_disk(exc: BaseException, out: Path):
-    """The one-line error of a run stopped by a full disk (None for any other failure): the
-    finished blocks stay in the ``.OUT.partial`` store, so it says to resume (a plain "left no
-    output" would hide the store and the work in it)."""
+    """The one-line error of a run stopped by a full disk, or by a disk error (EIO, EROFS,
+    EACCES, EPERM) while its block store exists; None for any other failure. The finished blocks
+    stay in the ``.OUT.partial`` store, so it says to resume (a plain "left no output" would
+    hide the store and the work in it)."""
     import errno
     import shutil
 
@@ -926,17 +927,22 @@ def _full_disk(exc: BaseException, out: Path):
         free = shutil.disk_usage(out.parent).free
     except OSError:
         free = None
-    if getattr(exc, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and \
-            (free is None or free >= FULL_DISK):
+    code = getattr(exc, "errno", None)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < FULL_DISK)
+    other = isinstance(exc, OSError) and code in (errno.EIO, errno.EROFS, errno.EACCES,
+                                                  errno.EPERM)
+    if not (full or other):
         return None
     partial = partial_path(out)
     where = getattr(exc, "filename", None) or out
     if not (partial / "run.json").is_file():
-        return write_failed(out, exc)
+        return write_failed(out, exc) if full else None
     done = len(list((partial / "done").glob("*.json")))
-    return OutputError(f"{where}: the disk is full; the run stopped before writing {out.name}, "
-                       f"and its {done} finished block(s) are kept in {partial}; free some space, "
-                       "then run the same command with --resume")
+    what = "the disk is full" if full else (exc.strerror or str(exc))
+    todo = "free some space" if full else "make the folder writable or check the disk"
+    return OutputError(f"{where}: {what}; the run stopped before writing {out.name}, and its "
+                       f"{done} finished block(s) are kept in {partial}; {todo}, then run the "
+                       "same command with --resume")
 
 
 def _run(scenes, model_dir: Path, cfg: Config, meta: dict, paths: dict[str, Path],

@@ -128,9 +128,10 @@ def check_alignment(scenes: Sequence[Scene], grid: Grid) -> None:
         if not grid.same_lattice(scene.grid):
             other = next((s for s in scenes if s.grid.same_lattice(grid)), None)
             against = f"{other.scene_id} ({other.grid.describe()})" if other else grid.describe()
+            diff = (other.grid if other else grid).difference(scene.grid)
             raise GridMismatchError(
-                f"{scene.source}: grid {scene.grid.describe()} differs from {against}; set "
-                "scenes.grid.align=true to reproject the scenes onto one grid")
+                f"{scene.source}: grid {scene.grid.describe()} differs from {against} ({diff}); "
+                "set scenes.grid.align=true to reproject the scenes onto one grid")
 
 
 # ---------------------------------------------------------------------------------------- reading

@@ -278,22 +278,25 @@ def test_resume_recounts_a_finished_block_whose_record_was_edited(
     assert summary["blocks_resumed"] == 8  # the edited block is computed again
 
 
+@pytest.mark.parametrize("code, what", [(errno.ENOSPC, "disk is full"),
+                                        (errno.EIO, "Input/output error")])
 def test_a_full_disk_keeps_the_finished_blocks_and_says_resume(runner, field_series,
                                                                field_bundle, killed, tmp_path,
-                                                               monkeypatch):
+                                                               monkeypatch, code, what):
+    import os
+
     import landcover.classify as lc
 
     _copy_killed(killed, tmp_path)
     out = tmp_path / "map.tif"
 
     def full(store, grid, windows, table, path, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        raise OSError(code, os.strerror(code), str(path))
 
     with monkeypatch.context() as m:
         m.setattr(lc, "write_map", full)
         res = runner.invoke(cli, _resume_args(field_series, field_bundle, out))
-    one_line_error(res, 1, "disk is full", "9 finished block(s)",
-                   ".map.tif.partial", "--resume")
+    one_line_error(res, 1, what, "9 finished block(s)", ".map.tif.partial", "--resume")
     assert "left no output" not in res.output
     res = runner.invoke(cli, _resume_args(field_series, field_bundle, out))
     assert res.exit_code == 0 and json.loads(res.stdout)["blocks_resumed"] == 9, res.output
@@ -426,3 +429,16 @@ def test_a_failed_read_over_http_says_run_again_and_resume():
     message = str(err.value)
     assert message.startswith(url) and "over the network" in message
     assert "--resume" in message and "re-download" not in message
+
+
+def test_scenes_off_the_lattice_name_both_origins(scenes_dir):
+    from conftest import DESIGNED, MISALIGNED
+    from landcover.config import GridConfig
+    from landcover.errors import GridMismatchError
+    from landcover.scenes import find_scenes
+    from landcover.stack import check_alignment, target_grid
+
+    scenes = list(find_scenes([str(scenes_dir / DESIGNED), str(scenes_dir / MISALIGNED)]))
+    with pytest.raises(GridMismatchError) as err:  # half a pixel apart: describe() reads alike
+        check_alignment(scenes, target_grid(scenes, GridConfig()))
+    assert "origin (600000, 5800020) vs (600015, 5800020)" in str(err.value)
