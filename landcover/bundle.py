@@ -14,7 +14,12 @@
         learning_curves.png    loss and scores per epoch
         confusion_matrix.png   validation confusion matrix of the kept (best) epoch
 
-The content hash is the SHA-256 of ``model.keras`` followed by the canonical JSON of
+A pixel classifier's bundle (``train.model.architecture`` ``random_forest`` or
+``gradient_boosting``, :mod:`landcover.pixel`) holds ``model.lgb.txt`` instead: the LightGBM
+booster as text (no pickle), named by ``bundle.json``'s ``model_file`` (``model.keras`` when
+absent, as in older bundles), with its SHA-256 in ``pixel.model_sha256``.
+
+The content hash is the SHA-256 of the model file followed by the canonical JSON of
 ``bundle.json`` without its ``content_hash`` field; :func:`load_bundle` checks it.
 """
 
@@ -41,10 +46,36 @@ def content_hash(model_path: Path, meta: dict) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def model_file(meta: dict) -> str:
+    """The name of a bundle's model file: ``meta['model_file']`` (a plain file name), else
+    ``model.keras``.
+
+    Raises:
+        ModelError: a name that is not a plain file name of the bundle folder.
+    """
+    name = meta.get("model_file", MODEL_FILE)
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or \
+            "\\" in name or name == META_FILE:
+        raise ModelError(f"bundle.json: model_file {name!r} is not a file name of the bundle")
+    return name
+
+
+def is_pixel(meta: dict) -> bool:
+    """Whether a bundle holds a pixel classifier (:mod:`landcover.pixel`), by its architecture."""
+    from landcover.models import architecture
+
+    name = (meta.get("architecture") or {}).get("architecture")
+    try:
+        return bool(architecture(name).pixel)
+    except (ValueError, TypeError):
+        return False
+
+
 def write_metadata(folder: Path, meta: dict) -> dict:
-    """Add the content hash and write ``bundle.json`` (``model.keras`` must be there already)."""
+    """Add the content hash and write ``bundle.json`` (the model file, ``model_file(meta)``, must
+    be there already)."""
     meta = dict(meta, landcover_model=BUNDLE_FORMAT)
-    meta["content_hash"] = content_hash(folder / MODEL_FILE, meta)
+    meta["content_hash"] = content_hash(folder / model_file(meta), meta)
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
     return meta
 
@@ -58,19 +89,23 @@ def read_metadata(folder: str | Path, *, verify: bool = True) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: no such model bundle (a folder written by 'landcover train')")
-    meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
-    for path in (meta_path, model_path):
-        if not path.is_file():
-            raise ModelError(f"{folder}: not a complete model bundle, {path.name} is missing")
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise ModelError(f"{folder}: not a complete model bundle, {META_FILE} is missing")
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{meta_path}: cannot read the bundle metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: cannot read the bundle metadata (not a JSON object)")
+    model_path = folder / model_file(meta)
+    if not model_path.is_file():
+        raise ModelError(f"{folder}: not a complete model bundle, {model_path.name} is missing")
     if meta.get("landcover_model") != BUNDLE_FORMAT:
         raise ModelError(f"{meta_path}: bundle format {meta.get('landcover_model')!r}, this "
                          f"landcover reads format {BUNDLE_FORMAT}")
     if verify and content_hash(model_path, meta) != meta.get("content_hash"):
-        raise ModelError(f"{folder}: content hash mismatch: model.keras or bundle.json was "
+        raise ModelError(f"{folder}: content hash mismatch: {model_path.name} or bundle.json was "
                          "changed or is corrupt; train again or restore the bundle")
     return meta
 
@@ -89,16 +124,30 @@ def check_bundle(folder: str | Path) -> dict:
         raise ModelError(f"{folder}: the model's architecture {name!r} is not one this landcover "
                          f"knows ({', '.join(architecture_names())}); use the landcover version "
                          "that trained it, or train again")
-    if not zipfile.is_zipfile(folder / MODEL_FILE):
-        raise ModelError(f"{folder / MODEL_FILE}: not a complete .keras archive (truncated or "
-                         "corrupt); train again or restore the bundle")
+    if is_pixel(meta):
+        import hashlib
+
+        path = folder / model_file(meta)
+        if hashlib.sha256(path.read_bytes()).hexdigest() != \
+                (meta.get("pixel") or {}).get("model_sha256"):
+            raise ModelError(f"{path}: the model's SHA-256 is not the one recorded in bundle.json "
+                             "(changed or corrupt); train again or restore the bundle")
+        return meta
+    if model_file(meta) != MODEL_FILE or not zipfile.is_zipfile(folder / MODEL_FILE):
+        raise ModelError(f"{folder / model_file(meta)}: not a complete .keras archive (truncated "
+                         "or corrupt); train again or restore the bundle")
     return meta
 
 
 def load_bundle(folder: str | Path):
-    """``(keras model, metadata)``; the model is loaded with ``safe_mode=True`` and not compiled."""
+    """``(model, metadata)``: a Keras model loaded with ``safe_mode=True`` and not compiled, or
+    for a pixel classifier's bundle a :class:`landcover.pixel.PixelClassifier` (no Keras)."""
     folder = Path(folder)
     meta = check_bundle(folder)
+    if is_pixel(meta):
+        from landcover.pixel import PixelClassifier
+
+        return PixelClassifier.from_files(folder, meta), meta
     from landcover.models import custom_objects
     from landcover.runtime import import_keras
 

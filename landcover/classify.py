@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.bundle import check_bundle
+from landcover.bundle import check_bundle, is_pixel
 from landcover.catalog import item_path, write_map_item
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
@@ -296,11 +296,15 @@ _MODELS_LOCK = threading.Lock()
 def load_model(bundle: str | Path, window: int, precision: str = "float32"):
     """The bundle's network for ``window`` x ``window`` inputs (recurrent layers need static
     spatial shapes, so another window size rebuilds the network and copies the weights), computing
-    in ``precision`` (``bfloat16``/``float16``: Keras mixed precision, float32 weights)."""
-    import_keras()
-    from landcover.bundle import load_bundle
+    in ``precision`` (``bfloat16``/``float16``: Keras mixed precision, float32 weights). A pixel
+    classifier's bundle gives its :class:`landcover.pixel.PixelClassifier` (any window, float32,
+    no Keras): its ``predict_on_batch`` returns log-probabilities as the logits."""
+    from landcover.bundle import load_bundle, read_metadata
     from landcover.models import rebuild_for_window
 
+    if is_pixel(read_metadata(bundle, verify=False)):
+        return load_bundle(bundle)[0]
+    import_keras()
     model, meta = load_bundle(bundle)
     return rebuild_for_window(model, meta, window, precision)
 
@@ -816,7 +820,8 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
         probabilities=probabilities, probability_dtype=c.probability_dtype,
         uncertainty=c.uncertainty, post=check_steps(post),
         days=_as_days(kept_days(meta, [d for d, _ in kept])),
-        precision=auto_precision() if c.precision == "auto" else c.precision,
+        precision="float32" if is_pixel(meta) else  # a pixel classifier computes in float32
+        auto_precision() if c.precision == "auto" else c.precision,
         temperature=float((meta.get("output") or {}).get("temperature") or 1.0))
     return plan, kept, table
 

@@ -59,9 +59,15 @@ train.help = inspect.cleandoc(train.help or "") + "\n\n" + _architectures_help()
 def format_summary(summary: dict) -> str:
     from landcover.scores import format_table
 
-    lines = [f"Wrote {summary['output']} ({summary['content_hash'][:19]}...): "
-             f"{summary['epochs_run']} epochs in {summary['seconds']:.0f} s, kept epoch "
-             f"{summary['best_epoch']} ({summary['monitor']} {summary['best']:.3f})"]
+    head = f"Wrote {summary['output']} ({summary['content_hash'][:19]}...): "
+    if summary.get("pixels"):  # a pixel classifier (landcover.pixel): no epochs
+        p = summary["pixels"]
+        lines = [head + f"{p['trees']} trees on {p['pixels']:,d} training pixels in "
+                        f"{summary['seconds']:.0f} s"]
+    else:
+        lines = [head + f"{summary['epochs_run']} epochs in {summary['seconds']:.0f} s, kept "
+                        f"epoch {summary['best_epoch']} ({summary['monitor']} "
+                        f"{summary['best']:.3f})"]
     for split, result in summary["metrics"].items():
         lines += ["", f"{split.capitalize()} split (masked pixels excluded):", format_table(result)]
     if summary.get("report"):  # the mode check and the random-forest comparison (report.md)

@@ -88,6 +88,10 @@ class Architecture:
             ``take_weights(trained)`` (:func:`rebuild_for_window`). None: the trained network
             predicts.
         streams: ``spec -> bool``: the specs ``streamed`` can restate (None: all).
+        pixel: not a network but a per-pixel classifier (:mod:`landcover.pixel`): ``train``
+            fits it with :func:`landcover.pixel.train_pixel_bundle`, and the network-only
+            functions here (:func:`build_model`, :func:`check_patch`, the rebuild) are not for
+            it. Its ``builder`` is never called.
     """
 
     name: str
@@ -100,6 +104,7 @@ class Architecture:
     takes_dates: bool = False
     streamed: Callable[..., Any] | str | None = None
     streams: Callable[[Mapping], bool] | None = None
+    pixel: bool = False
 
     def build_body(self, streamed: bool = False) -> Callable[..., Any]:
         """The builder function (imported if declared as ``"module:function"``); with
@@ -166,6 +171,18 @@ def default_architecture() -> str:
     return next(a.name for a in _registry().values() if a.default)
 
 
+def is_pixel(spec) -> bool:
+    """Whether ``spec``'s architecture is a per-pixel classifier, not a network (a spec mapping,
+    ModelConfig or an architecture name)."""
+    name = spec if isinstance(spec, str) else _as_mapping(spec)["architecture"]
+    return architecture(name).pixel
+
+
+def pixel_architectures() -> tuple[str, ...]:
+    """The per-pixel classifiers (:mod:`landcover.pixel`)."""
+    return tuple(a.name for a in _registry().values() if a.pixel)
+
+
 def variable_date_architectures() -> tuple[str, ...]:
     """The architectures that take any number of dates."""
     return tuple(a.name for a in _registry().values() if a.variable_dates)
@@ -195,6 +212,8 @@ def model_input_shape(spec, t: int, h: int, w: int, f: int) -> tuple[int | None,
 def check_patch(spec, h: int, w: int) -> str | None:
     """Why ``h`` x ``w`` patches are too small for ``spec``'s network, or None if they are not."""
     spec = _as_mapping(spec)
+    if architecture(spec["architecture"]).pixel:
+        return None  # a per-pixel classifier takes any patch
     depth = int(spec["layers"])
     if architecture(spec["architecture"]).downsamples and 2**depth > 2 * max(h, w):
         return (f"train.model.layers: {depth} down-sampling levels are too many for {h}x{w} "
@@ -246,6 +265,9 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
     """
     spec = _as_mapping(spec)
     arch = architecture(spec["architecture"])
+    if arch.pixel:
+        raise ValueError(f"{arch.name} is a per-pixel classifier, not a network: "
+                         "landcover.pixel fits it")
     if input_shape[0] is None and not arch.variable_dates:
         raise ValueError(f"the {arch.name} architecture takes a fixed number of dates "
                          f"({arch.summary}): the number of dates must be fixed, not None")
@@ -282,6 +304,8 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
         from landcover.errors import ModelError
 
         raise ModelError(f"the bundle's network cannot be rebuilt: {exc}") from None
+    if arch.pixel:
+        return model  # a landcover.pixel.PixelClassifier takes any window as it is
     variable = inp.get("variable_time_steps", arch.variable_dates)
     t = None if variable else inp["time_steps"]
     shape = (t, window, window, len(inp["features"]))
@@ -355,9 +379,11 @@ __all__ = [
     "check_patch",
     "custom_objects",
     "default_architecture",
+    "is_pixel",
     "model_input_shape",
     "model_inputs",
     "norm_of",
+    "pixel_architectures",
     "rebuild_for_window",
     "streams_dates",
     "take_weights",
