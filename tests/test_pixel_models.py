@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import rasterio
+from click.testing import CliRunner
 
 from landcover.cli.main import cli
 from landcover.errors import ModelError
@@ -33,9 +34,18 @@ def bundles(field_dataset, tmp_path_factory):
         mp.setattr(pixel, "TRAIN_MAX_PIXELS", 4000)
         mp.setattr(pixel, "RF_ROUNDS", 20)
         mp.setattr(pixel, "GB_ROUNDS", 60)
-        for kind in KINDS:
-            cfg = load_config(None, [f"train.model.architecture={kind}", "train.baseline=none"])
-            out[kind] = (folder / kind, train(field_dataset, folder / kind, cfg, progress=False))
+        # the random forest through the CLI, gradient boosting through the library
+        result = CliRunner().invoke(cli, ["-q", "train", str(field_dataset), "--out",
+                                          str(folder / KINDS[0]), "--set",
+                                          f"train.model.architecture={KINDS[0]}", "--set",
+                                          "train.baseline=none"])
+        assert result.exit_code == 0, result.output
+        assert "trees on 4,000 training pixels" in result.output, result.output
+        meta = json.loads((folder / KINDS[0] / "bundle.json").read_text())
+        out[KINDS[0]] = (folder / KINDS[0], {"metrics": meta["metrics"]})
+        cfg = load_config(None, [f"train.model.architecture={KINDS[1]}", "train.baseline=none"])
+        out[KINDS[1]] = (folder / KINDS[1], train(field_dataset, folder / KINDS[1], cfg,
+                                                  progress=False))
     return out
 
 
@@ -66,9 +76,9 @@ def test_features_are_finite_and_named():
     assert not any(n.startswith(("valid", "doy")) for n in names)
     # NDVI on de-standardised reflectance, percentiles over the valid dates only
     refl = x[:, :, :6] * 0.05 + 0.1
-    ndvi = (refl[..., 3] - refl[..., 2]) / (refl[..., 3] + refl[..., 2])
     r = 5
-    np.testing.assert_allclose(feats[r, names.index("ndvi_t3")], ndvi[r, 3], rtol=1e-5)
+    ndvi = (refl[r, :, 3] - refl[r, :, 2]) / (refl[r, :, 3] + refl[r, :, 2])
+    np.testing.assert_allclose(feats[r, names.index("ndvi_t3")], ndvi[3], rtol=1e-5)
     valid = x[r, :, 6] > 0.5
     np.testing.assert_allclose(feats[r, names.index("red_p90")],
                                np.percentile(x[r, valid, 2], 90), rtol=1e-5)
