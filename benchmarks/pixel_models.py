@@ -7,7 +7,8 @@ scikit-learn's RandomForestClassifier (the ``train.baseline``), for each feature
 Prepare the datasets once, e.g. with ``benchmarks/real_data.py``'s maipo and nc cases (the
 ``WORKDIR/maipo.zarr`` it writes). Every model is fitted on the same training pixels (all usable,
 de-duplicated ones, as ``landcover train`` does for a pixel architecture; sklearn at most 50,000
-stratified ones like the baseline unless ``--sk-all``) and scored on all usable test pixels.
+stratified ones like the baseline unless ``--sk-all``) and scored on all usable pixels of the
+test split (or ``--split``).
 Feature sets (``--groups``): ``raw`` = the inputs flattened over (time, feature), what the
 baseline uses; otherwise ``+``-joined groups of :func:`landcover.pixel.pixel_features` (``bands``,
 ``indices``, ``valid``, ``percentiles``). Prints one line per (dataset, features, model): test OA,
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sk-all", action="store_true", help="sklearn on all training pixels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--params", default="{}", help="JSON LightGBM parameters over the defaults")
+    ap.add_argument("--split", default="test", help="the split scored (validation: gradient "
+                    "boosting stops early on it, so its figures there are optimistic)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
 
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
         name = Path(path).stem
         for groups in args.groups.split(","):
             X, y, w = table(ds, "train", groups, seed=args.seed)
-            Xt, yt, _ = table(ds, "test", groups, seed=args.seed, keep_rare=False)
+            Xt, yt, _ = table(ds, args.split, groups, seed=args.seed, keep_rare=False)
             val = table(ds, "validation", groups, seed=args.seed, keep_rare=False) \
                 if ds.split_size("validation") else None
             weights = w if args.weighted else None
@@ -96,11 +99,11 @@ def main(argv=None) -> int:
                     pred = m.predict(Xt)
                 seconds = round(time.perf_counter() - t0, 1)
                 oa, f1 = score(yt, pred, ds)
-                row = {"dataset": name, "features": groups, "P": X.shape[1], "model": model,
+                row = {"dataset": name, "split": args.split, "features": groups, "P": X.shape[1], "model": model,
                        "train_pixels": len(y), "test_pixels": len(yt), "oa": oa,
                        "macro_f1": f1, "seconds": seconds}
                 rows.append(row)
-                print(f"{name:8s} {groups:34s} P={X.shape[1]:4d} {model:7s} OA {oa:.4f} "
+                print(f"{name:8s} {args.split:10s} {groups:34s} P={X.shape[1]:4d} {model:7s} OA {oa:.4f} "
                       f"macro F1 {f1:.4f} {seconds:6.1f} s (train {len(y)}, test {len(yt)})",
                       flush=True)
     if args.json:

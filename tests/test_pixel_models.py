@@ -57,23 +57,25 @@ def _attrs(bands=("blue", "green", "red", "nir", "swir1", "swir2"), t=5):
 
 
 def test_features_are_finite_and_named():
-    from landcover.pixel import feature_names, pixel_features
+    from landcover.pixel import GROUPS, feature_names, pixel_features
 
     attrs = _attrs()
+    assert feature_names(attrs) == [f"{b}_t{d}" for d in range(5) for b in attrs["bands"]]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 5, 9)).astype(np.float32)
     x[:, :, 6] = rng.random((50, 5)) > 0.3
     x[0, :, 6] = 0  # no valid date at all
     x[1, :, 0] = -2.0  # reflectance 0: every index's denominator may vanish
     x[1, :, 2:4] = -2.0
-    feats = pixel_features(x, attrs)
-    names = feature_names(attrs)
+    feats = pixel_features(x, attrs, GROUPS)
+    names = feature_names(attrs, GROUPS)
     assert feats.dtype == np.float32 and feats.shape == (50, len(names))
     assert np.isfinite(feats).all()
     assert names[:7] == ["blue_t0", "green_t0", "red_t0", "nir_t0", "swir1_t0", "swir2_t0",
                          "blue_t1"]
     assert {"ndvi_t0", "ndwi_t4", "nbr_t2", "red_p10", "nir_p50", "ndvi_p90"} <= set(names)
-    assert not any(n.startswith(("valid", "doy")) for n in names)
+    assert "valid_t3" in names and not any(n.startswith("doy") for n in names)
+    np.testing.assert_array_equal(feats[:, names.index("valid_t2")], x[:, 2, 6])
     # NDVI on de-standardised reflectance, percentiles over the valid dates only
     refl = x[:, :, :6] * 0.05 + 0.1
     r = 5
@@ -87,15 +89,17 @@ def test_features_are_finite_and_named():
 
 
 def test_indices_need_their_bands_and_percentiles_need_dates():
-    from landcover.pixel import feature_names, pixel_features
+    from landcover.pixel import GROUPS, feature_names, pixel_features
 
     attrs = _attrs(("red", "nir"), t=2)
-    names = feature_names(attrs)
+    names = feature_names(attrs, ("bands", "indices", "percentiles"))
     assert names == ["red_t0", "nir_t0", "red_t1", "nir_t1", "ndvi_t0", "ndvi_t1"]
     x = np.zeros((3, 2, 5), np.float32)
-    assert pixel_features(x, attrs).shape == (3, 6)
+    assert pixel_features(x, attrs, GROUPS).shape == (3, 8)
     with pytest.raises(ValueError, match="expected"):
         pixel_features(np.zeros((3, 4, 5), np.float32), attrs)
+    with pytest.raises(ValueError, match="unknown feature group"):
+        feature_names(attrs, ("bands", "texture"))
 
 
 # ------------------------------------------------------------------------------------ training

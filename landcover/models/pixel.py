@@ -36,9 +36,9 @@ def gradient_boosting_params(num_features: int, num_classes: int, seed: int) -> 
 
 ARCHITECTURES = (
     Architecture("random_forest", random_forest_params, variable_dates=False, downsamples=False,
-                 summary="a per-pixel random forest (LightGBM, 100 trees) on every band and "
-                         "date, spectral indices and temporal percentiles; exactly the "
-                         "training number of dates", keys=(), pixel=True),
+                 summary="a per-pixel random forest (LightGBM, 100 trees) on every band of "
+                         "every date; exactly the training number of dates", keys=(),
+                 pixel=True),
     Architecture("gradient_boosting", gradient_boosting_params, variable_dates=False,
                  downsamples=False,
                  summary="per-pixel gradient-boosted trees (LightGBM, early stopping on the "
