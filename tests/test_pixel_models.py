@@ -265,3 +265,24 @@ def test_network_only_functions_refuse_or_skip_pixel_architectures():
             build_model(spec, (4, 8, 8, 9), 3)
         sentinel = object()
         assert rebuild_for_window(sentinel, {"input": {}, "architecture": spec}, 64) is sentinel
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_class_without_training_pixels_gets_probability_zero(kind):
+    from landcover.classify import softmax
+    from landcover.pixel import ABSENT_LOGIT, fit_pixel_classifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.where(X[:, 0] > 0.5, 3, np.where(X[:, 1] > 0, 1, 0))  # class 2 of 4 never seen
+    model = fit_pixel_classifier(kind, X, y, np.ones(len(y), np.float32), seed=0, num_classes=4,
+                                 rounds=10)
+    assert model.present == [0, 1, 3]
+    p = model.predict_proba(X)
+    assert (p[:, 2] == 0).all() and np.allclose(p.sum(axis=1), 1)
+    assert (model.predict(X) == y).mean() > 0.9
+    logp = model.log_proba(X)
+    assert (logp[:, 2] == ABSENT_LOGIT).all()
+    np.testing.assert_allclose(softmax(logp), p, atol=1e-6)
+    with pytest.raises(Exception, match="at least 2"):
+        fit_pixel_classifier(kind, X, np.zeros(len(X), np.int64), None, seed=0, num_classes=4)
