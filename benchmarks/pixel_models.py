@@ -99,11 +99,13 @@ def main(argv=None) -> int:
                     pred = m.predict(Xt)
                 seconds = round(time.perf_counter() - t0, 1)
                 oa, f1 = score(yt, pred, ds)
-                row = {"dataset": name, "split": args.split, "features": groups, "P": X.shape[1], "model": model,
+                row = {"dataset": name, "split": args.split, "features": groups,
+                       "P": X.shape[1], "model": model,
                        "train_pixels": len(y), "test_pixels": len(yt), "oa": oa,
                        "macro_f1": f1, "seconds": seconds}
                 rows.append(row)
-                print(f"{name:8s} {args.split:10s} {groups:34s} P={X.shape[1]:4d} {model:7s} OA {oa:.4f} "
+                print(f"{name:8s} {args.split:10s} {groups:34s} P={X.shape[1]:4d} {model:7s} "
+                      f"OA {oa:.4f} "
                       f"macro F1 {f1:.4f} {seconds:6.1f} s (train {len(y)}, test {len(yt)})",
                       flush=True)
     if args.json:

@@ -598,6 +598,7 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
                   "note": "a tree ensemble has no training mode: the training split's scores"}
     training = {"pixels": int(len(y)), "weighted": weighted,
                 "fit_seconds": round(fit_seconds, 1), "trees": int(model.booster.num_trees()),
+                "rounds": int(model.booster.current_iteration()),
                 "max_pixels": TRAIN_MAX_PIXELS, "subsampled": subsampled,
                 "train_overall_accuracy": train_scores["overall_accuracy"]}
     summary = _write_pixel_bundle(model, ds, cfg, outputs, evaluation, baseline, absent,
@@ -615,10 +616,10 @@ def _report(kind: str, evaluation: dict, baseline, training: dict, absent, calib
 
     what = kind.replace("_", " ")
     lines = ["# Training report", "",
-             f"A {what} (LightGBM, {training['trees']} trees) on {training['pixels']:,d} "
-             "training pixels" + (", weighted by their stored weights" if training["weighted"]
-                                  else "") + f"; training-split OA "
-             f"{training['train_overall_accuracy']:.3f}."]
+             f"{what.capitalize()} (LightGBM, {training['trees']} trees: {training['rounds']} "
+             f"rounds of one tree per class) on {training['pixels']:,d} training pixels"
+             + (", weighted by their stored weights" if training["weighted"] else "")
+             + f"; training-split OA {training['train_overall_accuracy']:.3f}."]
     if absent:
         lines.append("Classes without training pixels, never predicted: "
                      + ", ".join(names[i] for i in absent) + ".")
@@ -647,11 +648,16 @@ def _report(kind: str, evaluation: dict, baseline, training: dict, absent, calib
     else:
         from landcover.baseline import comparison_table
 
+        import re
+
         lines.append(f"Against scikit-learn's random forest ({baseline['n_estimators']} trees, "
                      f"{baseline['train_pixels']:,d} training pixels, the raw per-date inputs) "
-                     f"on the same pixels; the column 'network' is this {what}:")
+                     "on the same pixels:")
         lines.append("")
-        lines.append(comparison_table(evaluation, baseline, names))
+        table = comparison_table(evaluation, baseline, names)  # worded for a network
+        table = table.replace("| | network |", f"| | {what} |").replace("the network",
+                                                                        f"the {what}")
+        lines.append(re.sub(r"; consider [^\n]*", "", table))
     return "\n".join(lines) + "\n"
 
 
