@@ -1058,6 +1058,8 @@ def block_memory(plan: Plan, meta: dict) -> int:
     filters = int(arch.get("filters", 16))
     if "architecture" in arch and streams_dates(arch):
         batch = plan.batch_size * s * s * 4 * (3 * T * F + 24 * max(filters, K))
+    elif is_pixel(meta):  # a pixel classifier: the batch as pixels, their features, the outputs
+        batch = plan.batch_size * s * s * 4 * (3 * T * F + 4 * K)
     else:
         width = max(filters * 2 ** int(arch.get("layers", 1)), F, K)
         batch = plan.batch_size * T * s * s * (4 * F + 4 * width * 4)
