@@ -30,7 +30,7 @@ from landcover.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-HOLDOUT_MIN_GROUPS = 10
+HOLDOUT_MIN_GROUPS = 5  # as landcover.estimate.MIN_GROUPS: fewer is "not enough to tell"
 HOLDOUT_MIN_PIXELS = 1000
 TIE = 0.005
 PIXEL_CANDIDATES = ("random_forest", "gradient_boosting")
@@ -128,12 +128,19 @@ def cross_validate_network(ds, cfg, ids: np.ndarray, fold_of_group: np.ndarray, 
 
     k = int(fold_of_group.max()) + 1
     t0 = time.monotonic()
+    deadline = t0 + budget_s
     ys, preds, gs = [], [], []
     inputs = ds.group["inputs"]
     for f in range(k):
         held = ids[fold_of_group == f]
         predict = fit_fold_network(ds, cfg, held, progress=progress,
-                                   label=f"fold {f + 1}/{k}: ")
+                                   label=f"fold {f + 1}/{k}: ", deadline=deadline,
+                                   epochs_after=(k - f - 1) * cfg.train.epochs)
+        if predict is None:
+            return None, (f"not cross-validated: {k} folds of {cfg.train.epochs} epochs would "
+                          f"take more than train.auto.max_minutes "
+                          f"({cfg.train.auto.max_minutes:g}, the pixel classifiers' time "
+                          "included; projected from the first epoch): not a candidate")
         for split in ("train", "validation"):
             if split not in ds.attrs.get("splits", {}):
                 continue
@@ -148,10 +155,6 @@ def cross_validate_network(ds, cfg, ids: np.ndarray, fold_of_group: np.ndarray, 
                 preds.append(logits.argmax(axis=-1))
                 ys.append(lab[m])
                 gs.append(grp[m])
-        spent = time.monotonic() - t0
-        if f == 0 and spent * k > budget_s:
-            return None, (f"not cross-validated: one fold took {spent / 60:.1f} min, {k} folds "
-                          f"would exceed train.auto.max_minutes; not a candidate")
     _, cms = group_confusions(np.concatenate(ys), np.concatenate(preds), np.concatenate(gs),
                               ds.num_classes)
     result = interval_scores(cms, ds.class_names, seed=cfg.train.seed)

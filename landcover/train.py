@@ -296,12 +296,14 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
 
 
 def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progress=None,
-                     label: str = ""):
+                     label: str = "", deadline: float | None = None, epochs_after: int = 0):
     """The network of ``cfg.train`` trained for a cross-validation fold: on the training and
     validation patches with the pixels of ``exclude_groups`` ignored, for ``train.epochs``
     epochs of at least ``train.min_epoch_steps`` steps (no early stopping: there is no
     validation split left to stop on), with the masked, weighted loss of every training run.
-    Returns the predictor of :func:`network_predictor`."""
+    Returns the predictor of :func:`network_predictor`, or None when, after its first epoch,
+    this fold and ``epochs_after`` more epochs (the folds still to come) would end after
+    ``deadline`` (``time.monotonic()``)."""
     keras = import_keras()
     from landcover.losses import MaskedLoss
     from landcover.models import build_model
@@ -331,13 +333,21 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     report = reporter(progress)
     stage = Stage(report, f"{label}network, {tc.epochs} epochs", tc.epochs, unit="epochs").start()
 
+    over = []
+
     class _Epochs(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             stream.epoch = epoch
             _reseed(self.model, tc.seed, epoch)
+            self.t0 = time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):
             stage.advance()
+            left = tc.epochs - epoch - 1 + epochs_after
+            if (deadline is not None and epoch == 0
+                    and time.monotonic() + left * (time.monotonic() - self.t0) > deadline):
+                over.append(True)
+                self.model.stop_training = True
             loss = float((logs or {}).get("loss", float("nan")))
             if not math.isfinite(loss):
                 raise ModelError(f"training diverged in a cross-validation fold: the loss is "
@@ -346,6 +356,8 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     model.fit(stream.tf_dataset(), epochs=tc.epochs, callbacks=[_Epochs()], shuffle=False,
               verbose=0)
     stage.finish()
+    if over:
+        return None
     return network_predictor(model, tc.batch_size, days)
 
 
@@ -406,6 +418,10 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     """Train the network of ``cfg.train.model`` and write its bundle through ``outputs`` (held
     under the output lock)."""
     out, tc = outputs.main, cfg.train
+    batch = fit_batch_size(tc, ds)
+    if batch != tc.batch_size:  # the bundle records the batch that ran, and why
+        tc = dataclasses.replace(tc, batch_size=batch)
+        cfg = dataclasses.replace(cfg, train=tc)
     partial = out.parent / f".{out.name}.partial"
     fingerprint = _fingerprint(ds, tc)
     state = _resume_state(partial, fingerprint, out) if resume else None
@@ -451,7 +467,6 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                                       focal_gamma=tc.loss.focal_gamma,
                                       dice_weight=tc.loss.dice_weight),
                       weighted_metrics=[metric], jit_compile=tc.jit_compile)
-    _check_batch_memory(tc, ds)
     # two checkpoints (weights and optimizer moments), the bundle, its pictures
     check_space(out.parent, 4 * checkpoint_bytes(model) + 5e6, "writing the checkpoints and the bundle")
     if state is not None:
@@ -520,18 +535,56 @@ def dataset_days(ds: PreparedDataset):
     return days_since_reference([dt.date.fromisoformat(d) for d in ds.attrs["dates"]])
 
 
-def _check_batch_memory(tc: TrainConfig, ds: PreparedDataset) -> None:
-    """Refuse a batch whose activations (and their gradients) cannot fit in the memory available:
-    every layer keeps a few tensors of ``filters`` channels per date and pixel."""
-    t, h, w, f = ds.input_shape
+MODEL_OVERHEAD = 128 * 2**20  # the backend's graph, weights and optimizer state of a small network
+
+
+def batch_memory(tc: TrainConfig, shape, chunk: int, *, activations_only: bool = False) -> float:
+    """Estimated bytes of one training step at ``tc.batch_size``: every layer keeps a few tensors
+    of ``filters`` channels per pixel (and per date, for the networks that keep the dates), twice
+    (the gradients); plus, unless ``activations_only``, the shuffle buffer of the input pipeline.
+    A U-Net level ``l`` has ``2**l`` times the filters on a quarter of the pixels of the level
+    above, so its levels add up to about twice the first. Each architecture's ``memory`` factor
+    (:class:`landcover.models.Architecture`) brings the estimate within 0.77-1.90x of the peak
+    measured by ``benchmarks/train_memory.py`` (12 and 47 dates, 30 px, batch 8; the old rule
+    was 57x too high for unet at 47 dates and refused batches that used 1.1 GB)."""
+    t, h, w, f = shape
     m = tc.model
-    per_pixel = f + 12 * int(m.filters) * 2 ** int(m.layers if architecture(m.architecture)
-                                                     .downsamples else 0) * int(m.layers)
-    need = tc.batch_size * t * h * w * 4 * per_pixel * 2 + tc.shuffle_chunks * ds.chunk * \
-        t * h * w * f * 4 * 2
-    check_memory(need, f"train.batch_size={tc.batch_size}",
+    arch = architecture(m.architecture)
+    layers = int(m.layers)
+    if arch.downsamples:  # sum over levels of 2**l channels on 4**-l of the pixels
+        depth = sum(2.0 ** l / 4.0 ** l for l in range(layers))
+    else:
+        depth = layers
+    factor, per_date = arch.memory
+    activations = 12 * int(m.filters) * depth * factor * (t if per_date else 1)
+    need = tc.batch_size * h * w * 4 * (f * t + activations) * 2 + MODEL_OVERHEAD
+    if not activations_only:
+        need += tc.shuffle_chunks * chunk * t * h * w * f * 4 * 2
+    return need
+
+
+def fit_batch_size(tc: TrainConfig, ds: PreparedDataset) -> int:
+    """``train.batch_size``, or the largest half, quarter, ... of it whose step fits in the memory
+    available (:func:`batch_memory`), with a warning; a batch of 1 that does not fit is refused
+    (ConfigError naming ``train.batch_size``)."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    batch = int(tc.batch_size)
+    while batch > 1 and batch_memory(dataclasses.replace(tc, batch_size=batch), ds.input_shape,
+                                     ds.chunk) > available:
+        batch //= 2
+    need = batch_memory(dataclasses.replace(tc, batch_size=batch), ds.input_shape, ds.chunk)
+    t, h, w, _ = ds.input_shape
+    check_memory(need, f"train.batch_size={batch}",
                  f"a training batch of {t} dates of {h}x{w} px needs",
-                 "train.batch_size (or train.shuffle_chunks, train.model.filters)")
+                 "train.shuffle_chunks or train.model.filters")
+    if batch < tc.batch_size:
+        log.warning("train.batch_size=%d: a batch of %d dates of %dx%d px needs about %.1f GB, "
+                    "%.1f GB is available; training with batches of %d instead", tc.batch_size,
+                    t, h, w, batch_memory(tc, ds.input_shape, ds.chunk) / 1e9, available / 1e9,
+                    batch)
+    return batch
 
 
 def checkpoint_bytes(model) -> int:

@@ -105,6 +105,11 @@ class Architecture:
     streamed: Callable[..., Any] | str | None = None
     streams: Callable[[Mapping], bool] | None = None
     pixel: bool = False
+    memory: tuple[float, bool] = (1.0, True)
+    """``(factor, per_date)`` of the training-memory estimate (``landcover.train.batch_memory``):
+    its activations times ``factor``; ``per_date`` False where the dates are stacked as
+    channels (the activations do not grow with them). Measured in
+    ``benchmarks/train_memory.py``."""
 
     def build_body(self, streamed: bool = False) -> Callable[..., Any]:
         """The builder function (imported if declared as ``"module:function"``); with

@@ -88,7 +88,7 @@ def build_utae(inputs, spec: Mapping, days, valid):
 
 
 ARCHITECTURES = (
-    Architecture("ltae", build_ltae, variable_dates=True, downsamples=False, takes_dates=True,
+    Architecture("ltae", build_ltae, memory=(0.6, True),  variable_dates=True, downsamples=False, takes_dates=True,
                  keys=MODEL_KEYS + ATTENTION_KEYS,
                  summary="L-TAE, temporal attention on each pixel alone (heads x filters "
                          "channels); takes the acquisition days; any number and set of dates"),

@@ -69,10 +69,10 @@ def build_unet_convlstm(inputs, spec: Mapping):
 
 
 ARCHITECTURES = (
-    Architecture("unet", build_unet, variable_dates=False, downsamples=True,
+    Architecture("unet", build_unet, memory=(1.0, False),  variable_dates=False, downsamples=True,
                  summary="a U-Net on the dates stacked as channels; exactly the training "
                          "number of dates (one date: a single-date U-Net)"),
-    Architecture("unet_convlstm", build_unet_convlstm, variable_dates=True, downsamples=True,
+    Architecture("unet_convlstm", build_unet_convlstm, memory=(3.0, True),  variable_dates=True, downsamples=True,
                  summary="a U-Net encoder on every date (shared weights), a ConvLSTM2D "
                          "bottleneck, skips averaged over time; any number of dates"),
 )
