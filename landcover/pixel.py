@@ -73,9 +73,9 @@ TRAIN_MAX_PIXELS = 1_000_000  # training pixels kept at most (stratified, rare c
 EVAL_MAX_PIXELS = 500_000
 PREDICT_ROWS = 1 << 16  # pixels predicted per LightGBM call (bounded memory for big windows)
 
-# random forest: 100 trees like the sklearn baseline, fully grown-ish, bootstrap-like bagging and
-# about sqrt(P) features tried per split (measured against sklearn: benchmarks/pixel_models.py)
-RF_ROUNDS = 100
+# rounds (one tree per class each); the LightGBM parameters are declared with the architectures
+# (landcover.models.pixel), measured against scikit-learn's forest in benchmarks/pixel_models.py
+RF_ROUNDS = 100  # as the scikit-learn baseline's 100 trees
 GB_ROUNDS = 1000  # at most; early stopping on the validation split
 GB_PATIENCE = 50
 GB_ROUNDS_NO_VALIDATION = 300
@@ -730,6 +730,10 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
                              title=f"Reliability, {calibration['checked_on']} pixels")
         report = _report(model.kind, evaluation, baseline, training, absent, calibration,
                          ds.class_names)
+        if meta["model"].get("candidates"):  # chosen by train.model.architecture=auto
+            from landcover.train import candidates_table
+
+            report += "\n" + candidates_table(meta["model"])
         (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
         outputs.commit({out: tmp})
