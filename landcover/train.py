@@ -314,8 +314,8 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     t, h, w, f = ds.input_shape
     spec = dataclasses.asdict(tc.model)
     days = dataset_days(ds) if takes_dates(spec) else None
-    common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights,
-                  days=days)
+    common = {"batch_size": tc.batch_size, "seed": tc.seed,
+              "class_weights": tc.loss.class_weights, "days": days}
     probe = PatchStream(ds, ("train", "validation"), **common)
     passes = math.ceil(probe.size / tc.batch_size)
     repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
@@ -392,8 +392,8 @@ def candidates_table(model: dict) -> str:
     """Markdown: every candidate of ``auto`` side by side with its figures and intervals, and
     which was kept and why."""
     lines = ["## Model choice (train.model.architecture: auto)", "",
-             f"Estimate: {model.get('estimate_method', '?')}. Kept: **{model['architecture']}** "
-             f"({model.get('why', '')}).", "",
+             (f"Estimate: {model.get('estimate_method', '?')}. Kept: "
+              f"**{model['architecture']}** ({model.get('why', '')})."), "",
              "| candidate | kind | OA (95 % CI) | macro F1 (95 % CI) | pixels | groups | s |",
              "|---|---|---|---|---:|---:|---:|"]
 
@@ -546,7 +546,7 @@ def batch_memory(tc: TrainConfig, shape, chunk: int, *, activations_only: bool =
     above, so its levels add up to about twice the first. Each architecture's ``memory`` factor
     (:class:`landcover.models.Architecture`) brings the estimate within 0.77-1.90x of the peak
     measured by ``benchmarks/train_memory.py`` (12 and 47 dates, 30 px, batch 8; the old rule
-    was 57x too high for unet at 47 dates and refused batches that used 1.1 GB)."""
+    was 57x too high for the U-Net at 47 dates and refused batches that used 1.1 GB)."""
     t, h, w, f = shape
     m = tc.model
     arch = architecture(m.architecture)

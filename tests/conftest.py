@@ -75,7 +75,7 @@ def real(name: str) -> Path:
 # test is about them.
 TINY_MODEL = ["train.model.filters=4", "train.model.layers=1", "train.batch_size=8",
               "train.epochs=2", "train.patience=0", "train.min_epoch_steps=0",
-              "train.baseline=none"]
+              "train.baseline=none", "train.model.architecture=convlstm"]
 FIELD_PREPARE = ["prepare.patches.size=16", "prepare.patches.stride=16",
                  "prepare.split.block_size=48"]
 
@@ -130,7 +130,7 @@ def field_bundle(field_dataset, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("fields_model") / "model"
     train(field_dataset, out, load_config(None, [
-        "train.model.filters=8", "train.model.layers=1", "train.epochs=6", "train.batch_size=8",
+        "train.model.architecture=convlstm", "train.model.filters=8", "train.model.layers=1", "train.epochs=6", "train.batch_size=8",
         "train.learning_rate=0.005", "train.patience=0", "train.min_epoch_steps=0"]),
         progress=False)
     return out

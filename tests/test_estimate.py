@@ -80,15 +80,18 @@ def test_significantly_better_needs_clear_intervals():
     assert significantly_better(res(1.0, 0.0, g=2), res(0.8, 0.02)) is None
 
 
-def test_folds_keep_groups_whole_and_balance_pixels():
+def test_folds_keep_groups_whole_and_every_class_in_training():
     rng = np.random.default_rng(1)
-    ids = np.arange(60)
-    pixels = rng.integers(10, 200, 60)
-    fold = group_folds(ids, pixels, 5, seed=0)
-    assert fold.shape == (60,) and set(fold.tolist()) == set(range(5))
-    load = np.bincount(fold, weights=pixels, minlength=5)
-    assert load.max() - load.min() <= pixels.max()
-    assert (group_folds(ids, pixels, 5, seed=0) == fold).all()
+    group = np.repeat(np.arange(40), rng.integers(5, 50, 40))
+    y = np.repeat(np.arange(40) % 4, np.bincount(group))  # each group one class, 10 of each
+    fold = group_folds(group, y, 5, seed=0)
+    assert set(fold.tolist()) == set(range(5))
+    for g in range(40):  # whole groups
+        assert len(set(fold[group == g].tolist())) == 1
+    for f in range(5):  # every class keeps training pixels in every fold
+        assert set(y[fold != f].tolist()) == {0, 1, 2, 3}
+    assert (group_folds(group, y, 5, seed=0) == fold).all()
+    assert group_folds(group[:60], y[:60], 5).max() + 1 <= len(np.unique(group[:60]))
 
 
 def test_ties_in_validation_score_go_to_the_lower_loss_not_epoch_1():
@@ -157,7 +160,7 @@ def test_a_batch_that_does_not_fit_is_halved_and_one_that_never_fits_is_refused(
     from landcover.errors import ConfigError
     from landcover.train import batch_memory, fit_batch_size
 
-    tc = load_config(None, ["train.batch_size=16"]).train
+    tc = load_config(None, ["train.batch_size=16", "train.model.architecture=convlstm"]).train
     ds = types.SimpleNamespace(input_shape=(47, 30, 30, 9), chunk=32)
     need_8 = batch_memory(dataclasses_replace(tc, 8), ds.input_shape, ds.chunk)
     need_16 = batch_memory(tc, ds.input_shape, ds.chunk)

@@ -20,7 +20,7 @@ from landcover.train import train  # noqa: E402
 
 LEARN = ["train.model.filters=16", "train.model.layers=1", "train.epochs=8",
          "train.batch_size=8", "train.learning_rate=0.005", "train.patience=0",
-         "train.min_epoch_steps=0", "train.baseline=none"]
+         "train.min_epoch_steps=0", "train.baseline=none", "train.model.architecture=convlstm"]
 
 
 def f1(summary, split, name):

@@ -1,0 +1,73 @@
+"""train.model.architecture=auto: every candidate scored on the same held-out pixels, the better
+kept (the forest where it must win, the network where it must), the choice in bundle.json, the
+report, the map's tags."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("lightgbm")
+
+from landcover.auto import pick  # noqa: E402
+
+
+def cand(name, kind, f1, note=""):
+    c = {"architecture": name, "kind": kind, "macro_f1": {"value": f1, "ci95": [f1 - .05, f1]}}
+    if note:
+        c["note"] = note
+    return c
+
+
+def test_pick_keeps_the_best_and_a_cheaper_model_wins_a_tie():
+    kept, why = pick([cand("convlstm", "network", 0.90), cand("random_forest", "pixel", 0.80),
+                      cand("gradient_boosting", "pixel", 0.85)])
+    assert kept["architecture"] == "convlstm" and "highest macro F1" in why
+    kept, why = pick([cand("convlstm", "network", 0.900), cand("random_forest", "pixel", 0.897)])
+    assert kept["architecture"] == "random_forest" and "cheaper" in why
+    kept, _ = pick([cand("convlstm", "network", 0.99, note="not cross-validated"),
+                    cand("random_forest", "pixel", 0.5)])
+    assert kept["architecture"] == "random_forest"  # a candidate with a note never wins
+
+
+def _auto(field_dataset, tmp_path, extra):
+    from landcover.config import load_config
+    from landcover.train import train
+
+    cfg = load_config(None, ["train.model.architecture=auto", "train.estimate=holdout",
+                             "train.baseline=none", "train.batch_size=8",
+                             "train.min_epoch_steps=0", "train.patience=0",
+                             "train.model.layers=1", *extra])
+    train(field_dataset, tmp_path / "auto", cfg, progress=False)
+    return json.loads((tmp_path / "auto" / "bundle.json").read_text())
+
+
+def test_auto_keeps_the_forest_where_it_must_win(field_dataset, tmp_path):
+    """A network of 1 filter trained for one epoch cannot learn the crop fields; trees can."""
+    meta = _auto(field_dataset, tmp_path, ["train.model.filters=1", "train.epochs=1"])
+    model = meta["model"]
+    names = [c["architecture"] for c in model["candidates"]]
+    assert names == ["convlstm", "random_forest", "gradient_boosting"]
+    assert model["architecture"] in ("random_forest", "gradient_boosting")
+    assert meta["architecture"]["architecture"] == model["architecture"]
+    net = model["candidates"][0]
+    kept = next(c for c in model["candidates"] if c.get("kept"))
+    assert kept["macro_f1"]["value"] > net["macro_f1"]["value"]
+    for c in model["candidates"]:  # every figure with its interval and its size
+        lo, hi = c["macro_f1"]["ci95"]
+        assert lo <= c["macro_f1"]["value"] <= hi and c["pixels"] > 0 and c["groups"] >= 1
+    est = meta["estimate"]
+    assert est["method"] == "holdout" and est["overall_accuracy"]["ci95"] is not None
+    report = (tmp_path / "auto" / "report.md").read_text()
+    assert "## Model choice" in report and "(kept)" in report
+
+
+@pytest.mark.slow
+def test_auto_keeps_the_network_where_it_must_win(field_dataset, tmp_path):
+    """The rare class of the crop fields shows only in spatial context (docs/training.md): the
+    network finds it, per-pixel trees cannot, so its macro F1 wins."""
+    meta = _auto(field_dataset, tmp_path, ["train.model.filters=16", "train.epochs=8",
+                                           "train.learning_rate=0.005"])
+    assert meta["model"]["architecture"] == "convlstm", meta["model"]
+    assert (tmp_path / "auto" / "model.keras").is_file()
