@@ -273,6 +273,9 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     out = Path(out).absolute()
     ds = open_dataset(dataset)
     name = cfg.train.model.architecture
+    partial = out.parent / f".{out.name}.partial"
+    if resume and not (partial / STATE_FILE).is_file():  # before any work, for every model
+        raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial})")
     if name == "auto":  # landcover.auto: the network and the pixel classifiers, the best kept
         from landcover.auto import train_auto
 

@@ -235,7 +235,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(field_series, field_bundle, 
     assert _listing(small_disk) == []
     # training: checked before the first checkpoint (HDF5 crashes the process on a full disk)
     result = runner.invoke(cli, ["-q", "train", str(field_dataset), "--out",
-                                 str(small_disk / "model"), "--set", "train.epochs=1"])
+                                 str(small_disk / "model"), "--set", "train.epochs=1",
+                                 "--set", "train.model.architecture=convlstm"])
     one_line_error(result, 1, "free", "writing the checkpoints")
     assert _listing(small_disk) == []
 

@@ -191,11 +191,12 @@ def test_unknown_architecture_errors_list_the_known_names():
 
 
 def test_config_takes_choices_and_default_from_the_registry():
-    assert Config().train.model.architecture == default_architecture()
+    # the default is auto (landcover.auto), whose network is the registry's default
+    assert Config().train.model.architecture == "auto"
     assert architecture(default_architecture()).default
     assert [a.name for a in models.architectures() if a.default] == [default_architecture()]
     with pytest.raises(ConfigError, match=re.escape(
-            f"train.model.architecture: 'resnet' is not one of {', '.join(ALL)}")):
+            f"train.model.architecture: 'resnet' is not one of {', '.join(ALL)}, auto")):
         load_config(None, ["train.model.architecture=resnet"])
     for name in ALL:
         assert load_config(None, [f"train.model.architecture={name}"]).train.model.architecture \
@@ -211,7 +212,8 @@ def test_check_patch_only_for_down_sampling_architectures():
             assert check_patch(spec(name, layers=4), 8, 8) is None
         else:
             assert problem is None
-    assert check_patch(Config().train.model, 16, 16) is None  # a ModelConfig works too
+    model = load_config(None, ["train.model.architecture=convlstm"]).train.model
+    assert check_patch(model, 16, 16) is None  # a ModelConfig works too
 
 
 EXTRA = '''

@@ -197,7 +197,8 @@ def test_default_normalisation_scores_alike_in_inference_and_training_mode(field
     """About a hundred 16 px patches, the default model (layer normalisation): the kept weights
     score the training split within 3 points in inference mode and in training mode. With
     batch normalisation on the demo the gap was 14 points (docs/training.md)."""
-    cfg = load_config(None, ["train.epochs=2", "train.min_epoch_steps=8", "train.baseline=none"])
+    cfg = load_config(None, ["train.epochs=2", "train.min_epoch_steps=8", "train.baseline=none",
+                             "train.model.architecture=convlstm"])
     assert cfg.train.model.norm == "layer"
     summary = train(field_dataset, tmp_path / "m", cfg, progress=False)
     check = summary["mode_check"]
