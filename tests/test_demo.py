@@ -134,7 +134,11 @@ def test_readme_main_command_runs_verbatim_in_a_fresh_copy(tmp_path):
     demo = copy / "demo"
     assert not [p.name for p in demo.iterdir() if p.name.startswith(".")]  # nothing left behind
     meta = json.loads((demo / "model" / "bundle.json").read_text())
-    assert 10 <= meta["training"]["epochs_run"] <= 30  # early stopping, never before min_epochs
+    # the default (auto) keeps one of its candidates, all listed with their figures
+    assert meta["model"]["architecture"] in {c["architecture"]
+                                             for c in meta["model"]["candidates"]}
+    assert meta["estimate"]["method"] in ("holdout", "kfold")
+    assert meta["estimate"]["macro_f1"]["ci95"] is not None
     test = meta["metrics"]["test"]
     # the default training on the demo (docs/training.md): macro F1 >= 0.95, every class >= 0.85,
     # a median top-class probability that means something, and at least the random forest
@@ -146,6 +150,7 @@ def test_readme_main_command_runs_verbatim_in_a_fresh_copy(tmp_path):
     with rasterio.open(demo / "map.tif") as src:
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert src.tags()["LANDCOVER_MODEL_HASH"] == meta["content_hash"]
+        assert src.tags()["LANDCOVER_ARCHITECTURE"] == meta["model"]["architecture"]
         codes = src.read(1)
     assert set(np.unique(codes)) <= {c["code"] for c in meta["classes"]} | {255}
     for name in ("map.qml", "map_quicklook.png", "map_probabilities.tif"):

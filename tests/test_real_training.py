@@ -80,3 +80,34 @@ def test_nc_defaults_with_a_west_east_split_raster_beat_the_random_forest(tmp_pa
     net, rf = summary["metrics"]["test"], summary["baseline"]["test"]
     assert net["overall_accuracy"] >= rf["overall_accuracy"]
     assert net["macro_f1"] >= rf["macro_f1"]
+
+
+def test_maipo_with_3_percent_of_its_fields_reaches_the_random_forest(tmp_path):
+    """A label-poor set (a seeded 3 % of the training fields, the same test fields): the default
+    (auto) model reaches scikit-learn's forest within a point, its estimate says how little it
+    knows (k-fold over a handful of fields: a wide interval), and every candidate is listed."""
+    import geopandas as gpd
+    import numpy as np
+
+    from landcover.bundle import read_metadata
+
+    maipo = real("sperrorest-maipo")
+    frame = gpd.read_file(maipo / "labels.gpkg")
+    fields = sorted({int(f) for f in frame["field"] if f % 5})
+    keep = set(np.random.default_rng(0).choice(fields, round(0.03 * len(fields)),
+                                               replace=False).tolist())
+    frame = frame[[f % 5 == 0 or int(f) in keep for f in frame["field"]]].copy()
+    frame["split_group"] = ["test" if f % 5 == 0 else str(f) for f in frame["field"]]
+    labels = tmp_path / "labels.gpkg"
+    frame.to_file(labels, layer="samples")
+    _, summary = _prepare_and_train(tmp_path, [maipo / "scenes"], labels, [
+        "scenes.profile=per_date_folders", "prepare.split.by=column",
+        "prepare.split.column=split_group", "prepare.labels.name_column=croptype"])
+    kept, rf = summary["metrics"]["test"], summary["baseline"]["test"]
+    assert kept["overall_accuracy"] >= rf["overall_accuracy"] - 0.01
+    assert kept["macro_f1"] >= rf["macro_f1"] - 0.01
+    meta = read_metadata(tmp_path / "model")
+    assert meta["estimate"]["method"] == "kfold"
+    lo, hi = meta["estimate"]["macro_f1"]["ci95"]
+    assert hi - lo > 0.2  # a handful of fields: the interval says so
+    assert len(meta["model"]["candidates"]) == 3
