@@ -346,26 +346,30 @@ def _sign(v) -> str:
     return "-" if v is None else f"{v + 0.0:+.3f}"
 
 
-def verdict_line(split: str, v: Mapping) -> str:
-    """One sentence from :func:`verdict`, e.g. ``test: the network is better than ...``."""
+def verdict_line(split: str, v: Mapping, model: str = "the network",
+                 reference: str = "the random forest") -> str:
+    """One sentence from :func:`verdict`, e.g. ``test: the network is better than ...``; ``model``
+    and ``reference`` name the two sides."""
     figures = f"OA {_sign(v['oa_diff'])}, macro F1 {_sign(v['macro_f1_diff'])}"
     if v["oa_diff"] is None or v["macro_f1_diff"] is None:
-        return f"{split}: cannot compare the network with the random forest ({figures})"
+        return f"{split}: cannot compare {model} with {reference} ({figures})"
     if not v.get("enough", True):
-        return (f"{split}: not enough to tell whether the network is better than the random forest "
+        return (f"{split}: not enough to tell whether {model} is better than {reference} "
                 f"({figures}): the held-out pixels come from too few groups (fields, polygons or "
-                "blocks); see the cross-validated estimate")
+                "blocks); see the estimate")
     if v["better"] is None:
-        return (f"{split}: no clear difference between the network and the random forest "
+        return (f"{split}: no clear difference between {model} and {reference} "
                 f"({figures}, within the 95 % intervals)")
     if v["better"]:
-        return f"{split}: the network is better than the random forest ({figures})"
-    return (f"{split}: the network is NOT better than a per-pixel random forest on this data "
-            f"({figures}); consider train.model.architecture=auto (keeps the better of the two), "
-            "a larger or longer-trained network, or more training data")
+        return f"{split}: {model} is better than {reference} ({figures})"
+    advice = ("; consider train.model.architecture=auto (keeps the better of the two), a larger "
+              "or longer-trained network, or more training data") if model == "the network" else ""
+    return (f"{split}: {model} is NOT better than {reference} on this data ({figures})"
+            + advice)
 
 
-def comparison_table(network: Mapping, baseline: Mapping, names: Sequence[str]) -> str:
+def comparison_table(network: Mapping, baseline: Mapping, names: Sequence[str],
+                     sides: tuple[str, str] = ("network", "random forest")) -> str:
     """Markdown tables (one per split present in both) comparing network and random forest.
 
     Rows: OA, macro F1, then F1 per class. Columns: network, random forest, difference
@@ -405,10 +409,10 @@ def comparison_table(network: Mapping, baseline: Mapping, names: Sequence[str]) 
         size = (f"{n.get('pixels', 0):,d} pixels in {n['groups']} groups"
                 if "groups" in n else f"{n.get('pixels', 0):,d} pixels")
         lines = [f"### {split} ({size}; 95 % intervals over groups)", "",
-                 "| | network | random forest | difference |", "|---|---:|---:|---:|"]
+                 f"| | {sides[0]} | {sides[1]} | difference |", "|---|---:|---:|---:|"]
         lines += [f"| {label} | {cell(n, key, name)} | {cell(b, key, name)} | "
                   f"{_sign(_diff(value(n, key, name), value(b, key, name)))} |"
                   for label, key, name in rows]
-        lines += ["", verdict_line(split, verdict(n, b))]
+        lines += ["", verdict_line(split, verdict(n, b), f"the {sides[0]}", f"the {sides[1]}")]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

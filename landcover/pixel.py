@@ -647,24 +647,22 @@ def _report(kind: str, evaluation: dict, baseline, training: dict, absent, calib
                      f"{calibration['before']['ece']:.3f} before, "
                      f"{calibration['after']['ece']:.3f} after (reliability.png).")
     else:
-        lines.append("Probabilities: not calibrated (fewer than 100 validation pixels); "
-                     "temperature 1.")
+        why = ("the validation pixels trained the model, after the cross-validation chose it"
+               if "validation" in training.get("splits", ()) else
+               "fewer than 100 validation pixels")
+        lines.append(f"Probabilities: not calibrated ({why}); temperature 1.")
     lines.append("")
     if baseline is None:
         lines.append("No baseline (train.baseline: none).")
     else:
         from landcover.baseline import comparison_table
 
-        import re
-
         lines.append(f"Against scikit-learn's random forest ({baseline['n_estimators']} trees, "
                      f"{baseline['train_pixels']:,d} training pixels, the raw per-date inputs) "
                      "on the same pixels:")
         lines.append("")
-        table = comparison_table(evaluation, baseline, names)  # worded for a network
-        table = table.replace("| | network |", f"| | {what} |").replace("the network",
-                                                                        f"the {what}")
-        lines.append(re.sub(r"; consider [^\n]*", "", table))
+        lines.append(comparison_table(evaluation, baseline, names,
+                                      (f"{what} (LightGBM)", "scikit-learn forest")))
     return "\n".join(lines) + "\n"
 
 
