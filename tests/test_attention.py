@@ -184,6 +184,7 @@ def _run(backend: str, folder) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # 30 s: trains both date models on both backends
 @pytest.mark.skipif(find_spec("jax") is None or find_spec("tensorflow") is None,
                     reason="JAX (and TensorFlow) needed to compare backends")
 def test_date_models_train_and_predict_on_jax_with_the_losses_of_tensorflow(tmp_path):

@@ -212,7 +212,7 @@ def test_comparison_table_rows_columns_and_verdicts():
     assert "| macro F1 | 0.800 | 0.850 | -0.050 |" in lines
     assert "| F1 water | 0.900 | 0.920 | -0.020 |" in lines
     assert "| F1 forest | 0.700 | - | - |" in lines
-    assert ("test: the network is NOT better than a per-pixel random forest on this data "
+    assert ("test: the network is NOT better than the random forest on this data "
             "(OA -0.020, macro F1 -0.050)") in text
     assert "architecture=auto" in text
 
@@ -229,3 +229,6 @@ def test_comparison_table_rows_columns_and_verdicts():
     text = comparison_table(small, rf, names)
     assert "| OA | 1.000 (1.000-1.000) not enough to tell |" in text
     assert "not enough to tell whether the network is better" in text
+    named = comparison_table(small, rf, names, ("gradient boosting", "scikit-learn forest"))
+    assert "| | gradient boosting | scikit-learn forest | difference |" in named
+    assert "whether the gradient boosting is better than the scikit-learn forest" in named

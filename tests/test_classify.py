@@ -633,6 +633,7 @@ def test_the_bundle_carries_a_user_profile_that_is_gone(field_series, tmp_path):
     model = tmp_path / "model"
     train(tmp_path / "ds.zarr", model, load_config(None, ["train.model.filters=4",
           "train.model.layers=1", "train.epochs=1", "train.min_epoch_steps=0",
+          "train.model.architecture=convlstm",
           "train.baseline=none"]), progress=False)
     meta = json.loads((model / "bundle.json").read_text())
     assert [p["name"] for p in meta["profiles"]] == ["my_layout"]

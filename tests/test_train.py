@@ -39,6 +39,7 @@ def learned(field_dataset, field_dataset_balanced, field_dataset_one_date, tmp_p
             for name, (ds, extra) in runs.items()}
 
 
+@pytest.mark.slow  # 30 s: trains the crop fields four ways
 def test_class_weights_rescue_the_rare_class(learned):
     """~2% rare pixels, hidden in the noise pixel by pixel: without weights the model never
     predicts them; with balanced per-pixel weights it finds them, and the default effective-number
@@ -56,6 +57,7 @@ def test_class_weights_rescue_the_rare_class(learned):
     assert abs(oa[0] - oa[1]) < 0.05
 
 
+@pytest.mark.slow  # shares the 30 s fixture of the class-weights test
 def test_the_time_series_separates_crops_that_no_single_date_separates(learned):
     """Crop A and crop B have identical spectra on every single date (each field green or bare
     with probability 1/2); only the sequence differs. Measured: 0.99+ with 4 dates, about 0.5
@@ -67,8 +69,8 @@ def test_the_time_series_separates_crops_that_no_single_date_separates(learned):
     assert f1(learned["one_date"], "test", "background") >= 0.85  # it did learn what it could
 
 
-def test_bundle_loads_safely_and_holds_what_classify_needs(learned, field_dataset):
-    bundle = learned["weighted"]["output"]
+def test_bundle_loads_safely_and_holds_what_classify_needs(field_bundle, field_dataset):
+    bundle = str(field_bundle)
     model, meta = load_bundle(bundle)
     ds = open_dataset(field_dataset)
     assert meta["normalisation"] == ds.attrs["normalisation"]
@@ -76,7 +78,7 @@ def test_bundle_loads_safely_and_holds_what_classify_needs(learned, field_datase
     assert meta["input"]["patch_size"] == 16 and meta["dates"] == ds.attrs["dates"]
     assert [c["name"] for c in meta["classes"]] == ["background", "crop_a", "crop_b", "rare"]
     assert meta["config"]["prepare"]["patches"]["size"] == 16  # the dataset's own settings
-    assert meta["config"]["train"]["epochs"] == 8
+    assert meta["config"]["train"]["epochs"] == 6
     assert meta["versions"]["keras"] and meta["content_hash"].startswith("sha256:")
     # the stored validation scores are those of the loaded model
     from landcover.pipeline import PatchStream
@@ -86,18 +88,18 @@ def test_bundle_loads_safely_and_holds_what_classify_needs(learned, field_datase
     assert again["confusion_matrix"] == meta["metrics"]["validation"]["confusion_matrix"]
     history = json.loads((bundle_path := __import__("pathlib").Path(bundle)).joinpath(
         "history.json").read_text())
-    assert len(history) == 8 and "val_miou" in history[0] and "val_f1_rare" in history[0]
+    assert len(history) == 6 and "val_miou" in history[0] and "val_f1_rare" in history[0]
     for png in ("learning_curves.png", "confusion_matrix.png"):
         assert (bundle_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     header = (bundle_path / "history.csv").read_text().splitlines()[0].split(",")
     assert {"epoch", "loss", "val_loss", "val_miou", "learning_rate"} <= set(header)
 
 
-def test_a_changed_bundle_is_refused(learned, tmp_path):
+def test_a_changed_bundle_is_refused(field_bundle, tmp_path):
     import shutil
 
     bundle = tmp_path / "b"
-    shutil.copytree(learned["weighted"]["output"], bundle)
+    shutil.copytree(field_bundle, bundle)
     meta = json.loads((bundle / "bundle.json").read_text())
     meta["normalisation"]["mean"][0] += 1.0
     (bundle / "bundle.json").write_text(json.dumps(meta))
@@ -143,7 +145,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(field_dataset, tmp
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.parametrize("arch", ["unet", "unet_convlstm"])
+@pytest.mark.parametrize("arch", ["unet", pytest.param("unet_convlstm", marks=pytest.mark.slow)])
 def test_other_architectures_train_and_reload(field_dataset, tmp_path, arch):
     cfg = load_config(None, TINY_MODEL + [f"train.model.architecture={arch}", "train.epochs=1",
                                           "train.model.layers=2", "train.loss.kind=ce+dice"])
