@@ -18,7 +18,7 @@ import numpy as np
 import keras
 from landcover.losses import MaskedLoss
 from landcover.metrics import ConfusionMatrix
-from landcover.models import (architecture_names, build_model, model_input_shape, model_inputs,
+from landcover.models import (architectures, build_model, model_input_shape, model_inputs,
                               rebuild_for_window, streams_dates)
 assert keras.backend.backend() == sys.argv[1]
 rng = np.random.default_rng(0)
@@ -31,7 +31,7 @@ out["matrix"] = np.asarray(keras.ops.convert_to_numpy(m.matrix.value)).tolist()
 spec = dict(filters=4, layers=2, kernel=3, head_kernel=1, dropout=0.1, norm="batch")
 x = rng.normal(size=(4, 3, 16, 16, 5)).astype("float32")
 yy = np.concatenate([y, y]); ww = np.concatenate([w, w])
-out["architectures"] = list(architecture_names())
+out["architectures"] = [a.name for a in architectures() if not a.pixel]  # the networks
 for arch in out["architectures"]:
     s = dict(spec, architecture=arch)
     model = build_model(s, model_input_shape(s, 3, 16, 16, 5), 3)
