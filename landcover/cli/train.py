@@ -48,9 +48,12 @@ def _architectures_help() -> str:
     """The registered architectures, one paragraph each (click wraps them, keeping the indent)."""
     from landcover.models import architectures
 
+    auto = ("  auto (the default): the network marked below and the pixel classifiers scored on "
+            "the same held-out pixels (validation split, or k-fold over spatial groups when it is "
+            "small), the best macro F1 kept; report.md lists every candidate (docs/training.md).")
     return "Architectures (--set train.model.architecture=NAME):\n\n" + "\n\n".join(
-        f"  {a.name}{' (the default)' if a.default else ''}: {a.summary}."
-        for a in architectures())
+        [auto] + [f"  {a.name}{' (auto network)' if a.default else ''}: {a.summary}."
+                  for a in architectures()])
 
 
 train.help = inspect.cleandoc(train.help or "") + "\n\n" + _architectures_help()
