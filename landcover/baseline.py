@@ -139,15 +139,11 @@ def pixel_groups(ds: PreparedDataset, start: int, stop: int, n, i, j, gr, gc) ->
     return (np.asarray(gr) // FALLBACK_BLOCK) * 1_000_003 + np.asarray(gc) // FALLBACK_BLOCK
 
 
-def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None, *,
-                     with_groups: bool = False) -> Iterator[tuple]:
-    """``(X (m, T*F) float32, y (m,) int64, rc (m, 2) int64)`` per piece, with only the pixels
-    in ``chosen`` (see :func:`_draw`; None = all); with ``with_groups`` also the pixels' groups
-    (:func:`pixel_groups`)."""
+def selected_pixels(ds: PreparedDataset, split: str, chosen: list | None) -> Iterator[tuple]:
+    """:func:`_usable_pieces` keeping only the pixels in ``chosen`` (see :func:`_draw`; None =
+    all): ``(start, stop, n, i, j, label, grid_row, grid_col)`` per piece with a pixel left."""
     k = ds.num_classes
     seen = np.zeros(k, np.int64)  # usable pixels of each class met so far
-    inputs = ds.group["inputs"]
-    t, _, _, f = ds.input_shape
     for start, stop, n, i, j, lab, gr, gc in _usable_pieces(ds, split):
         if chosen is not None:
             keep = np.zeros(len(lab), bool)
@@ -161,8 +157,18 @@ def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None, *,
                     keep[where[sel[lo:hi] - seen[c]]] = True
                 seen[c] += len(where)
             n, i, j, lab, gr, gc = n[keep], i[keep], j[keep], lab[keep], gr[keep], gc[keep]
-        if not len(lab):
-            continue
+        if len(lab):
+            yield start, stop, n, i, j, lab, gr, gc
+
+
+def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None, *,
+                     with_groups: bool = False) -> Iterator[tuple]:
+    """``(X (m, T*F) float32, y (m,) int64, rc (m, 2) int64)`` per piece, with only the pixels
+    in ``chosen`` (see :func:`_draw`; None = all); with ``with_groups`` also the pixels' groups
+    (:func:`pixel_groups`)."""
+    inputs = ds.group["inputs"]
+    t, _, _, f = ds.input_shape
+    for start, stop, n, i, j, lab, gr, gc in selected_pixels(ds, split, chosen):
         x = np.asarray(inputs[start:stop], dtype=np.float32)[n, :, i, j, :]  # (m, T, F)
         if with_groups:
             yield (x.reshape(len(lab), t * f), lab, np.stack([gr, gc], axis=1),
@@ -171,7 +177,7 @@ def _selected_pieces(ds: PreparedDataset, split: str, chosen: list | None, *,
             yield x.reshape(len(lab), t * f), lab, np.stack([gr, gc], axis=1)
 
 
-def _selection(ds, split, max_pixels, seed, keep_rare):
+def selection(ds, split, max_pixels, seed, keep_rare):
     """(chosen, usable pixels, pixels kept) for :func:`_selected_pieces`."""
     if max_pixels is not None and int(max_pixels) < 1:
         raise ValueError(f"max_pixels must be 1 or more (or None for all), got {max_pixels}")
@@ -201,7 +207,7 @@ def pixel_table(ds: PreparedDataset, split: str, *, max_pixels: int | None = Non
         ``X`` float32 ``(n, T*F)`` (index ``t * F + f``), ``y`` int64 ``(n,)`` (class indices),
         plus ``rc`` int64 ``(n, 2)`` if ``positions``. Rows are in storage order.
     """
-    chosen, _, _ = _selection(ds, split, max_pixels, seed, keep_rare)
+    chosen, _, _ = selection(ds, split, max_pixels, seed, keep_rare)
     t, _, _, f = ds.input_shape
     xs, ys, rcs = [], [], []
     for x, y, rc in _selected_pieces(ds, split, chosen):
@@ -242,7 +248,7 @@ def fit_baseline(ds: PreparedDataset, *, n_estimators: int = 100, max_pixels: in
     names = ds.class_names
     k = ds.num_classes
     subsampled = {}
-    chosen, usable, used = _selection(ds, "train", max_pixels, seed, True)
+    chosen, usable, used = selection(ds, "train", max_pixels, seed, True)
     X, y = [], []
     for x, lab, _ in _selected_pieces(ds, "train", chosen):
         X.append(x)
@@ -269,7 +275,7 @@ def fit_baseline(ds: PreparedDataset, *, n_estimators: int = 100, max_pixels: in
     for split in EVAL_SPLITS:
         if split not in ds.attrs.get("splits", {}):
             continue
-        chosen, usable, used = _selection(ds, split, eval_max_pixels, seed, False)
+        chosen, usable, used = selection(ds, split, eval_max_pixels, seed, False)
         ys, preds, groups = [], [], []
         for x, lab, _, grp in _selected_pieces(ds, split, chosen, with_groups=True):
             t0 = time.perf_counter()

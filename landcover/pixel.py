@@ -472,30 +472,14 @@ def split_rows(ds, split: str, *, max_pixels: int | None, seed: int, keep_rare: 
     """``(x (m, T, F) float32, y (m,) int64, stored weights (m,) float32)`` per stored piece of
     a split: its usable, de-duplicated pixels (:mod:`landcover.baseline`), at most
     ``max_pixels`` (stratified, see :func:`landcover.baseline.quotas`; ``chosen``: the
-    selection already drawn by ``landcover.baseline._selection``)."""
-    from landcover.baseline import _selection, _usable_pieces
+    selection already drawn by :func:`landcover.baseline.selection`)."""
+    from landcover.baseline import selected_pixels, selection
 
     if chosen is False:
-        chosen, _, _ = _selection(ds, split, max_pixels, seed, keep_rare)
-    k = ds.num_classes
-    seen = np.zeros(k, np.int64)
+        chosen, _, _ = selection(ds, split, max_pixels, seed, keep_rare)
     g = ds.group
     t, _, _, f = ds.input_shape
-    for start, stop, n, i, j, lab, _, _ in _usable_pieces(ds, split):
-        if chosen is not None:  # as landcover.baseline._selected_pieces
-            keep = np.zeros(len(lab), bool)
-            for c in range(k):
-                where = np.flatnonzero(lab == c)
-                if chosen[c] is None:
-                    keep[where] = True
-                elif len(where):
-                    sel = chosen[c]
-                    lo, hi = np.searchsorted(sel, [seen[c], seen[c] + len(where)])
-                    keep[where[sel[lo:hi] - seen[c]]] = True
-                seen[c] += len(where)
-            n, i, j, lab = n[keep], i[keep], j[keep], lab[keep]
-        if not len(lab):
-            continue
+    for start, stop, n, i, j, lab, _, _ in selected_pixels(ds, split, chosen):
         x = np.asarray(g["inputs"][start:stop], dtype=np.float32)[n, :, i, j, :]
         wt = np.asarray(g["weights"][start:stop], dtype=np.float32)[n, i, j]
         yield x.reshape(len(lab), t, f), lab, wt
@@ -537,10 +521,9 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
     Raises:
         DatasetError: no usable training pixel, or fewer than 2 classes in them.
     """
-    from landcover.calibration import calibrate
     from landcover.progress import message, reporter
     from landcover.scores import confusion, scores
-    from landcover.train import held_out_scores
+    from landcover.train import score_held_out
 
     report = reporter(progress)
     tc = cfg.train
@@ -578,21 +561,8 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
     train_scores = scores(confusion(y, model.predict(X), ds.num_classes,
                                     ignore_label=ds.ignore_label), names)
     del X
-    evaluation, held_logits = {}, {}
-    for split in ("validation", "test"):
-        if split not in ds.attrs.get("splits", {}) or split in fit_splits:
-            continue
-        result = held_out_scores(model.predict_on_batch, ds, split, seed=tc.seed,
-                                 keep_logits=held_logits)
-        if result is not None:
-            evaluation[split] = result
-    calibration = calibrate(held_logits.get("validation"), held_logits.get("test"))
-    baseline = None
-    if tc.baseline != "none":
-        from landcover.baseline import fit_baseline
-
-        log.info("fitting the per-pixel random-forest baseline (scikit-learn)")
-        baseline = fit_baseline(ds, seed=tc.seed, n_jobs=-1)
+    evaluation, calibration, baseline = score_held_out(model.predict_on_batch, ds, tc,
+                                                       fitted_on=fit_splits)
     seconds = time.monotonic() - t0
     absent = [c for c in range(ds.num_classes) if c not in model.present]
     if absent:

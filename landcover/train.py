@@ -502,26 +502,11 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     # the kept model: the best epoch's weights in a fresh, uncompiled network
     final = build_model(spec, shape, k, absent, valid_channel)
     final.load_weights(partial / "best.weights.h5")
-    evaluation = {}
     mode_check = _mode_check(final, ds, common, names, state, partial)
     _check_schedule(state, tc)
-    # every held-out pixel once, with intervals over its spatial groups (the test split is scored
-    # only now)
-    predict = network_predictor(final, tc.batch_size, common["days"])
-    held_logits: dict = {}
-    for split in ("validation", "test"):
-        result = held_out_scores(predict, ds, split, seed=tc.seed, keep_logits=held_logits)
-        if result is not None:
-            evaluation[split] = result
-    from landcover.calibration import calibrate
-
-    calibration = calibrate(held_logits.get("validation"), held_logits.get("test"))
-    baseline = None
-    if tc.baseline != "none":
-        from landcover.baseline import fit_baseline
-
-        log.info("fitting the per-pixel random-forest baseline")
-        baseline = fit_baseline(ds, seed=tc.seed, n_jobs=-1)
+    # the test split is scored only now
+    evaluation, calibration, baseline = score_held_out(
+        network_predictor(final, tc.batch_size, common["days"]), ds, tc)
     extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
              "repeats": repeats, "calibration": calibration}
     summary = _write_bundle(final, ds, cfg, outputs, partial, state, evaluation, monitor, seconds,
@@ -746,6 +731,33 @@ def network_predictor(model, batch_size: int, days=None):
         return np.concatenate(out)
 
     return predict
+
+
+def score_held_out(predict, ds: PreparedDataset, tc: TrainConfig, *,
+                   fitted_on: Sequence[str] = ("train",)) -> tuple[dict, dict, dict | None]:
+    """What every bundle reports of its model, the same for networks and pixel classifiers:
+    ``(evaluation {split: held_out_scores}, calibration, baseline)``. The validation and test
+    splits not in ``fitted_on`` are scored (each pixel once, intervals over groups); a
+    temperature is fitted on the validation pixels and checked on the test pixels
+    (:func:`landcover.calibration.calibrate`); scikit-learn's forest is fitted unless
+    ``train.baseline`` is ``none``."""
+    from landcover.calibration import calibrate
+
+    evaluation, held_logits = {}, {}
+    for split in ("validation", "test"):
+        if split not in ds.attrs.get("splits", {}) or split in fitted_on:
+            continue
+        result = held_out_scores(predict, ds, split, seed=tc.seed, keep_logits=held_logits)
+        if result is not None:
+            evaluation[split] = result
+    calibration = calibrate(held_logits.get("validation"), held_logits.get("test"))
+    baseline = None
+    if tc.baseline != "none":
+        from landcover.baseline import fit_baseline
+
+        log.info("fitting the per-pixel random-forest baseline (scikit-learn)")
+        baseline = fit_baseline(ds, seed=tc.seed, n_jobs=-1)
+    return evaluation, calibration, baseline
 
 
 CALIBRATION_PIXELS = 200_000  # held-out pixels kept for temperature scaling (a seeded draw)
