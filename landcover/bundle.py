@@ -73,8 +73,11 @@ def is_pixel(meta: dict) -> bool:
 
 def write_metadata(folder: Path, meta: dict) -> dict:
     """Add the content hash and write ``bundle.json`` (the model file, ``model_file(meta)``, must
-    be there already)."""
-    meta = dict(meta, landcover_model=BUNDLE_FORMAT)
+    be there already). The per-group confusion matrices that paired comparisons used are left
+    out (:func:`landcover.estimate.without_confusions`)."""
+    from landcover.estimate import without_confusions
+
+    meta = dict(without_confusions(meta), landcover_model=BUNDLE_FORMAT)
     meta["content_hash"] = content_hash(folder / model_file(meta), meta)
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
     return meta

@@ -502,7 +502,8 @@ def split_table(ds, split: str, *, max_pixels: int | None, seed: int, keep_rare:
 
 # ------------------------------------------------------------------------------------ training
 def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping | None = None,
-                       fit_splits: Sequence[str] = ("train",)) -> dict:
+                       fit_splits: Sequence[str] = ("train",),
+                       cross_validation: dict | None = None, folds: int | None = None) -> dict:
     """Fit ``cfg.train.model.architecture`` (a pixel classifier) on the training split of
     ``ds`` and write its bundle through ``outputs`` (an :class:`landcover.outputs.OutputSet`
     whose main output is the bundle folder); returns the train summary.
@@ -516,7 +517,9 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
 
     ``fit_splits`` ``("train", "validation")``: fit on both (after a cross-validation chose the
     model, the validation pixels are more training pixels); validation is then not scored and
-    nothing is calibrated on it.
+    nothing is calibrated on it. ``cross_validation``: the scores of the cross-validation that
+    chose the model (kept in ``metrics``; the estimate where the test split is too small,
+    :func:`landcover.train.estimate_record`).
 
     Raises:
         DatasetError: no usable training pixel, or fewer than 2 classes in them.
@@ -563,6 +566,12 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
     del X
     evaluation, calibration, baseline = score_held_out(model.predict_on_batch, ds, tc,
                                                        fitted_on=fit_splits)
+    extra_meta = dict(extra_meta or {})
+    if cross_validation is not None:
+        from landcover.train import estimate_record
+
+        evaluation["cross_validation"] = cross_validation
+        extra_meta["estimate"] = estimate_record(evaluation, "kfold", folds)
     seconds = time.monotonic() - t0
     absent = [c for c in range(ds.num_classes) if c not in model.present]
     if absent:
@@ -579,7 +588,7 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
                 "max_pixels": TRAIN_MAX_PIXELS, "subsampled": subsampled,
                 "train_overall_accuracy": train_scores["overall_accuracy"]}
     summary = _write_pixel_bundle(model, ds, cfg, outputs, evaluation, baseline, absent,
-                                  mode_check, training, calibration, seconds, extra_meta or {})
+                                  mode_check, training, calibration, seconds, extra_meta)
     if report is not None:
         for split, v in evaluation.items():
             message(report, f"{kind}: {split} OA {v['overall_accuracy']:.3f}, macro F1 "
@@ -646,6 +655,7 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
 
     from landcover.bundle import write_metadata
     from landcover.outputs import remove
+    from landcover.report_html import write_bundle_report
     from landcover.runtime import versions
     from landcover.train import estimate_record
 
@@ -711,6 +721,7 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
             report += "\n" + candidates_table(meta["model"])
         (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
+        write_bundle_report(tmp, meta)
         outputs.commit({out: tmp})
     finally:
         remove(tmp)

@@ -44,6 +44,7 @@ from landcover.models import (
 )
 from landcover.outputs import OutputSet, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
+from landcover.report_html import write_bundle_report
 from landcover.runtime import check_memory, import_keras, versions
 from landcover.scores import confusion, scores
 
@@ -364,9 +365,12 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     return network_predictor(model, tc.batch_size, days)
 
 
-def rewrite_model_meta(outputs: OutputSet, model: dict, estimate: dict | None = None) -> dict:
+def rewrite_model_meta(outputs: OutputSet, model: dict, *, cross_validation: dict | None = None,
+                       folds: int | None = None) -> dict:
     """Put ``model`` (the candidates of ``auto`` and which was kept) into the committed bundle's
-    ``bundle.json`` and its report, as a new set (a copy, replaced as one); returns the summary."""
+    ``bundle.json`` and its report, as a new set (a copy, replaced as one); with the
+    ``cross_validation`` scores that chose it, the estimate becomes :func:`estimate_record`'s
+    for ``kfold``. Returns the summary."""
     import shutil
 
     from landcover.bundle import read_metadata
@@ -377,13 +381,15 @@ def rewrite_model_meta(outputs: OutputSet, model: dict, estimate: dict | None = 
         shutil.copytree(out, tmp)
         meta = read_metadata(tmp)
         meta["model"] = model
-        if estimate is not None:
-            meta["estimate"] = estimate
+        if cross_validation is not None:
+            meta["metrics"]["cross_validation"] = cross_validation
+            meta["estimate"] = estimate_record(meta["metrics"], "kfold", folds)
         meta.pop("content_hash", None)
         meta.pop("landcover_model", None)
         report = (tmp / "report.md").read_text() + "\n" + candidates_table(model)
         (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
+        write_bundle_report(tmp, meta)
         outputs.commit({out: tmp})
     finally:
         remove(tmp)
@@ -397,8 +403,9 @@ def candidates_table(model: dict) -> str:
     lines = ["## Model choice (train.model.architecture: auto)", "",
              (f"Estimate: {model.get('estimate_method', '?')}. Kept: "
               f"**{model['architecture']}** ({model.get('why', '')})."), "",
-             "| candidate | kind | OA (95 % CI) | macro F1 (95 % CI) | pixels | groups | s |",
-             "|---|---|---|---|---:|---:|---:|"]
+             "| candidate | kind | OA (95 % CI) | macro F1 (95 % CI) | pixels | groups | s | "
+             "best's macro F1 higher in |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
 
     def cell(f):
         if not f or f.get("value") is None:
@@ -412,8 +419,16 @@ def candidates_table(model: dict) -> str:
         lines.append(f"| {c['architecture']}{' (kept)' if c.get('kept') else ''}{note} | "
                      f"{c['kind']} | {cell(c.get('overall_accuracy'))}{enough} | "
                      f"{cell(c.get('macro_f1'))} | {c.get('pixels') or '-'} | "
-                     f"{c.get('groups') or '-'} | {c.get('seconds', 0):.1f} |")
+                     f"{c.get('groups') or '-'} | {c.get('seconds', 0):.1f} | "
+                     f"{_share(c.get('beaten_by_best'))} |")
+    lines += ["", "The last column: the share of paired bootstrap draws of the held-out groups in "
+              "which the candidate with the highest macro F1 beats this one; a cheaper candidate "
+              "is kept unless that share is at least 90 %."]
     return "\n".join(lines) + "\n"
+
+
+def _share(v) -> str:
+    return "-" if v is None else f"{v:.0%}"
 
 
 def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool,
@@ -794,9 +809,9 @@ def held_out_scores(predict, ds: PreparedDataset, split: str, *, seed: int = 0,
         groups.append(grp)
     if not ys:
         return None
-    _, cms = group_confusions(np.concatenate(ys), np.concatenate(preds), np.concatenate(groups),
+    gids, cms = group_confusions(np.concatenate(ys), np.concatenate(preds), np.concatenate(groups),
                               ds.num_classes)
-    out = interval_scores(cms, ds.class_names, seed=seed)
+    out = interval_scores(cms, ds.class_names, seed=seed, ids=gids)
     out["median_top_probability"] = round(float(np.median(np.concatenate(tops))), 4)
     if keep_logits is not None:
         logits, y = np.concatenate(kept), np.concatenate(ys)
@@ -834,29 +849,43 @@ def evaluate_stream(model, stream, names: Sequence[str], ignore_label: int = 255
     return out
 
 
+def _figures_record(result: dict) -> dict:
+    iv = result.get("intervals", {})
+    return {"pixels": result.get("pixels"), "groups": result.get("groups"),
+            "enough": result.get("enough"),
+            "overall_accuracy": {"value": result.get("overall_accuracy"),
+                                 "ci95": iv.get("overall_accuracy")},
+            "macro_f1": {"value": result.get("macro_f1"), "ci95": iv.get("macro_f1")}}
+
+
 def estimate_record(evaluation: dict, method: str = "holdout", folds: int | None = None) -> dict:
     """``bundle.json``'s ``estimate``: the figures a user should believe, with 95 % intervals over
-    spatial groups: the cross-validated figures (``kfold``) or the test split's (``holdout``; the
-    validation split's where there is no test split)."""
-    if method == "kfold":
-        result = evaluation.get("cross_validation")
-        split = "cross_validation"
+    spatial groups. The test split's, where it holds enough groups and pixels
+    (:func:`landcover.estimate.large_enough`: an independent reference of the final model);
+    otherwise, after a cross-validation (``method`` ``kfold``), the pooled cross-validated
+    figures (``evaluation["cross_validation"]``); otherwise the test split's or, without one, the
+    validation split's. ``method`` says how the model was chosen; ``split`` where the figures
+    come from; after a cross-validation its figures are kept under ``cross_validation`` too."""
+    from landcover.estimate import large_enough
+
+    test, cv = evaluation.get("test"), evaluation.get("cross_validation")
+    if method == "kfold" and cv and not large_enough(test):
+        split, result = "cross_validation", cv
     else:
-        split = "test" if evaluation.get("test") else "validation"
+        split = "test" if test else "validation"
         result = evaluation.get(split)
     if not result:
         return {"method": "none", "why": "no held-out pixels"}
     iv = result.get("intervals", {})
-    return {"method": method, "folds": folds, "split": split, "pixels": result.get("pixels"),
-            "groups": result.get("groups"), "enough": result.get("enough"),
-            "overall_accuracy": {"value": result.get("overall_accuracy"),
-                                 "ci95": iv.get("overall_accuracy")},
-            "macro_f1": {"value": result.get("macro_f1"), "ci95": iv.get("macro_f1")},
-            "per_class": {name: {"f1": c.get("f1"),
-                                 "ci95": iv.get("per_class", {}).get(name, {}).get("f1"),
-                                 "support": c.get("support"),
-                                 "enough": iv.get("per_class", {}).get(name, {}).get("enough")}
-                          for name, c in result.get("per_class", {}).items()}}
+    rec = {"method": method, "folds": folds, "split": split, **_figures_record(result),
+           "per_class": {name: {"f1": c.get("f1"),
+                                "ci95": iv.get("per_class", {}).get(name, {}).get("f1"),
+                                "support": c.get("support"),
+                                "enough": iv.get("per_class", {}).get(name, {}).get("enough")}
+                         for name, c in result.get("per_class", {}).items()}}
+    if method == "kfold" and cv and split != "cross_validation":
+        rec["cross_validation"] = _figures_record(cv)
+    return rec
 
 
 def _days_record(ds: PreparedDataset, cfg: Config) -> dict:
@@ -942,6 +971,7 @@ def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, p
         report = _report(evaluation, extra, ds.class_names)
         (tmp / "report.md").write_text(report)
         meta = write_metadata(tmp, meta)
+        write_bundle_report(tmp, meta)
         outputs.commit({out: tmp})
     finally:
         remove(tmp)

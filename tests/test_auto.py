@@ -71,3 +71,38 @@ def test_auto_keeps_the_network_where_it_must_win(field_dataset, tmp_path):
                                            "train.learning_rate=0.005"])
     assert meta["model"]["architecture"] == "convlstm", meta["model"]
     assert (tmp_path / "auto" / "model.keras").is_file()
+
+
+def test_a_dearer_candidate_must_win_most_paired_draws_to_be_kept():
+    import numpy as np
+
+    from landcover.auto import SURE_BETTER
+    from landcover.estimate import group_confusions, interval_scores
+
+    rng = np.random.default_rng(3)
+    group = np.repeat(np.arange(10), 50)
+    y = np.repeat(rng.integers(0, 2, 10), 50)
+
+    def scored(right_fields):
+        right = np.isin(group, right_fields)
+        ids, cms = group_confusions(y, np.where(right, y, 1 - y), group, 2)
+        r = interval_scores(cms, ["a", "b"], ids=ids)
+        return r
+
+    def as_cand(name, kind, r):
+        return {"architecture": name, "kind": kind,
+                "macro_f1": {"value": r["macro_f1"], "ci95": r["intervals"]["macro_f1"]}}
+
+    # 10 fields: the boosted model gets one field more right than the forest, another one wrong
+    results = {"random_forest": scored([0, 1, 2, 3, 4, 5]),
+               "gradient_boosting": scored([0, 1, 2, 3, 4, 6, 7]),
+               "convlstm": scored(list(range(10)))}
+    cands = [as_cand("random_forest", "pixel", results["random_forest"]),
+             as_cand("gradient_boosting", "pixel", results["gradient_boosting"])]
+    kept, why = pick(cands, results)
+    assert kept["architecture"] == "random_forest" and "no clear difference" in why
+    assert cands[0]["beaten_by_best"] < SURE_BETTER
+    # a network right on every field wins clearly
+    cands.insert(0, as_cand("convlstm", "network", results["convlstm"]))
+    kept, why = pick(cands, results)
+    assert kept["architecture"] == "convlstm" and "highest" in why

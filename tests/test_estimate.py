@@ -192,3 +192,74 @@ def test_the_memory_estimate_no_longer_refuses_what_runs():
     for arch in ("convlstm", "unet", "unet_convlstm", "ltae", "utae"):
         tc = load_config(None, [f"train.model.architecture={arch}", "train.batch_size=8"]).train
         assert batch_memory(tc, (47, 30, 30, 9), 32, activations_only=True) < 3e9, arch
+
+
+def test_few_group_intervals_hold_the_truth_about_95_percent_of_the_time():
+    """Draw 10 fields from a population whose accuracy is known (0.8): the percentile bootstrap
+    over 10 groups alone holds it well under 95 % of the time; the widened interval close to 95 %.
+    Coverage over 400 draws has a standard error of about 1.1 points."""
+    from landcover.estimate import few_groups_factor
+
+    assert few_groups_factor(5) == pytest.approx(1.583, abs=1e-3)
+    assert few_groups_factor(10) == pytest.approx(1.217, abs=1e-3)
+    assert few_groups_factor(1000) == pytest.approx(1.0, abs=2e-3)
+    held = {"plain": 0, "widened": 0}
+    trials = 400
+    for seed in range(trials):
+        y, pred, group = fields(10, pixels=1000, accuracy=0.8, seed=1000 + seed)
+        _, cms = group_confusions(y, pred, group, 2)
+        r = interval_scores(cms, NAMES, seed=seed, draws=400)
+        lo, hi = r["intervals"]["overall_accuracy"]
+        held["widened"] += lo <= 0.8 <= hi
+        boot = np.random.default_rng(seed).multinomial(10, np.full(10, 0.1), size=400)
+        oa = (boot @ cms.reshape(10, 4))[:, [0, 3]].sum(axis=1) / 1000
+        plo, phi = np.percentile(oa, [2.5, 97.5])
+        held["plain"] += plo <= 0.8 <= phi
+    assert held["plain"] / trials < 0.93  # the plain bootstrap undercovers with 10 groups
+    assert held["widened"] / trials > held["plain"] / trials + 0.02
+    assert held["widened"] / trials > 0.92
+
+
+def _two_models(n_groups, extra, seed=0):
+    """Two classifiers scored on the same fields, both right on the easiest 60 % of them (what
+    the fields share: some are hard for both); b also on ``extra`` more."""
+    rng = np.random.default_rng(seed)
+    per = 100
+    group = np.repeat(np.arange(n_groups), per)
+    y = np.repeat(rng.integers(0, 2, n_groups), per)
+    rank = np.repeat(rng.permutation(n_groups), per)
+    right_a = rank < int(0.6 * n_groups)
+    right_b = rank < int(0.6 * n_groups) + extra
+    out = []
+    for right in (right_a, right_b):
+        ids, cms = group_confusions(y, np.where(right, y, 1 - y), group, 2)
+        out.append(interval_scores(cms, NAMES, ids=ids))
+    return out
+
+
+def test_paired_draws_see_a_difference_that_overlapping_intervals_hide():
+    from landcover.estimate import CONFUSIONS, superiority, without_confusions
+
+    a, b = _two_models(30, 4)
+    assert b["overall_accuracy"] > a["overall_accuracy"]
+    assert superiority(b, a, "overall_accuracy") > 0.975  # b is never worse on a field
+    one = _two_models(30, 1)  # one field of 30: missed by a third of the draws
+    assert 0.7 < superiority(one[1], one[0], "overall_accuracy") < 0.9
+    # the two intervals overlap: unpaired, no verdict could be given
+    assert b["intervals"]["overall_accuracy"][0] < a["overall_accuracy"]
+    assert significantly_better(b, a, "overall_accuracy")
+    assert superiority(a, a, "overall_accuracy") == pytest.approx(0.5)
+    assert superiority(without_confusions(a), b) is None
+    assert CONFUSIONS in a and CONFUSIONS not in without_confusions({"x": [a]})["x"][0]
+
+
+def test_the_estimate_is_the_test_split_where_it_is_large_else_the_folds():
+    from landcover.train import estimate_record
+
+    big, small = _two_models(30, 0)[0], _two_models(3, 0)[0]
+    cv = _two_models(12, 0, seed=1)[0]
+    rec = estimate_record({"test": big, "cross_validation": cv}, "kfold", 5)
+    assert rec["split"] == "test" and rec["cross_validation"]["groups"] == 12
+    rec = estimate_record({"test": small, "cross_validation": cv}, "kfold", 5)
+    assert rec["split"] == "cross_validation" and rec["groups"] == 12
+    assert estimate_record({"validation": small}, "holdout")["split"] == "validation"

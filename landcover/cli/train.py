@@ -39,7 +39,9 @@ def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_p
     summary = run_train(dataset, out, cfg, overwrite=overwrite, resume=resume,
                         progress=bars_for(ctx))
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        from landcover.estimate import without_confusions
+
+        click.echo(json.dumps(without_confusions(summary), indent=2))
     else:
         click.echo(format_summary(summary))
 
