@@ -285,9 +285,9 @@ def fit_baseline(ds: PreparedDataset, *, n_estimators: int = 100, max_pixels: in
             groups.append(grp)
         if not ys:
             continue
-        _, cms = group_confusions(np.concatenate(ys), np.concatenate(preds),
+        gids, cms = group_confusions(np.concatenate(ys), np.concatenate(preds),
                                   np.concatenate(groups), k)
-        result[split] = interval_scores(cms, names, seed=seed)
+        result[split] = interval_scores(cms, names, seed=seed, ids=gids)
         if used < usable:
             subsampled[split] = {"usable_pixels": usable, "used_pixels": used}
     result["fit_seconds"] = round(fit_seconds, 3)

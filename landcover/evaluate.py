@@ -27,9 +27,9 @@ each class with 95% confidence intervals. They assume that the reference pixels 
 are a random sample of that class (stratified random sampling, or a reference drawn independently
 of the map). When the reference covers every mapped pixel the two sets of figures coincide.
 
-The report folder (``evaluation.json``, ``accuracy.csv``, ``accuracy.md``, ``confusion_matrix.png``)
-is written under a temporary name and renamed when complete; nothing is written when an error is
-raised.
+The report folder (``evaluation.json``, ``accuracy.csv``, ``accuracy.md``, ``confusion_matrix.png``
+and ``report.html``, :mod:`landcover.report_html`) is written under a temporary name and renamed
+when complete; nothing is written when an error is raised.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ CLASSES_TAG = TAG_CLASSES  # dataset tag: JSON list of {code, name, color}
 MAP_NODATA = NODATA
 WINDOW = 1024
 Z95 = 1.96  # two-sided 95% normal quantile, as in Olofsson et al. (2014)
-FILES = ("evaluation.json", "accuracy.csv", "accuracy.md", "confusion_matrix.png")
+FILES = ("evaluation.json", "accuracy.csv", "accuracy.md", "confusion_matrix.png", "report.html")
 
 
 # ----------------------------------------------------------------------- area-adjusted estimators
@@ -406,6 +406,7 @@ def _result(cmap: ClassMap, reference: Path, kind: str, table: ClassTable, table
 def _write_report(result: dict, cm: np.ndarray, names: Sequence[str], out: Path,
                   overwrite: bool) -> None:
     from landcover.report import plot_confusion
+    from landcover.report_html import write_evaluation_report
 
     with OutputSet([out], overwrite, folders=[True]) as outputs:
         tmp = outputs.temporary()
@@ -418,6 +419,7 @@ def _write_report(result: dict, cm: np.ndarray, names: Sequence[str], out: Path,
                        title=f"{Path(result['map']).name} (predicted) vs "
                              f"{Path(result['reference']).name}: OA {oa:.3f}, "
                              f"{result['pixels']['compared']:,d} pixels")
+        write_evaluation_report(tmp, result)
         outputs.commit({out: tmp})
 
 
