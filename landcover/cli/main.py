@@ -85,6 +85,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 def _register() -> None:
     from landcover.cli.change import change
+    from landcover.cli.check_samples import check_samples
     from landcover.cli.classify import classify
     from landcover.cli.evaluate import evaluate
     from landcover.cli.info import info
@@ -96,6 +97,7 @@ def _register() -> None:
 
     cli.add_command(info)
     cli.add_command(search)
+    cli.add_command(check_samples)
     cli.add_command(prepare)
     cli.add_command(train)
     cli.add_command(classify)
