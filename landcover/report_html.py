@@ -59,7 +59,7 @@ table.heat td.diag{outline:2px solid #1b1f24;outline-offset:-2px}
 .sw{display:inline-block;width:.8rem;height:.8rem;border:1px solid #888;margin-right:.35rem;
 vertical-align:-1px}
 .bar{position:relative;width:200px;height:.8rem;background:#eef0f3;border-radius:2px}
-.bar .v{position:absolute;left:0;top:0;bottom:0;background:#4a7fb5;border-radius:2px}
+.bar.s{width:110px}.bar .v{position:absolute;left:0;top:0;bottom:0;background:#4a7fb5;border-radius:2px}
 .bar .v.m{background:#b0b8c1}
 .bar .ci{position:absolute;top:45%;height:2px;background:#1b1f24}
 .bar .ci:before,.bar .ci:after{content:"";position:absolute;top:-4px;width:2px;height:10px;
@@ -67,7 +67,7 @@ background:#1b1f24}.bar .ci:before{left:0}.bar .ci:after{right:0}
 img{max-width:100%;height:auto;border:1px solid #eaecef}
 .warn{color:#9a3412}
 h3{font-size:1rem;margin:.8rem 0 .3rem}td .bar{display:inline-block;vertical-align:middle}
-td .warn{margin-left:.4rem}
+td .warn{margin-left:.4rem}.wrap{white-space:normal;max-width:30rem}
 pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.8rem;white-space:pre-wrap}
 """
 
@@ -178,10 +178,15 @@ def _bundle_confusion(meta: Mapping, names: Sequence[str], est: Mapping) -> str:
                 "</p></section>")
     r = metrics[split]
     return ("<section><h2>Confusion matrix</h2>"
-            f"<p class=sub>The {escape(split)} split, {_int(r.get('pixels'))} pixels: OA "
+            f"<p class=sub>{escape(_split_name(split))}, {_int(r.get('pixels'))} pixels: OA "
             f"{_num(r.get('overall_accuracy'))}, macro F1 {_num(r.get('macro_f1'))}. Rows: "
             "reference, columns: predicted; colour: share of the reference row.</p>"
             + heatmap(r["confusion_matrix"], r.get("class_names") or names) + "</section>")
+
+
+def _split_name(split: str) -> str:
+    return ("The cross-validation (each pixel scored by the fold that left it out)"
+            if split == "cross_validation" else f"The {split} split")
 
 
 def _curves_section(folder: Path, training: Mapping) -> str:
@@ -213,13 +218,14 @@ def _comparison_section(meta: Mapping, names: Sequence[str]) -> str:
         for c in candidates:
             f1 = c.get("macro_f1") or {}
             kept = " <b>(kept)</b>" if c.get("kept") else ""
-            note = f" <span class=note>({escape(str(c['note']))})</span>" if c.get("note") else ""
+            note = f"<div class=\"note wrap\">{escape(str(c['note']))}</div>" if c.get("note") \
+                else ""
             flag = "" if c.get("enough", True) else " <span class=warn>not enough to tell</span>"
             rows.append(f"<tr><td class=l>{escape(str(c.get('architecture', '?')))}{kept}{note}"
                         f"</td><td class=l>{escape(str(c.get('kind', '')))}</td>"
                         f"<td>{_ci_text(c.get('overall_accuracy'))}{flag}</td>"
                         f"<td>{_ci_text(c.get('macro_f1'))}</td>"
-                        f"<td class=l>{_bar(f1.get('value'), f1.get('ci95'))}</td>"
+                        f"<td class=l>{_bar(f1.get('value'), f1.get('ci95'), short=True)}</td>"
                         f"<td>{_int(c.get('pixels'))}</td><td>{_int(c.get('groups'))}</td>"
                         f"<td>{_num(c.get('seconds'), 1)}</td>"
                         f"<td>{_share(c.get('beaten_by_best'))}</td></tr>")
@@ -436,7 +442,7 @@ def _blue(share: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _bar(value, ci=None, top: float = 1.0, cls: str = "v") -> str:
+def _bar(value, ci=None, top: float = 1.0, cls: str = "v", short: bool = False) -> str:
     if value is None:
         return ""
     def pct(x):
@@ -446,7 +452,8 @@ def _bar(value, ci=None, top: float = 1.0, cls: str = "v") -> str:
     if ci and ci[0] is not None and ci[1] is not None:
         whisker = (f"<div class=ci style=\"left:{pct(ci[0])};width:calc({pct(ci[1])} - "
                    f"{pct(ci[0])})\"></div>")
-    return f"<div class=bar><div class=\"{cls}\" style=\"width:{pct(value)}\"></div>{whisker}</div>"
+    return (f"<div class=\"bar{' s' if short else ''}\"><div class=\"{cls}\" "
+            f"style=\"width:{pct(value)}\"></div>{whisker}</div>")
 
 
 def _swatch(colour) -> str:
