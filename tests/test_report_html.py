@@ -220,6 +220,25 @@ def test_a_trained_bundle_has_its_report(field_bundle):
     assert "Training curves" in page.text and "Confusion matrix" in page.text
 
 
+def test_the_choice_of_auto_reaches_the_report(field_bundle, tmp_path):
+    from landcover.outputs import OutputSet
+    from landcover.train import rewrite_model_meta
+
+    out = tmp_path / "model"
+    shutil.copytree(field_bundle, out)
+    model = {"architecture": "convlstm", "why": "highest macro F1", "estimate_method": "holdout",
+             "candidates": [{"architecture": "convlstm", "kind": "network", "kept": True,
+                             "seconds": 1.0},
+                            {"architecture": "random_forest", "kind": "pixel", "kept": False,
+                             "seconds": 2.0, "note": "a <note>"}]}
+    assert "random_forest" not in (out / REPORT).read_text()
+    with OutputSet([out], overwrite=True) as outputs:
+        rewrite_model_meta(outputs, model)
+    page = Page((out / REPORT).read_text())
+    assert "Candidates of auto" in page.text and "random_forest" in page.text
+    assert "a <note>" in page.text
+
+
 # ----------------------------------------------------------------------------- a real browser
 def chromium() -> str:
     for name in (os.environ.get("LANDCOVER_CHROMIUM"), "chromium", "chromium-browser",
