@@ -4,8 +4,11 @@ Reading and shuffling are chunk-aware: each epoch visits the stored chunks (32 p
 split in a random order, reads ``shuffle_chunks`` of them at a time (in background threads, ahead of
 use), shuffles the patches of those chunks together, augments them and cuts batches. Memory is
 bounded by about ``3 x shuffle_chunks`` chunks (read-ahead, group, prefetched batches) whatever
-the dataset size. :meth:`PatchStream.tf_dataset`
-wraps this in ``tf.data`` (``from_generator`` + ``prefetch``) for ``keras.Model.fit``.
+the dataset size. :meth:`PatchStream.keras_dataset` wraps this in a ``keras.utils.PyDataset``
+with a background thread that keeps a shuffle group of batches ready: ``keras.Model.fit`` takes
+it on every backend (TensorFlow, JAX, PyTorch). :meth:`PatchStream.tf_dataset`, the former
+``tf.data`` wrapper (``from_generator`` + ``prefetch``), is kept for
+``benchmarks/bench_train.py``'s side-by-side figures.
 
 **Randomness is a function of (seed, epoch) only**, not of how many times the pipeline was iterated,
 so an interrupted run resumed at epoch *e* sees exactly the batches the uninterrupted run saw
@@ -24,7 +27,10 @@ For networks that take the dates (``days``: the dataset's dates as days since th
 from __future__ import annotations
 
 import collections
+import itertools
 import math
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -173,7 +179,19 @@ class PatchStream:
                     if self._valid is not None:
                         x[i, t, :, :, self._valid] = 0.0
 
-    # ------------------------------------------------------------------------------------ tf.data
+    # ------------------------------------------------------------------------------ keras, tf.data
+    def prefetch_depth(self) -> int:
+        """Batches kept ready: a whole shuffle group (the generator's work comes in bursts at
+        group boundaries, which this hides behind the model's steps), at least 2."""
+        group = self.shuffle_chunks * self.ds.chunk // self.batch_size if self.shuffle else 1
+        return max(2, min(group + 1, len(self)))
+
+    def keras_dataset(self):
+        """A ``keras.utils.PyDataset`` of the batches of the current :attr:`epoch` (read when
+        Keras begins the epoch, so after the callbacks' ``on_epoch_begin`` set it), filled ahead
+        by one background thread; no TensorFlow needed."""
+        return _keras_batches()(self)
+
     def tf_dataset(self):
         """``tf.data.Dataset`` of the batches of the current :attr:`epoch`, prefetched."""
         import tensorflow as tf
@@ -187,12 +205,83 @@ class PatchStream:
                      tf.TensorSpec((None, h, w), tf.float32))
         data = tf.data.Dataset.from_generator(lambda: self.batches(), output_signature=signature)
         data = data.apply(tf.data.experimental.assert_cardinality(len(self)))
-        # Buffer a whole shuffle group of batches: the generator's work comes in bursts at group
-        # boundaries (concatenate, shuffle), which this hides behind the model's steps.
-        group = self.shuffle_chunks * self.ds.chunk // self.batch_size if self.shuffle else 1
         options = tf.data.Options()
         # tf.data's autotuner is of no use here (nothing is AUTOTUNE) and its thread made the
         # iterator of each finished epoch wait seconds before it could be destroyed (measured:
         # 20 s stalls at epoch boundaries, see benchmarks/bench_train.py).
         options.autotune.enabled = False
-        return data.prefetch(max(2, min(group + 1, len(self)))).with_options(options)
+        return data.prefetch(self.prefetch_depth()).with_options(options)
+
+
+_DONE = object()
+
+
+def _keras_batches():
+    """The :class:`keras.utils.PyDataset` class of :meth:`PatchStream.keras_dataset` (defined on
+    first use: importing Keras is left to the callers that train)."""
+    global _KerasBatches
+    if _KerasBatches is not None:
+        return _KerasBatches
+    import keras
+
+    class KerasBatches(keras.utils.PyDataset):
+        """Batch ``i`` of the epoch, in order, from a thread that runs
+        :meth:`PatchStream.batches` ahead of the model; any other index (Keras reads the first
+        batches to learn their shapes before training) is computed directly, which the
+        determinism of :meth:`PatchStream.batches` (a function of seed and epoch) allows."""
+
+        def __init__(self, stream: PatchStream):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.stream = stream
+            self._queue = None
+            self._stop = None
+            self._next = 0
+
+        def __len__(self) -> int:
+            return len(self.stream)
+
+        def on_epoch_begin(self):
+            self.on_epoch_end()
+            self._queue = q = queue.Queue(maxsize=self.stream.prefetch_depth())
+            self._stop = stop = threading.Event()
+            self._next = 0
+            batches = self.stream.batches(self.stream.epoch)
+
+            def fill():
+                try:
+                    for b in batches:
+                        while not stop.is_set():
+                            try:
+                                q.put(b, timeout=0.1)
+                                break
+                            except queue.Full:
+                                continue
+                        if stop.is_set():
+                            return
+                    q.put(_DONE)
+                except BaseException as exc:  # handed to the training thread, raised there
+                    q.put(exc)
+
+            threading.Thread(target=fill, name="landcover-batches", daemon=True).start()
+
+        def on_epoch_end(self):
+            if self._stop is not None:
+                self._stop.set()
+            self._queue = self._stop = None
+
+        def __getitem__(self, i: int):
+            if self._queue is not None and i == self._next:
+                item = self._queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is _DONE:
+                    raise IndexError(f"batch {i} of an epoch of {len(self)}")
+                self._next += 1
+                return item
+            return next(itertools.islice(self.stream.batches(self.stream.epoch), i, None))
+
+    _KerasBatches = KerasBatches
+    return KerasBatches
+
+
+_KerasBatches = None

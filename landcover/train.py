@@ -357,7 +357,7 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
                 raise ModelError(f"training diverged in a cross-validation fold: the loss is "
                                  f"{loss} at epoch {epoch + 1}; lower train.learning_rate")
 
-    model.fit(stream.tf_dataset(), epochs=tc.epochs, callbacks=[_Epochs()], shuffle=False,
+    model.fit(stream.keras_dataset(), epochs=tc.epochs, callbacks=[_Epochs()], shuffle=False,
               verbose=0)
     stage.finish()
     if over:
@@ -501,9 +501,9 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     finished = state.get("stopped_early") or state["epochs_done"] >= tc.epochs
     try:
         if not finished:
-            model.fit(train_stream.tf_dataset(), epochs=tc.epochs,
+            model.fit(train_stream.keras_dataset(), epochs=tc.epochs,
                       initial_epoch=state["epochs_done"],
-                      validation_data=val_stream.tf_dataset() if has_val else None,
+                      validation_data=val_stream.keras_dataset() if has_val else None,
                       callbacks=[loop, *callbacks], shuffle=False, verbose=0)
     except BaseException:
         if state["epochs_done"] == 0:

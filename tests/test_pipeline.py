@@ -126,3 +126,44 @@ def test_open_dataset_errors_name_the_path(tmp_path):
     zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
     with pytest.raises(DatasetError, match="not a landcover dataset"):
         open_dataset(tmp_path / "other.zarr")
+
+
+def test_keras_dataset_yields_the_same_batches_without_tf_data(tmp_path):
+    """The PyDataset that fit takes on every backend: in order from its thread after
+    on_epoch_begin, any index directly (Keras peeks at the first batches), the epoch's batches."""
+    ds = tiny_dataset(tmp_path / "d.zarr")
+    stream = PatchStream(ds, "train", batch_size=16, shuffle=True, seed=4,
+                         augment=AugmentConfig())
+    data = stream.keras_dataset()
+    stream.epoch = 5
+    expected = list(stream.batches(epoch=5))
+    peek = data[1]  # outside an epoch: computed directly
+    for u, v in zip(peek, expected[1]):
+        np.testing.assert_array_equal(u, v)
+    data.on_epoch_begin()
+    got = [data[i] for i in range(len(data))]
+    data.on_epoch_end()
+    assert len(got) == len(expected) == len(stream)
+    for a, b in zip(got, expected):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    stream.epoch = 6  # the next epoch is another shuffle
+    data.on_epoch_begin()
+    first = data[0]
+    data.on_epoch_end()
+    assert not all(np.array_equal(u, v) for u, v in zip(first, expected[0]))
+
+
+def test_keras_dataset_hands_a_read_error_to_the_training_thread(tmp_path, monkeypatch):
+    ds = tiny_dataset(tmp_path / "d.zarr")
+    stream = PatchStream(ds, "train", batch_size=16)
+
+    def broken(*_):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(stream, "_read", broken)
+    data = stream.keras_dataset()
+    data.on_epoch_begin()
+    with pytest.raises(OSError, match="disk gone"):
+        data[0]
+    data.on_epoch_end()
