@@ -5,16 +5,19 @@ The SAME model (``train.model`` config, built with ``landcover.models.build_mode
 weighted metric) is trained with ``model.fit(..., epochs=E, verbose=0)`` on the training split of
 one prepared dataset, fed
 
-(a) by the real pipeline: ``PatchStream(ds, "train", shuffle=True, augment=cfg.train.augment, ...)``
-    ``.tf_dataset()`` streaming the Zarr store (chunk reads in threads, shuffle, augmentation,
+(a) by the former pipeline: ``PatchStream(ds, "train", shuffle=True, augment=cfg.train.augment,
+    ...).tf_dataset()`` streaming the Zarr store (chunk reads in threads, shuffle, augmentation,
     ``from_generator`` + ``prefetch``; ``stream.epoch`` set at each epoch begin, as in training);
+(d) by the pipeline ``landcover train`` uses: the same stream as a ``keras.utils.PyDataset``
+    (``.keras_dataset()``, a read-ahead thread; no tf.data, so any Keras backend);
 (b) by in-memory tensors: ``tf.data.Dataset.from_tensor_slices((x, y, w)).batch(B)`` holding exactly
     the training split (read once with ``ds.read`` before timing; tf.data autotuning off, there is
     nothing to tune): same shapes and batch sizes, no reading, shuffling or augmentation, so the
     only difference is the input pipeline.
 
-Printed: training steps/s of (a) and (b) and their ratio (target >= 0.9: the pipeline never
-starves the model), and (c) the pipeline alone (``stream.tf_dataset()`` iterated without a model)
+Printed: training steps/s of (a), (d) and (b), the ratios (a)/(b) and (d)/(b) (target >= 0.9:
+the pipeline never starves the model) and (d)/(a) (target >= 0.95: the backend-free pipeline costs
+no steps/s), and (c) the pipeline alone (``stream.tf_dataset()`` iterated without a model)
 in batches/s and patches/s, to show its headroom. Each model is built fresh (same seed) and trained
 one warm-up epoch (tracing, page cache) that is not timed; then (a), (b) and (c) are timed in
 alternating rounds (``--repeats``, the order flipped every round) and the best round is reported,
@@ -106,6 +109,7 @@ def main() -> None:
                     choices=architecture_names())
     ap.add_argument("--filters", type=int, default=16)
     ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     if args.epochs < 2 or args.repeats < 1:
         ap.error("--epochs must be >= 2 and --repeats >= 1")
@@ -170,7 +174,8 @@ def main() -> None:
         return time.perf_counter() - t0
 
     models = {}
-    for key, data, cbs in (("a", stream.tf_dataset(), [set_epoch]), ("b", in_memory, [])):
+    for key, data, cbs in (("a", stream.tf_dataset(), [set_epoch]), ("b", in_memory, []),
+                           ("d", stream.keras_dataset(), [set_epoch])):
         models[key] = compiled_model(ds, tc, steps)
         seconds = fit(models[key], data, 1, cbs)
         epoch_offset[0] += 1
@@ -190,10 +195,16 @@ def main() -> None:
                 pass
         return time.perf_counter() - t0
 
-    runs = {"a": run_a, "b": lambda: fit(models["b"], in_memory, args.epochs), "c": run_c}
+    def run_d():
+        seconds = fit(models["d"], stream.keras_dataset(), args.epochs, [set_epoch])
+        epoch_offset[0] += args.epochs
+        return seconds
+
+    runs = {"a": run_a, "b": lambda: fit(models["b"], in_memory, args.epochs), "c": run_c,
+            "d": run_d}
     times = {k: [] for k in runs}
     for r in range(args.repeats):
-        for key in ("a", "b", "c") if r % 2 == 0 else ("b", "a", "c"):
+        for key in ("a", "d", "b", "c") if r % 2 == 0 else ("b", "d", "a", "c"):
             times[key].append(runs[key]())
         print(f"  round {r + 1}: " + ", ".join(
             f"({k}) {times[k][-1]:.1f} s" for k in runs), flush=True)
@@ -201,8 +212,14 @@ def main() -> None:
     best = {k: min(v) for k, v in times.items()}
     per_s = {k: steps * args.epochs / best[k] for k in runs}
     median = statistics.median(tb / ta for ta, tb in zip(times["a"], times["b"]))
-    rows = [("(a) fit, PatchStream pipeline (Zarr)", f"{per_s['a']:.2f} steps/s",
+    median_da = statistics.median(ta / td for ta, td in zip(times["a"], times["d"]))
+    rows = [("(a) fit, PatchStream.tf_dataset (tf.data, former)", f"{per_s['a']:.2f} steps/s",
              f"{per_s['a'] * n / steps:.1f}"),
+            ("(d) fit, PatchStream.keras_dataset (PyDataset, used)", f"{per_s['d']:.2f} steps/s",
+             f"{per_s['d'] * n / steps:.1f}"),
+            ("ratio (d) / (a)", f"{per_s['d'] / per_s['a']:.3f}", "target >= 0.95"),
+            ("ratio (d) / (a), median of the rounds", f"{median_da:.3f}", ""),
+            ("ratio (d) / (b)", f"{per_s['d'] / per_s['b']:.3f}", "target >= 0.9"),
             ("(b) fit, in-memory tensors", f"{per_s['b']:.2f} steps/s",
              f"{per_s['b'] * n / steps:.1f}"),
             ("ratio (a) / (b)", f"{per_s['a'] / per_s['b']:.3f}", "target >= 0.9"),
@@ -215,6 +232,16 @@ def main() -> None:
         print("| " + " | ".join(row) + " |")
     print("\nall rounds (s): " + "; ".join(
         f"({k}) " + ", ".join(f"{s:.1f}" for s in v) for k, v in times.items()))
+    if args.json:
+        import json
+
+        args.json.write_text(json.dumps({
+            "steps_per_epoch": steps, "patches": n, "backend": keras.backend.backend(),
+            "steps_s": {"tf_data": per_s["a"], "in_memory": per_s["b"], "pyDataset": per_s["d"],
+                        "pipeline_alone_batches_s": per_s["c"]},
+            "ratio_pydataset_tf_data": per_s["d"] / per_s["a"],
+            "ratio_pydataset_tf_data_median": median_da,
+            "rounds_s": times}, indent=1))
 
 
 if __name__ == "__main__":
