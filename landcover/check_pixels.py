@@ -58,19 +58,21 @@ def sample_groups(labels, cfg, column: str | None = None) -> Samples:
     from landcover.labels import VectorLabels
     from landcover.splits import BlockGroups, LabelGroups
 
-    column = column if column is not None else cfg.prepare.split.column
+    given = column is not None
+    column = column if given else cfg.prepare.split.column
+    flag, key = ("--column", "") if given else (None, " (prepare.split.column)")
     if labels.kind != "vector":
-        if column is not None and cfg.prepare.split.column != column:
+        if given:
             raise LabelError(f"{labels.path}: the labels are a raster; samples are blocks of "
-                             "prepare.split.block_size px, not a column", flag="--column")
+                             "prepare.split.block_size px, not a column", flag=flag)
         block = int(cfg.prepare.split.block_size)
         return Samples(BlockGroups(block, 0), f"blocks of {block} px")
     n = len(labels.frame)
     ids = np.arange(n, dtype=np.int64)
     if column is not None:
         if column not in labels.extra:
-            raise LabelError(f"{labels.path}: no column {column!r} to group samples by; columns "
-                             f"are {', '.join(labels.extra) or 'none'}", flag="--column")
+            raise LabelError(f"{labels.path}: no column {column!r}{key} to group samples by; "
+                             f"columns are {', '.join(labels.extra) or 'none'}", flag=flag)
         values = pd.Series(labels.extra[column]).astype("string").str.strip()
         own = values.isna() | values.str.lower().isin(FIXED_WORDS).fillna(False)
         distinct = sorted(set(values[~own]))

@@ -71,28 +71,33 @@ class CheckSettings:
     sigma: float | None = None
     radius: float = 1.0
     prior_weight: float = 1.0
-    suspect: float = 0.15
+    suspect: float = 0.2
     doubtful: float = 0.5
     per_sample: int = 100
     seed: int = 0
 
-    def check(self) -> None:
+    def check(self, keys: str = "--") -> None:
+        """Raise a UsageError naming the first bad setting: as a flag (``keys="--"``, e.g.
+        ``--per-sample``) or a config key (``keys="prepare.check_samples."``)."""
+        def name(field: str) -> str:
+            return f"--{field.replace('_', '-')}" if keys == "--" else f"{keys}{field}"
+
         checks = [
-            (self.grid is None or 2 <= self.grid <= 100, "--grid", "must be 2 to 100 neurons"),
-            (self.iterations is None or self.iterations >= 1, "--iterations", "must be 1 or more"),
-            (self.sigma is None or self.sigma > 0, "--sigma", "must be above 0"),
-            (self.radius >= 0, "--radius", "must be 0 or more neurons"),
-            (self.prior_weight >= 0, "--prior-weight", "must be 0 or more"),
-            (0 <= self.suspect <= 1, "--suspect", "must be in [0, 1]"),
-            (0 <= self.doubtful <= 1, "--doubtful", "must be in [0, 1]"),
-            (self.suspect <= self.doubtful, "--suspect",
-             f"({self.suspect}) must not be above --doubtful ({self.doubtful})"),
-            (self.per_sample >= 1, "--per-sample", "must be 1 or more"),
-            (0 <= self.seed < 2 ** 32, "--seed", "must be 0 or more (and below 2^32)"),
+            (self.grid is None or 2 <= self.grid <= 100, "grid", "must be 2 to 100 neurons"),
+            (self.iterations is None or self.iterations >= 1, "iterations", "must be 1 or more"),
+            (self.sigma is None or self.sigma > 0, "sigma", "must be above 0"),
+            (self.radius >= 0, "radius", "must be 0 or more neurons"),
+            (self.prior_weight >= 0, "prior_weight", "must be 0 or more"),
+            (0 <= self.suspect <= 1, "suspect", "must be in [0, 1]"),
+            (0 <= self.doubtful <= 1, "doubtful", "must be in [0, 1]"),
+            (self.suspect <= self.doubtful, "suspect",
+             f"({self.suspect}) must not be above {name('doubtful')} ({self.doubtful})"),
+            (self.per_sample >= 1, "per_sample", "must be 1 or more"),
+            (0 <= self.seed < 2 ** 32, "seed", "must be 0 or more (and below 2^32)"),
         ]
-        for ok, flag, message in checks:
+        for ok, field, message in checks:
             if not ok:
-                raise UsageError(message, flag=flag)
+                raise UsageError(message, flag=name(field))
 
 
 # --------------------------------------------------------------------------------------- SOM
@@ -202,15 +207,16 @@ class SampleCheck:
     keys: np.ndarray  # sample key per row of the table
 
 
-def settings_from(cfg, **overrides) -> CheckSettings:
+def settings_from(cfg, keys: str = "--", **overrides) -> CheckSettings:
     """The settings of ``prepare.check_samples`` when the configuration has that section (the
-    defaults otherwise), with ``overrides`` that are not None on top."""
+    defaults otherwise), with ``overrides`` that are not None on top; checked, errors naming
+    ``keys`` (see :meth:`CheckSettings.check`)."""
     section = getattr(cfg.prepare, "check_samples", None)
     base = {f.name: getattr(section, f.name) for f in dataclasses.fields(CheckSettings)
             if section is not None and hasattr(section, f.name)}
     base.update({k: v for k, v in overrides.items() if v is not None})
     settings = CheckSettings(**base)
-    settings.check()
+    settings.check(keys)
     return settings
 
 
@@ -431,7 +437,8 @@ def suspect_samples(scenes, labels, cfg, *, progress=None) -> Suspects:
     :func:`check` marks suspect, with the settings of ``prepare.check_samples`` (the defaults when
     the configuration has no such section). ``labels``: a path or labels opened on the scenes'
     grid. Use :meth:`Suspects.drop_from` on the opened labels."""
-    result = check(scenes, labels, cfg, settings=settings_from(cfg), progress=progress)
+    settings = settings_from(cfg, "prepare.check_samples.")
+    result = check(scenes, labels, cfg, settings=settings, progress=progress)
     suspect = result.table["verdict"].to_numpy() == "suspect"
     log.info("check-samples: %d of %d samples suspect (%s)", int(suspect.sum()), len(suspect),
              result.samples.kind)

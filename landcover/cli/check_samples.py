@@ -27,7 +27,7 @@ from landcover.cli.progress import bars_for
               help="SOM of N x N neurons (default: sqrt(5 sqrt(pixels)), 4 to 30).")
 @click.option("--suspect", type=float, default=None, metavar="P",
               help="Suspect below this probability of the sample's own class (when another class "
-                   "is more probable) [default: 0.15].")
+                   "is more probable) [default: 0.2].")
 @click.option("--doubtful", type=float, default=None, metavar="P",
               help="Doubtful below this probability [default: 0.5].")
 @click.option("--per-sample", "per_sample", type=int, default=None, metavar="N",
@@ -59,6 +59,7 @@ def check_samples(ctx: click.Context, scenes, labels, out, column, grid, suspect
     from landcover.check_samples import check_samples as run_check
     from landcover.check_samples import settings_from, som_png
     from landcover.config import load_config
+    from landcover.errors import UsageError
     from landcover.outputs import check_output
     from landcover.scenes import scene_source
     from landcover.scheduler import check_scheduler, use_scheduler
@@ -69,8 +70,8 @@ def check_samples(ctx: click.Context, scenes, labels, out, column, grid, suspect
                              per_sample=per_sample, seed=seed)
     check_scheduler(scheduler)
     if not out.lower().endswith(".gpkg"):
-        raise click.BadParameter(f"{out}: the check is written as a GeoPackage; give a name "
-                                 "ending in .gpkg", param_hint="--out")
+        raise UsageError(f"{out}: the check is written as a GeoPackage; give a name ending in "
+                         ".gpkg", flag="--out")
     for path in (Path(out), som_png(Path(out))):
         check_output(path, overwrite)
     source = scene_source(scenes, cfg.scenes.profile, signer_of(cfg.scenes.stac.signer))
