@@ -20,6 +20,9 @@ PROBABILITY_SCALE = {"uint8": (250, 255), "uint16": (10000, 65535)}
 LOSS_KINDS = ("ce", "focal", "dice", "ce+dice")
 """``train.loss.kind``: cross-entropy, focal, Dice, cross-entropy + Dice (:mod:`landcover.losses`)."""
 
+UNCERTAINTIES = ("entropy", "margin")
+"""``classify.uncertainty``: the probabilities' last band (:func:`landcover.maps.uncertainty`)."""
+
 # --- format versions ---------------------------------------------------------------------------
 DATASET_FORMAT = 1
 """``landcover_dataset`` attribute of a prepared Zarr dataset."""

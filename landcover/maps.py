@@ -42,7 +42,6 @@ from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import remove
 
 TIFF_BLOCK = 512
-UNCERTAINTIES = ("entropy", "margin")
 
 
 # ------------------------------------------------------------------------------- pixel products

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from landcover import contract, features, maps, models, qa
+from landcover import contract, features, models, qa
 
 
 @dataclass(frozen=True)
@@ -458,7 +458,7 @@ class ClassifyConfig:
         "10000, nodata 65535)", choices=tuple(contract.PROBABILITY_SCALE))
     uncertainty: str = setting(
         "entropy", "--probabilities' last band: entropy (normalised Shannon entropy, 0 = certain, "
-        "1 = uniform) or margin (1 - (p1 - p2))", choices=maps.UNCERTAINTIES)
+        "1 = uniform) or margin (1 - (p1 - p2))", choices=contract.UNCERTAINTIES)
     quicklook: bool = setting(
         True, "write OUT.quicklook.png (map with a legend) next to the GeoTIFF")
     smooth: SmoothConfig = section(
