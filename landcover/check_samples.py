@@ -400,13 +400,18 @@ class Suspects:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def drop_from(self, labels):
+    def drop_from(self, labels, *, spare: str | None = None):
         """``labels`` without the suspect samples' pixels: vector labels lose the features of
-        those samples; raster labels read ``-1`` (no label) on them."""
+        those samples (except those whose value in the column ``spare`` is ``test``: a fixed
+        test split stays as labelled, so that scores stay comparable); raster labels read ``-1``
+        (no label) on them."""
         samples = self.result.samples
         if labels.kind == "vector":
             keys = samples.feature_group * KEY + labels.frame["code"].to_numpy()
             keep = ~np.isin(keys, self.keys)
+            if spare is not None and spare in labels.extra:
+                words = np.array([str(v).strip().lower() for v in labels.extra[spare]])
+                keep |= words == "test"
             return dataclasses.replace(
                 labels, frame=labels.frame[keep].reset_index(drop=True),
                 extra={k: np.asarray(v)[keep] for k, v in labels.extra.items()})
@@ -421,6 +426,8 @@ class _WithoutSamples:
         self._labels, self._groups, self._keys = labels, groups, np.asarray(keys)
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # unset during unpickling (dask workers): no recursion
+            raise AttributeError(name)
         return getattr(self._labels, name)
 
     def codes(self, target, row0: int, col0: int, h: int, w: int) -> np.ndarray:

@@ -80,6 +80,23 @@ def test_flipped_polygons_are_suspect(fields, tmp_path):
     truth = dict(zip(frame["field"], frame["code"]))
     rows = table[table["field"].isin(flipped)]
     assert (rows["suggested_code"].to_numpy() == [truth[f] for f in rows["field"]]).all()
+    # prepare's entry point: the suspect polygons leave the labels, except a fixed test split's
+    from landcover.check_samples import Suspects
+    from landcover.config import LabelsConfig
+    from landcover.labels import open_labels
+    from landcover.scenes import find_scenes
+    from landcover.stack import grid_of, stack_scenes
+
+    grid = grid_of(stack_scenes(find_scenes(scenes)))
+    labels = open_labels(path, grid, LabelsConfig(name_column="name"))
+    suspects = Suspects(result.keys[table["verdict"].to_numpy() == "suspect"], result)
+    kept = suspects.drop_from(labels)
+    assert len(kept.frame) == len(frame) - len(suspect)
+    assert not set(kept.extra["field"]) & suspect
+    test = set(sorted(flipped)[:2])
+    labels.extra["split"] = np.array(["test" if f in test else str(f) for f in labels.extra["field"]])
+    spared = suspects.drop_from(labels, spare="split")
+    assert set(spared.extra["field"]) & suspect == test
 
 
 def test_clean_set_is_mostly_clean(fields, tmp_path):
