@@ -50,7 +50,7 @@ from pathlib import Path
 from landcover.errors import SceneNotFoundError, StacError
 from landcover.grid import Grid, crs_string, same_crs
 from landcover.profiles import Profile, resolve_profiles
-from landcover.scenes import Scene, _Container, _match, _open_scene, unique_scenes
+from landcover.scene_files import Scene, SceneFiles, match_profile, open_scene, unique_scenes
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def read_href(href: str, *, remote_only: bool = False) -> bytes:
         raise StacError(f"{href}: cannot read ({exc.strerror or exc})") from None
 
 
-class _Assets(_Container):
+class _Assets(SceneFiles):
     """An item's assets as the files of a scene container (names = the hrefs' file names).
     ``remote``: the item comes from a remote document, so every asset must be remote too."""
 
@@ -285,7 +285,7 @@ def item_scene(item, profiles: Sequence[Profile], signer=None, href: str | None 
     if not item.assets:
         raise StacError(f"{item.id}: the item has no assets (no files to read)")
     assets = _Assets(item, signer, remote)
-    matched = _match(profiles, assets)
+    matched = match_profile(profiles, assets)
     if matched is None:
         raise StacError(f"{item.id}: no asset is a Landsat band file that a profile reads "
                         f"(assets: {', '.join(sorted(item.assets))})")
@@ -296,7 +296,7 @@ def item_scene(item, profiles: Sequence[Profile], signer=None, href: str | None 
     if proj is not None:
         code, transform, (height, width) = proj
         grid = Grid(code, transform, width, height)
-    scene = _open_scene(assets, profile, found, grid=grid)
+    scene = open_scene(assets, profile, found, grid=grid)
     if grid is not None:  # the claim against the first band's own header
         first = next(iter(scene.bands.values()))
         checked = _header_grid(item.id, assets.keys.get(_basename(first), _basename(first)),
