@@ -75,6 +75,16 @@ from landcover.features import (
     season_days,
 )
 from landcover.grid import Grid
+from landcover.lattice import (
+    OVERLAP,
+    aligned_block,
+    auto_window,
+    block_side,
+    reflect_index,
+    support,
+    taper,
+    window_origins,
+)
 from landcover.maps import (
     FULL_DISK,
     class_areas,
@@ -169,68 +179,6 @@ def resolve_config(model_dir: str | Path, config_path=None, overrides: Sequence[
 
 def _plain(value):
     return json.loads(json.dumps(value))
-
-
-# ------------------------------------------------------------------------------------ the lattice
-def window_origins(n: int, window: int, overlap: int) -> np.ndarray:
-    """Origins of the windows along an axis of ``n`` pixels: window ``k`` keeps the pixels
-    ``[k d, (k + 1) d)`` (``d = window - overlap``, the stride) and sees ``overlap // 2`` pixels of
-    context before them and the rest of the overlap after them; the last window keeps pixel
-    ``n - 1``."""
-    stride = window - overlap
-    return stride * np.arange(max(1, math.ceil(n / stride))) - overlap // 2
-
-
-def reflect_index(index: np.ndarray, n: int) -> np.ndarray:
-    """Map indices outside ``0..n-1`` back into the grid by reflection (``-1 -> 1``, ``n -> n-2``)."""
-    if n == 1:
-        return np.zeros_like(index)
-    period = 2 * (n - 1)
-    m = np.mod(index, period)
-    return np.where(m >= n, period - m, m)
-
-
-def aligned_block(block_size: int, stride: int) -> int:
-    """``block_size`` rounded down to a multiple of the window stride when it is at least one.
-
-    Block edges then fall between the kept parts of two windows, so without blending
-    (``classify.blend=0``) no window is predicted for two blocks. A block smaller than the stride
-    is kept as it is (a window is then predicted once for each block it keeps pixels of).
-    """
-    return block_size // stride * stride if block_size >= stride else block_size
-
-
-def ramp_1d(window: int, overlap: int, blend: int | None = None) -> np.ndarray:
-    """1-D blending weights of a window: 0 over the context that is not kept, a ``sin^2`` ramp of
-    ``blend`` pixels centred on the seam between two windows' kept pixels, 1 inside.
-
-    Ramps of neighbouring windows (stride ``window - overlap``) sum to exactly 1; ``blend=0``
-    keeps each pixel from the one window where it lies furthest from the edge, ``blend=overlap``
-    (None) ramps over the whole overlap.
-    """
-    blend = overlap if blend is None else min(blend, overlap)
-    before = (overlap - blend) // 2  # context not kept, left of the ramp
-    after = overlap - blend - before
-    w = np.ones(window, np.float64)
-    w[:before] = 0.0
-    w[window - after:] = 0.0
-    if blend > 0:
-        up = np.sin(0.5 * np.pi * (np.arange(blend) + 0.5) / blend) ** 2
-        w[before:before + blend] = up
-        w[window - after - blend:window - after] = up[::-1]
-    return w
-
-
-def taper(window: int, overlap: int, blend: int | None = None) -> np.ndarray:
-    """2-D blending weights (:func:`ramp_1d` along both axes)."""
-    w = ramp_1d(window, overlap, blend)
-    return np.outer(w, w).astype(np.float32)
-
-
-def support(window: int, overlap: int, blend: int | None = None) -> tuple[int, int]:
-    """``(first, end)``: the positions of a window whose weight is not 0."""
-    nz = np.flatnonzero(ramp_1d(window, overlap, blend) > 0)
-    return int(nz[0]), int(nz[-1]) + 1
 
 
 # --------------------------------------------------------------------------------------- the plan
@@ -826,30 +774,10 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
     return plan, kept, table
 
 
-# Tiling defaults, from measurements on the demo and on real sperrorest-maipo (README, "Tiling")
-WINDOW = 256  # px, the largest window: each pixel is predicted about (256 / 240)^2 = 1.14 times
-OVERLAP = 16  # px: 8 px of context on each side of a window's kept pixels (4 gave the same maps)
-BLOCK = 1024  # px: the block side for up to BLOCK_DATES dates
-BLOCK_DATES = 12  # beyond this, blocks shrink so that dates x block pixels stays the same
-
-
-def auto_window(grid: Grid, patch_size: int, overlap: int) -> int:
-    """The window side, at most :data:`WINDOW`, whose lattice predicts the fewest window pixels
-    for the grid (one window for a grid that fits; at least the training patch size)."""
-    H, W = grid.height, grid.width
-    if max(H, W) + overlap <= WINDOW:
-        return max(patch_size, max(H, W) + overlap)
-    best = None
-    for d in range(max(1, WINDOW // 2 - overlap), WINDOW - overlap + 1):
-        cost = math.ceil(H / d) * math.ceil(W / d) * (d + overlap) ** 2
-        if best is None or cost <= best[0]:
-            best = (cost, d)
-    return max(patch_size, best[1] + overlap)
-
-
 def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool = False) -> dict:
     """Window, overlap, blend, block and batch sizes of a run from ``classify.*`` (null keys
-    derived: see :data:`WINDOW`, :data:`OVERLAP`, :data:`BLOCK`).
+    derived: see :mod:`landcover.lattice`, :data:`~landcover.lattice.WINDOW`,
+    :data:`~landcover.lattice.OVERLAP`, :func:`~landcover.lattice.block_side`).
 
     ``window_statistics``: the network normalises over the window (``norm: group``), so a window
     larger than the training patches would change its statistics: the defaults are then the
@@ -868,9 +796,7 @@ def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool =
         raise ConfigError(f"classify.overlap: {overlap} must be smaller than the window ({window})")
     if blend > overlap:
         raise ConfigError(f"classify.blend: {blend} must be at most the overlap ({overlap})")
-    block = c.block_size
-    if block is None:
-        block = max(64, int(BLOCK * math.sqrt(BLOCK_DATES / max(dates, BLOCK_DATES))))
+    block = block_side(c.block_size, dates)
     batch = c.batch_size or max(1, c.batch_pixels // (window * window))
     return {"window": window, "overlap": overlap, "blend": blend, "batch_size": batch,
             "block": aligned_block(block, window - overlap)}

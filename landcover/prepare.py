@@ -7,7 +7,7 @@ stage hands to the next. The work runs in dask graphs whose tasks open their fil
 tile, so memory is bounded by ``prepare.patches.tile_size`` whatever the size of the scenes.
 
 1. **Layout** (:func:`_layout`): the scenes' stack (bands, grid, dates; nothing is read), the
-   labels, the split groups, and the window lattice and its tiles (:mod:`landcover.windows`).
+   labels, the split groups, and the window lattice and its tiles (:mod:`landcover.lattice`).
 2. **Survey** (:func:`_survey`, labels only): class codes per pixel, counted per code and per split
    group (see :mod:`landcover.splits`); the class table is derived when none is configured, and
    unknown codes are counted and reported (:func:`_resolve_table`).
@@ -62,10 +62,10 @@ from landcover.errors import DatasetError, LabelError
 from landcover.features import FeatureSpec
 from landcover.grid import Grid
 from landcover.labels import NOT_A_CODE, open_labels, window_codes
+from landcover.lattice import Layout, make_layout, owned_pixels
 from landcover.outputs import OutputSet, check_space
 from landcover.runtime import check_memory, versions
 from landcover.scenes import Scene, SceneSource, as_scenes, scene_profiles
-from landcover.windows import Layout, _origins, _owned, make_layout  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +265,9 @@ def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarra
     """``(row, col, split)`` of the windows with their origin in the tile's core.
 
     A window is cut for split *k* when at least ``min_labelled`` of its pixels are labelled pixels
-    of split *k*, or when it owns (see :func:`landcover.windows._owned`) a labelled split-*k* pixel
-    that no such window covers: every labelled pixel ends up in a window of its own split."""
+    of split *k*, or when it owns (see :func:`landcover.lattice.owned_pixels`) a labelled
+    split-*k* pixel that no such window covers: every labelled pixel ends up in a window of its
+    own split."""
     r0, c0, r1, c1 = core
     s = layout.size
     ri = [i for i, r in enumerate(layout.row_origins) if r0 <= r < r1]
@@ -298,12 +299,12 @@ def plan_tile(labels, groups, grid: Grid, layout: Layout, core, known: np.ndarra
         left = m & ~covered
         for i in ri:
             a = row_at[layout.row_origins[i]]
-            ya, yb = _owned(layout.row_origins, i, grid.height)
+            ya, yb = owned_pixels(layout.row_origins, i, grid.height)
             for j in ci:
                 b = col_at[layout.col_origins[j]]
                 if n[a, b] == 0:
                     continue
-                xa, xb = _owned(layout.col_origins, j, grid.width)
+                xa, xb = owned_pixels(layout.col_origins, j, grid.width)
                 if passing[a, b] or left[ya - R0:yb - R0, xa - C0:xb - C0].any():
                     out.append((layout.row_origins[i], layout.col_origins[j], k))
     return out

@@ -22,12 +22,19 @@ import numpy as np
 
 from landcover.classes import ClassTable, class_table_from_tag
 from landcover.config import Config, load_config
-from landcover.contract import NODATA, PROBABILITY_SCALE, TAG_CLASSES, TAG_CONFIG, TAG_CREATED, \
-    TAG_PRODUCT, TAG_SCALE
+from landcover.contract import (
+    NODATA,
+    PROBABILITY_SCALE,
+    TAG_CLASSES,
+    TAG_CONFIG,
+    TAG_CREATED,
+    TAG_PRODUCT,
+    TAG_SCALE,
+)
 from landcover.errors import ClassTableError, RasterReadError, UsageError
 from landcover.gdalio import open_raster
 from landcover.grid import Grid
-
+from landcover.lattice import MIN_BLOCK, block_side
 
 PRODUCTS = ("map", "legend", "style", "probabilities", "quicklook")
 
@@ -134,8 +141,13 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
 
     from landcover.classify import output_paths
     from landcover.dataset import compressor
-    from landcover.maps import (class_areas, write_map, write_probabilities, write_quicklook,
-                                write_style)
+    from landcover.maps import (
+        class_areas,
+        write_map,
+        write_probabilities,
+        write_quicklook,
+        write_style,
+    )
     from landcover.outputs import OutputSet
     from landcover.postprocess import describe, smoothing_step
     from landcover.scheduler import compute
@@ -152,9 +164,7 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
             what = "the map" if kind == "map" else f"the smoothed {kind}"
             raise UsageError(f"{probabilities}: the input would be overwritten by {what}; choose "
                              "another --out", flag="--out")
-    from landcover.classify import BLOCK
-
-    g, block, K = src.grid, max(64, cfg.classify.block_size or BLOCK), len(src.table)
+    g, block, K = src.grid, max(MIN_BLOCK, block_side(cfg.classify.block_size)), len(src.table)
     windows = [(r, r + h, c, c + w) for r, c, h, w in g.tiles(block)]
     with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
         # a "work" temporary: removed by the next run into this output when a run is killed
