@@ -130,10 +130,10 @@ class RasterLabels:
         return self.grid.bounds
 
     def codes(self, target: Grid, row0: int, col0: int, h: int, w: int) -> np.ndarray:
-        from landcover.stack import _window_read
+        from landcover.gdalio import read_window
 
         fill = self.nodata if self.nodata is not None else -1
-        values = _window_read(self.path, self.grid, target, row0, col0, h, w, fill,
+        values = read_window(self.path, self.grid, target, row0, col0, h, w, fill,
                               resampling="nearest")
         if values is None:
             return np.full((h, w), -1, np.int32)

@@ -27,7 +27,8 @@ import numpy as np
 
 from landcover import qa
 from landcover.config import GridConfig, MaskConfig, ScenesConfig
-from landcover.errors import GridMismatchError, MissingBandError, RasterReadError
+from landcover.errors import GridMismatchError, MissingBandError
+from landcover.gdalio import read_window
 from landcover.grid import Grid, same_crs
 from landcover.scenes import Scene, stacking_order
 
@@ -135,56 +136,6 @@ def check_alignment(scenes: Sequence[Scene], grid: Grid) -> None:
 
 
 # ---------------------------------------------------------------------------------------- reading
-def _window_read(path: str, scene_grid: Grid, target: Grid, row0: int, col0: int, h: int, w: int,
-                 fill, *, resampling: str) -> np.ndarray | None:
-    """Read the target window ``(row0, col0, h, w)`` of one single-band raster, or None if disjoint."""
-    from rasterio.enums import Resampling
-    from rasterio.errors import RasterioError
-    from rasterio.windows import Window
-
-    from landcover.gdalio import open_raster
-
-    try:
-        with open_raster(path) as src:
-            dtype = src.dtypes[0]
-            if target.same_lattice(scene_grid):
-                dr, dc = target.offset_of(scene_grid)
-                r0, c0 = max(row0, dr), max(col0, dc)
-                r1 = min(row0 + h, dr + scene_grid.height)
-                c1 = min(col0 + w, dc + scene_grid.width)
-                if r0 >= r1 or c0 >= c1:
-                    return None
-                # a fill the raster's type cannot hold (-1 for uint8 labels without nodata)
-                # widens the window's type instead of overflowing
-                if isinstance(fill, float) and fill.is_integer():
-                    fill = int(fill)  # a nodata of 1.0 keeps a uint16 band uint16
-                wide = np.result_type(dtype, np.min_scalar_type(fill))
-                window = Window(c0 - dc, r0 - dr, c1 - c0, r1 - r0)
-                if (r0, c0, r1, c1) == (row0, col0, row0 + h, col0 + w) and wide == dtype:
-                    return src.read(1, window=window)  # wholly inside: no fill, no copy
-                out = np.full((h, w), fill, dtype=wide)
-                out[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = src.read(1, window=window)
-                return out
-            from rasterio.vrt import WarpedVRT
-
-            with WarpedVRT(src, src_crs=scene_grid.crs, src_transform=scene_grid.affine,
-                           crs=target.crs, transform=target.affine, width=target.width,
-                           height=target.height, resampling=Resampling[resampling],
-                           src_nodata=fill, nodata=fill) as vrt:
-                return vrt.read(1, window=Window(col0, row0, w, h))
-    except RasterioError as exc:
-        from landcover.gdalio import REMOTE_PREFIXES
-
-        detail = " ".join(str(exc.__cause__ or exc).split())
-        if str(path).startswith(REMOTE_PREFIXES):  # a network failure: the file may be fine
-            raise RasterReadError(
-                f"{path}: cannot read over the network ({detail}), after GDAL's retries; run "
-                "the command again later (classify: with --resume, which keeps the finished "
-                "blocks)") from None
-        raise RasterReadError(f"{path}: cannot read ({detail}); the file may be truncated or "
-                              "corrupt, re-download the scene") from None
-
-
 def _intersects(scene: Scene, target: Grid, row0: int, col0: int, h: int, w: int) -> bool:
     a, _, c, _, e, f = target.transform
     wl, wr = c + col0 * a, c + (col0 + w) * a
@@ -218,7 +169,7 @@ def read_scene_dn(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskCo
         lo, hi = (np.float32(v) for v in scene.valid_range)
     dn = out
     for i, band in enumerate(bands):  # band by band, while the plane is in the cache
-        raw = _window_read(scene.bands[band], scene.grid, target, row0, col0, h, w, fill,
+        raw = read_window(scene.bands[band], scene.grid, target, row0, col0, h, w, fill,
                            resampling="bilinear")
         if raw is None:
             return None
@@ -241,12 +192,12 @@ def read_scene_dn(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskCo
         invalid |= out_of_range
     if scene.mask_path:
         qa_fill = 1 if scene.mask_kind == "qa_pixel" else 0
-        layer = _window_read(scene.mask_path, scene.grid, target, row0, col0, h, w, qa_fill,
+        layer = read_window(scene.mask_path, scene.grid, target, row0, col0, h, w, qa_fill,
                              resampling="nearest")
         invalid |= np.asarray(qa.invalid_mask(scene.mask_kind, layer, mask.invalid_flags,
                                               scene.mask_codes))
     if scene.radsat_path and mask.saturation:
-        radsat = _window_read(scene.radsat_path, scene.grid, target, row0, col0, h, w, 0,
+        radsat = read_window(scene.radsat_path, scene.grid, target, row0, col0, h, w, 0,
                               resampling="nearest")
         invalid |= np.asarray(qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands]))
     return dn, ~invalid, has_data

@@ -14,8 +14,9 @@ import numpy as np
 
 from landcover import qa
 from landcover.config import ScenesConfig
+from landcover.gdalio import read_window
 from landcover.scenes import Scene
-from landcover.stack import _window_read, check_alignment, common_bands, target_grid
+from landcover.stack import check_alignment, common_bands, target_grid
 
 REPORTED_FLAGS = ("cloud", "cloud_shadow", "cirrus", "snow", "water")
 
@@ -29,7 +30,7 @@ def qa_fractions(scene: Scene, cfg: ScenesConfig) -> dict:
     for row0, col0, h, w in grid.tiles(step):
         counts["pixels"] += h * w
         if scene.mask_path:
-            layer = _window_read(scene.mask_path, grid, grid, row0, col0, h, w, 0,
+            layer = read_window(scene.mask_path, grid, grid, row0, col0, h, w, 0,
                                  resampling="nearest")
             flags = qa.decode(scene.mask_kind, layer, scene.mask_codes)
             fill = flags.get("fill", np.zeros((h, w), bool))
@@ -37,11 +38,11 @@ def qa_fractions(scene: Scene, cfg: ScenesConfig) -> dict:
                                       scene.mask_codes) | fill
         else:
             first = next(iter(scene.bands.values()))
-            dn = _window_read(first, grid, grid, row0, col0, h, w, 0, resampling="nearest")
+            dn = read_window(first, grid, grid, row0, col0, h, w, 0, resampling="nearest")
             fill = dn == scene.nodata if scene.nodata is not None else np.zeros(dn.shape, bool)
             flags, invalid = {}, fill.copy()
         if scene.radsat_path and cfg.mask.saturation:
-            radsat = _window_read(scene.radsat_path, grid, grid, row0, col0, h, w, 0,
+            radsat = read_window(scene.radsat_path, grid, grid, row0, col0, h, w, 0,
                                   resampling="nearest")
             invalid |= qa.radsat_mask(radsat, [scene.band_numbers[b] for b in bands])
         counts["fill"] += int(fill.sum())

@@ -419,13 +419,13 @@ def test_level_2_and_collection_1_level_1_scenes_stacked_together_warn(scenes_di
 
 def test_a_failed_read_over_http_says_run_again_and_resume():
     from landcover.errors import RasterReadError
+    from landcover.gdalio import read_window
     from landcover.grid import Grid
-    from landcover.stack import _window_read
 
     grid = Grid("EPSG:32632", (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 4, 4)
     url = "/vsicurl/http://127.0.0.1:9/LC08_SR_B4.TIF"  # nothing listens on port 9
     with pytest.raises(RasterReadError) as err:
-        _window_read(url, grid, grid, 0, 0, 2, 2, 0, resampling="nearest")
+        read_window(url, grid, grid, 0, 0, 2, 2, 0, resampling="nearest")
     message = str(err.value)
     assert message.startswith(url) and "over the network" in message
     assert "--resume" in message and "re-download" not in message
