@@ -333,7 +333,7 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
             labelled pixel with the map's classes.
         OutputExistsError: ``out`` exists without ``overwrite``, or its parent folder is missing.
     """
-    from landcover.labels import open_labels
+    from landcover.labels import open_labels, sample_column
 
     t0 = time.monotonic()
     out = Path(out).absolute()
@@ -344,8 +344,6 @@ def evaluate(map_path: str | Path, reference: str | Path, out: str | Path, *,
         raise LabelError(f"{reference}: no such file", flag="--reference")
     check_output(out, overwrite)
     if column is None:  # a sample of 'landcover sample': its filled-in reference column
-        from landcover.sample import sample_column
-
         column = sample_column(reference, layer)
     labels = open_labels(reference, cmap.grid, LabelsConfig(column=column, layer=layer), table,
                          keys="--")

@@ -387,6 +387,21 @@ def open_labels(path: str | Path, target: Grid, cfg: LabelsConfig | None = None,
     return labels
 
 
+def sample_column(path: str | Path, layer: str | None = None) -> str | None:
+    """``"reference"`` when ``path`` is a sample written by :func:`landcover.sample.sample` (a
+    GeoPackage with ``reference`` and ``map_code`` fields), else ``None``."""
+    path = Path(path)
+    if path.suffix.lower() != ".gpkg" or not path.is_file():
+        return None
+    try:
+        import pyogrio
+
+        fields = set(pyogrio.read_info(path, layer=layer)["fields"])
+    except Exception:  # noqa: BLE001 - not readable here: open_labels reports it properly
+        return None
+    return "reference" if {"reference", "map_code"} <= fields else None
+
+
 def window_codes(labels, target: Grid, row0: int, col0: int, h: int, w: int,
                  erode: int = 0) -> np.ndarray:
     """Codes over a window of ``target``, with erosion using a margin read around the window."""

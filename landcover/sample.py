@@ -235,21 +235,6 @@ def write_sample(path: Path, cmap, table: ClassTable, points: Sequence[tuple[int
     frame.to_file(path, layer=LAYER, driver="GPKG")
 
 
-def sample_column(path: str | Path, layer: str | None = None) -> str | None:
-    """``"reference"`` when ``path`` is a sample written by :func:`sample` (a GeoPackage with
-    ``reference`` and ``map_code`` fields), else ``None``."""
-    path = Path(path)
-    if path.suffix.lower() != ".gpkg" or not path.is_file():
-        return None
-    try:
-        import pyogrio
-
-        fields = set(pyogrio.read_info(path, layer=layer)["fields"])
-    except Exception:  # noqa: BLE001 - not readable here: open_labels reports it properly
-        return None
-    return "reference" if {"reference", "map_code"} <= fields else None
-
-
 # ------------------------------------------------------------------------------------ the run
 def map_with_classes(path: str | Path):
     """``(ClassMap, ClassTable)`` of a map of classify, for commands without ``--classes``: a map
