@@ -7,15 +7,17 @@ probabilities and an uncertainty band (see :func:`encode_probabilities`). This m
 store into the files users open:
 
 * the map: a Cloud Optimized GeoTIFF (GDAL's COG driver: tiled, DEFLATE, internal overviews with
-  nearest resampling) with a colour table (nodata transparent), a band description, ``CLASS_<code>``
-  names and a ``CLASSES`` JSON in the band metadata, and the dataset tags of
-  :mod:`landcover.contract`;
+  nearest resampling) with a band description, ``CLASS_<code>`` names and a ``CLASSES`` JSON in the
+  band metadata, and the dataset tags of :mod:`landcover.contract`; its colour table is in the
+  legend below (a map written without one keeps a TIFF colour table of 256 entries);
 * the probabilities: one band per class, ``p x scale`` with GDAL band scale ``1/scale``, and a last
   band of uncertainty; AVERAGE overviews;
-* the legend in GDAL's own place, a PAM sidecar ``MAP.tif.aux.xml`` (:func:`write_legend`):
-  category names (``<CategoryNames>``, one per value from 0) and a thematic raster attribute table
-  (value, class name, colour). GDAL reads it with the map, and QGIS shows the class names from it
-  even when the ``.qml`` is not copied along (the TIFF tags above are not read by QGIS);
+* the legend in GDAL's own place, a PAM sidecar ``MAP.tif.aux.xml`` (:func:`write_legend`): the
+  colour table and category names of the values ``0 .. max(code)`` and a thematic raster attribute
+  table (value, class name, colour) of the classes. GDAL reads it with the map. QGIS 3.22 without
+  the ``.qml`` lists one legend entry per colour-table entry, labelled by its category name: a TIFF
+  colour table always has 256 entries (249 unused codes in the legend), so the map has none and the
+  sidecar's table stops at the largest code (docs/maps.md says what QGIS reads);
 * a QGIS ``.qml`` paletted style (QGIS loads a same-named ``.qml`` automatically);
 * a quicklook PNG with map coordinates, a scale bar, the CRS, a legend of class names and area
   shares, and nodata drawn as a grey checkerboard (distinct from the page and from every class).
@@ -220,15 +222,24 @@ def _write_blocks(store: str, name: str, grid: Grid, windows, path: Path, count:
         remove(plain)
 
 
+def colour_table(table: ClassTable, size: int = 256) -> dict[int, tuple[int, int, int, int]]:
+    """``{value: (r, g, b, a)}`` for the values ``0 .. size - 1``: each class's colour, every
+    other value transparent."""
+    cmap = {value: (0, 0, 0, 0) for value in range(size)}
+    for cl in table.classes:
+        cmap[cl.code] = (*cl.rgb, 255)
+    return cmap
+
+
 def write_map(store: str, grid: Grid, windows, table: ClassTable, path: Path,
               tags: dict, legend: Path | None = None) -> None:
     """The class map COG from the store's ``classes`` array; with ``legend``, the PAM sidecar of
-    class names there too (:func:`write_legend`; the caller renames it to ``MAP.tif.aux.xml``)."""
+    colours and class names there (:func:`write_legend`; the caller renames it to
+    ``MAP.tif.aux.xml``) and no colour table in the TIFF (QGIS would list its 256 entries);
+    without, a TIFF colour table."""
     def decorate(dst):
-        cmap = {code: (0, 0, 0, 0) for code in range(256)}
-        for cl in table.classes:
-            cmap[cl.code] = (*cl.rgb, 255)
-        dst.write_colormap(1, cmap)
+        if legend is None:
+            dst.write_colormap(1, colour_table(table))
         dst.set_band_description(1, "land cover class")
         dst.update_tags(**tags)
         dst.update_tags(1, CLASSES=json.dumps({str(cl.code): cl.name for cl in table.classes}),
@@ -266,17 +277,27 @@ def write_probabilities(store: str, grid: Grid, windows, table: ClassTable, path
 
 
 def legend_xml(table: ClassTable, nodata: int | None = NODATA) -> str:
-    """The PAM ``.aux.xml`` of a class map: GDAL category names for the values ``0..max(code)``
-    (empty for values that are not a class) and a thematic raster attribute table with one row
-    per class (``Value``, ``Class_Name``, ``Red``, ``Green``, ``Blue``, ``Alpha``)."""
+    """The PAM ``.aux.xml`` of a class map: a palette colour interpretation, a colour table and
+    GDAL category names for the values ``0..max(code)`` (transparent and empty for values that
+    are not a class; the nodata value lies beyond), and a thematic raster attribute table with one
+    row per class (``Value``, ``Class_Name``, ``Red``, ``Green``, ``Blue``, ``Alpha``).
+
+    GDAL reads the colour table from here only while the TIFF has none of its own (a TIFF colour
+    table has 256 entries, and QGIS 3.22 lists each as a legend entry): :func:`write_map` writes
+    the map without one when it writes this legend."""
     import xml.etree.ElementTree as ET
 
     root = ET.Element("PAMDataset")
     band = ET.SubElement(root, "PAMRasterBand", band="1")
     names = {cl.code: cl.name for cl in table.classes}
+    size = max(names) + 1
+    ET.SubElement(band, "ColorInterp").text = "Palette"
     cats = ET.SubElement(band, "CategoryNames")
-    for value in range(max(names) + 1):
+    for value in range(size):
         ET.SubElement(cats, "Category").text = names.get(value, "")
+    colours = ET.SubElement(band, "ColorTable")
+    for value, (r, g, b, a) in colour_table(table, size).items():
+        ET.SubElement(colours, "Entry", c1=str(r), c2=str(g), c3=str(b), c4=str(a))
     rat = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
     # GDAL field types: 0 integer, 2 string; usages: 5 min-max (the value), 2 name, 6-9 RGBA
     fields = (("Value", 0, 5), ("Class_Name", 2, 2), ("Red", 0, 6), ("Green", 0, 7),

@@ -79,8 +79,36 @@ def test_the_map_carries_category_names_and_a_rat_beside_it(tmp_path):
     assert legend_xml(DEMO).startswith("<PAMDataset>")
 
 
+def test_the_colour_table_stops_at_the_largest_code_for_qgis(tmp_path):
+    """QGIS 3.22 lists one legend entry per colour-table entry: a TIFF colour table has 256 (249
+    unused codes in the legend), so the colours are in the sidecar, values 0..max(code) only."""
+    path, _ = small_map(tmp_path)
+    with rasterio.open(path) as src:
+        cmap = src.colormap(1)
+        assert src.colorinterp[0].name == "palette"
+    assert sorted(cmap) == list(range(max(DEMO.codes) + 1))
+    assert cmap[0][3] == 0 and all(cmap[c.code] == (*rgb(c.color), 255) for c in DEMO.classes)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(path, alone / "map.tif")  # the TIFF itself holds no colour table of 256 entries
+    with rasterio.open(alone / "map.tif") as src, pytest.raises(ValueError):
+        src.colormap(1)
+    band = ET.parse(str(path) + ".aux.xml").getroot().find("PAMRasterBand")
+    assert len(band.find("ColorTable")) == len(band.find("CategoryNames")) == max(DEMO.codes) + 1
+    assert len(band.find("GDALRasterAttributeTable").findall("Row")) == len(DEMO)
+
+
+def test_a_map_without_a_legend_keeps_its_colours_in_the_tiff(tmp_path):
+    codes = np.array([[1, 2], [3, 255]], np.uint8)
+    grid = Grid("EPSG:32632", (30.0, 0.0, 584280.0, 0.0, -30.0, 5420820.0), 2, 2)
+    write_array_map(codes, grid, DEMO, tmp_path / "m.tif")
+    assert not (tmp_path / "m.tif.aux.xml").exists()
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert src.colormap(1)[2][:3] == rgb(DEMO.classes[1].color)
+
+
 def test_classify_lists_the_legend_among_its_outputs(tmp_path):
-    from landcover.classify import output_paths
+    from landcover.products import output_paths
 
     paths = output_paths(tmp_path / "map.tif", False, True)
     assert paths["legend"] == (tmp_path / "map.tif.aux.xml").absolute()
@@ -121,9 +149,13 @@ def test_qgis_shows_the_class_names_without_the_qml(tmp_path):
     (tmp_path / "q.py").write_text(QGIS_SCRIPT)
     out = subprocess.run([exe, str(tmp_path / "q.py"), str(copy / "lc.tif")], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
-    labels = dict(line.split("\t") for line in out.stdout.splitlines() if "\t" in line)
-    assert {int(k): v for k, v in labels.items() if int(k) in DEMO.codes} == \
+    labels = {int(k): v for k, v in (line.split("\t") for line in out.stdout.splitlines()
+                                      if "\t" in line)}
+    assert {k: v for k, v in labels.items() if k in DEMO.codes} == \
         {c.code: c.name for c in DEMO.classes}, out.stdout + out.stderr
+    # one entry per value from 0 to the largest code (QGIS 3.22 lists every colour-table entry;
+    # a TIFF colour table listed 256): here the classes 1..7 and value 0
+    assert sorted(labels) == list(range(max(DEMO.codes) + 1)), labels
 
 
 # ------------------------------------------------------------------------------- the quicklook
