@@ -16,9 +16,10 @@ clean fields were marked suspect. Targets (issue 29): recall >= 60 % at precisio
 With ``--train``, also ``prepare`` + ``train`` (``--architecture``, default the LightGBM
 ``random_forest``: minutes, not the default's tens of minutes) on the test split of
 ``real_data.py`` (fields % 5 == 0, given as fixed ``test`` groups; the other fields train and
-validate by field) three times: the clean labels, the noisy ones, and the noisy ones without the
-training fields marked suspect (what ``prepare.labels.drop_suspect`` would drop; the test fields are
-never dropped). Prints test OA and macro F1 of each.
+validate, fixed: % 10 == 1, so that the runs train on the same fields) three times: the clean
+labels, the noisy ones, and the noisy ones without the fields marked suspect (what
+``prepare.labels.drop_suspect`` would drop; the test fields are never dropped); ``--drop-below P``
+adds a run that drops only the suspects below probability P. Prints test OA and macro F1 of each.
 """
 
 from __future__ import annotations
@@ -108,7 +109,15 @@ def run(seed: int, share: float, work: Path, overrides: dict) -> dict:
     return out
 
 
-def train_runs(seed: int, share: float, work: Path, overrides: dict, architecture: str) -> dict:
+def split_group(field: int) -> str:
+    """The split of a field in the training runs: ``test`` (% 5 == 0, as real_data.py),
+    ``validation`` (% 10 == 1, fixed so that the three runs train on the same fields), else its
+    number (training)."""
+    return "test" if field % 5 == 0 else "validation" if field % 10 == 1 else str(field)
+
+
+def train_runs(seed: int, share: float, work: Path, overrides: dict, architecture: str,
+               drop_below: tuple = ()) -> dict:
     """Test OA / macro F1 of ``architecture`` trained on clean, noisy and cleaned labels."""
     import geopandas as gpd
 
@@ -124,17 +133,23 @@ def train_runs(seed: int, share: float, work: Path, overrides: dict, architectur
     source = LocalScenes((str(MAIPO / "scenes"),), cfg.scenes.profile)
     result = check(source, noisy_path, cfg, settings=settings_from(cfg, seed=seed, **overrides),
                    column="field")
-    suspect = set(result.table.loc[result.table["verdict"] == "suspect", "field"].astype(int))
+    table = result.table
+    suspect = set(table.loc[table["verdict"] == "suspect", "field"].astype(int))
     frames = {"clean": gpd.read_file(MAIPO / "labels.gpkg"), "noisy": gpd.read_file(noisy_path)}
     noisy = frames["noisy"]
     frames["cleaned"] = noisy[[f % 5 == 0 or int(f) not in suspect for f in noisy["field"]]]
+    for threshold in drop_below:  # suspect at a stricter threshold
+        strict = set(table.loc[(table["verdict"] == "suspect")
+                               & (table["probability"] < threshold), "field"].astype(int))
+        frames[f"cleaned<{threshold}"] = noisy[[f % 5 == 0 or int(f) not in strict
+                                                 for f in noisy["field"]]]
     settings = [*SETTINGS, "prepare.split.by=column", "prepare.split.column=split_group",
                 f"train.model.architecture={architecture}", "train.baseline=none"]
     out = {"seed": seed, "suspect_training_fields": len({f for f in suspect if f % 5}),
            "flipped_found": len(suspect & flipped)}
     for name, frame in frames.items():
         frame = frame.copy()
-        frame["split_group"] = ["test" if f % 5 == 0 else str(f) for f in frame["field"]]
+        frame["split_group"] = [split_group(int(f)) for f in frame["field"]]
         labels = work / f"train_{name}_{seed}.gpkg"
         frame.to_file(labels, layer="samples")
         run_cfg = load_config(None, settings)
@@ -145,7 +160,8 @@ def train_runs(seed: int, share: float, work: Path, overrides: dict, architectur
         test = read_metadata(work / f"{name}_model")["metrics"]["test"]
         out[name] = {"overall_accuracy": round(test["overall_accuracy"], 4),
                      "macro_f1": round(test["macro_f1"], 4),
-                     "training_fields": len({int(f) for f in frame["field"] if f % 5}),
+                     "training_fields": len({int(f) for f in frame["field"]
+                                             if split_group(int(f)).isdigit()}),
                      "seconds": round(time.monotonic() - t0, 1)}
     return out
 
@@ -164,6 +180,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train", action="store_true",
                         help="also train on clean, noisy and cleaned labels (minutes per seed)")
     parser.add_argument("--architecture", default="random_forest")
+    parser.add_argument("--drop-below", type=float, action="append", default=[],
+                        help="--train: also a run without the suspects below this probability")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not MAIPO.is_dir():
@@ -184,12 +202,13 @@ def main(argv=None) -> int:
                   f"{r['clean_fields_suspect']}; suggested class right for {r['suggested_right']} "
                   f"of the flipped suspects; SOM {r['som']['grid']}, {r['seconds']} s")
             if args.train:
-                t = train_runs(seed, args.share, Path(tmp), overrides, args.architecture)
+                t = train_runs(seed, args.share, Path(tmp), overrides, args.architecture,
+                               tuple(args.drop_below))
                 r["training"] = t
                 print(f"  {args.architecture}, test split (fields % 5 == 0): " + "; ".join(
-                    f"{k} labels OA {t[k]['overall_accuracy']:.3f} macro F1 "
-                    f"{t[k]['macro_f1']:.3f} ({t[k]['training_fields']} training fields)"
-                    for k in ("clean", "noisy", "cleaned")))
+                    f"{k} labels OA {v['overall_accuracy']:.3f} macro F1 "
+                    f"{v['macro_f1']:.3f} ({v['training_fields']} training fields)"
+                    for k, v in t.items() if isinstance(v, dict)))
     if args.json:
         args.json.write_text(json.dumps({"share": args.share, "overrides": overrides,
                                          "results": results}, indent=2))

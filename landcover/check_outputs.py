@@ -34,7 +34,7 @@ def write_table(result: SampleCheck, path: Path) -> None:
         "styleQML": [verdict_qml(counts)], "styleSLD": [verdict_sld()],
         "useAsDefault": [True], "description": ["landcover check-samples: samples by verdict"],
         "owner": [""], "ui": [""],
-        "update_time": [pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")]})
+        "update_time": [pd.Timestamp.now(tz="UTC").floor("ms")]})  # GPKG: ...T..:..:..sssZ
     pyogrio.write_dataframe(style, path, layer="layer_styles", driver="GPKG")
 
 

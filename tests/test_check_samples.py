@@ -229,3 +229,48 @@ def test_cli_unknown_column(fields, tmp_path, runner):
     result = runner.invoke(cli, ["check-samples", str(scenes[0].parent), "--labels", str(labels),
                                  "--out", str(tmp_path / "s.gpkg"), "--column", "parcel"])
     one_line_error(result, 1, "parcel", "--column")
+
+
+QGIS_SCRIPT = """
+import os, sys
+from qgis.core import QgsApplication, QgsVectorLayer
+app = QgsApplication([], False)
+app.initQgis()
+layer = QgsVectorLayer(sys.argv[1] + "|layername=samples", "samples", "ogr")
+renderer = layer.renderer()
+print("renderer", renderer.type(), renderer.classAttribute(), sep="\\t")
+for c in renderer.categories():
+    print(c.value(), c.symbol().color().name(), sep="\\t")
+sys.stdout.flush()
+os._exit(0)  # QGIS 3.22 may crash on a normal exit
+"""
+
+
+def test_qgis_opens_the_samples_coloured_by_verdict(tmp_path):
+    """QGIS (headless) applies the style stored in the GeoPackage when it opens the layer."""
+    import os
+    import subprocess
+
+    import geopandas as gpd
+    import shapely
+
+    from landcover.check_outputs import VERDICT_COLORS, write_table
+    from landcover.check_samples import SampleCheck
+    from tests.test_legend import _qgis_python
+
+    exe = _qgis_python()
+    if exe is None:
+        pytest.skip("qgis cannot be imported (apt-get install qgis python3-qgis)")
+    verdicts = ["clean", "doubtful", "suspect"]
+    table = gpd.GeoDataFrame({"sample_id": [1, 2, 3], "verdict": verdicts},
+                             geometry=[shapely.MultiPolygon([shapely.box(i, 0, i + 1, 1)])
+                                       for i in range(3)], crs="EPSG:32632")
+    summary = {"verdicts": {v: 1 for v in verdicts}}
+    write_table(SampleCheck(table, None, None, None, summary, None, None), tmp_path / "s.gpkg")
+    (tmp_path / "q.py").write_text(QGIS_SCRIPT)
+    out = subprocess.run([exe, str(tmp_path / "q.py"), str(tmp_path / "s.gpkg")], check=False,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    lines = dict(line.split("\t", 1) for line in out.stdout.splitlines() if "\t" in line)
+    assert lines.get("renderer") == "categorizedSymbol\tverdict", out.stdout + out.stderr
+    assert {v: lines.get(v) for v in verdicts} == {v: VERDICT_COLORS[v] for v in verdicts}
