@@ -8,9 +8,10 @@ depend on it, so :func:`rebuild_for_window` can build the same network for anoth
 take the weights.
 
 **An architecture is declared once, in the module of this package that builds it**: a
-module-level ``ARCHITECTURES`` sequence of :class:`Architecture`. The registry imports every module
-of this package except the shared Keras code (``_SHARED``: :mod:`landcover.models.layers`) and
-private ``_*`` modules, and collects those declarations. So a declaring module keeps Keras out of
+module-level ``ARCHITECTURES`` sequence of :class:`~landcover.models.base.Architecture`. The
+registry imports every module of this package except the declaration itself and the shared Keras
+code (``_SHARED``: :mod:`landcover.models.base`, :mod:`landcover.models.layers`) and private ``_*``
+modules, and collects those declarations. So a declaring module keeps Keras out of
 its top level (its build functions import it): ``import landcover.config`` (which takes the
 ``train.model.architecture`` choices and default from here) must not import Keras. Everything
 else that depends on the architecture (the config choices, train's patch-size check and input
@@ -19,7 +20,7 @@ module; no other module names an architecture.
 
 Adding one: a module ``landcover/models/NAME.py`` with::
 
-    from landcover.models import MODEL_KEYS, Architecture
+    from landcover.models.base import MODEL_KEYS, Architecture
 
     def build(inputs, spec):  # keras.Input (B, T, H, W, F) -> features (B, H, W, C)
         from keras import layers
@@ -48,77 +49,19 @@ import importlib
 import math
 import pkgutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-NORMS = ("batch", "group", "layer", "none")
-MODEL_KEYS = ("filters", "layers", "kernel", "head_kernel", "dropout", "norm")
-"""The ``train.model.*`` hyperparameters (besides ``architecture``) every architecture uses."""
-ATTENTION_KEYS = ("heads", "key_dim")
-"""The ``train.model.*`` keys of the temporal-attention architectures."""
-DEFAULT_HEADS, DEFAULT_KEY_DIM = 4, 8  # for bundles written before these keys existed
+from landcover.models.base import (
+    ATTENTION_KEYS,
+    DEFAULT_HEADS,
+    DEFAULT_KEY_DIM,
+    MODEL_KEYS,
+    NORMS,
+    Architecture,
+    norm_of,
+)
 
-_SHARED = frozenset({"layers"})  # modules of this package with shared Keras code, no declarations
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """The declaration of one architecture.
-
-    Attributes:
-        name: the value of ``train.model.architecture``.
-        builder: ``(inputs, spec) -> features``: maps the ``keras.Input`` ``(B, T, H, W, F)``
-            (named ``series``) to features ``(B, H, W, C)``, on which the registry puts the logits
-            head (and the class mask). A callable, or ``"module:function"`` imported when a model
-            is built. ``spec`` is the ``train.model`` mapping.
-        variable_dates: the network takes any number of dates (built with time ``None``);
-            otherwise it is built for the dataset's number of dates and takes only that.
-        downsamples: the network halves the patch ``train.model.layers`` times (a U-Net), so the
-            patches must be large enough.
-        summary: one line for the help and docs.
-        keys: the ``train.model.*`` keys it uses.
-        default: the default of ``train.model.architecture`` (exactly one architecture).
-        takes_dates: the network has a second input ``days`` (B, T) and its builder gets the
-            days and the validity mask (see the module's docstring).
-        streamed: a builder with the same arguments for the same network restated for
-            prediction with the dates streamed through it: only states are kept from one date
-            to the next, so its memory does not grow with the number of dates. Its layers take
-            the trained network's weights by layer name, or through their own
-            ``take_weights(trained)`` (:func:`rebuild_for_window`). None: the trained network
-            predicts.
-        streams: ``spec -> bool``: the specs ``streamed`` can restate (None: all).
-        pixel: not a network but a per-pixel classifier (:mod:`landcover.pixel`): ``train``
-            fits it with :func:`landcover.pixel.train_pixel_bundle`, and the network-only
-            functions here (:func:`build_model`, :func:`check_patch`, the rebuild) are not for
-            it. Its ``builder`` is never called.
-    """
-
-    name: str
-    builder: Callable[..., Any] | str
-    variable_dates: bool
-    downsamples: bool
-    summary: str
-    keys: tuple[str, ...] = MODEL_KEYS
-    default: bool = False
-    takes_dates: bool = False
-    streamed: Callable[..., Any] | str | None = None
-    streams: Callable[[Mapping], bool] | None = None
-    pixel: bool = False
-    memory: tuple[float, bool] = (1.0, True)
-    """``(factor, per_date)`` of the training-memory estimate (``landcover.train.batch_memory``):
-    its activations times ``factor``; ``per_date`` False where the dates are stacked as
-    channels (the activations do not grow with them). Measured in
-    ``benchmarks/train_memory.py``."""
-
-    def build_body(self, streamed: bool = False) -> Callable[..., Any]:
-        """The builder function (imported if declared as ``"module:function"``); with
-        ``streamed``, the streamed network's."""
-        builder = self.streamed if streamed else self.builder
-        if callable(builder):
-            return builder
-        module, _, function = builder.partition(":")
-        return getattr(importlib.import_module(module), function)
+_SHARED = frozenset({"base", "layers"})  # modules of this package that declare no architecture
 
 
 def streams_dates(spec) -> bool:
@@ -191,13 +134,6 @@ def pixel_architectures() -> tuple[str, ...]:
 def variable_date_architectures() -> tuple[str, ...]:
     """The architectures that take any number of dates."""
     return tuple(a.name for a in _registry().values() if a.variable_dates)
-
-
-def norm_of(spec: Mapping) -> str:
-    """The normalisation of a model spec (bundles before ``norm`` had ``batch_norm: bool``)."""
-    if "norm" in spec:
-        return str(spec["norm"])
-    return "batch" if spec.get("batch_norm", True) else "none"
 
 
 def _as_mapping(spec) -> Mapping:
@@ -374,6 +310,8 @@ def custom_objects() -> dict:
 
 __all__ = [
     "ATTENTION_KEYS",
+    "DEFAULT_HEADS",
+    "DEFAULT_KEY_DIM",
     "MODEL_KEYS",
     "NORMS",
     "Architecture",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from landcover.models import ATTENTION_KEYS, MODEL_KEYS, Architecture
+from landcover.models.base import ATTENTION_KEYS, MODEL_KEYS, Architecture
 
 
 def build_ltae(inputs, spec: Mapping, days, valid):
@@ -45,11 +45,11 @@ def build_utae(inputs, spec: Mapping, days, valid):
         FoldTime,
         MaskedCollapse,
         UnfoldTime,
-        _conv_block,
-        _decoder,
-        _levels,
         attention_hyper,
+        conv_block,
+        decoder,
         hyper,
+        level_padding,
         ltae_block,
     )
 
@@ -57,7 +57,7 @@ def build_utae(inputs, spec: Mapping, days, valid):
     heads, key_dim = attention_hyper(spec)
     heads = math.gcd(heads, filters)  # every level's channels split into the heads' groups
     h, w = inputs.shape[2], inputs.shape[3]
-    (top, bottom), (left, right) = _levels(h, depth), _levels(w, depth)
+    (top, bottom), (left, right) = level_padding(h, depth), level_padding(w, depth)
     pad = ((top, bottom), (left, right))
     # the dates as a batch: one encoder, shared weights; validity pooled alongside (max: a cell
     # is valid on a date when any of its pixels is)
@@ -65,12 +65,12 @@ def build_utae(inputs, spec: Mapping, days, valid):
     v = layers.ZeroPadding2D(pad, name="pad_valid")(FoldTime(name="fold_valid")(valid))
     skips, masks = [], []
     for level in range(depth):
-        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}")
+        x = conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}")
         skips.append(UnfoldTime(name=f"skip{level + 1}_dates")([x, inputs]))
         masks.append(v)
         x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
         v = layers.MaxPooling2D(2, name=f"pool_valid{level + 1}")(v)
-    x = _conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck")
+    x = conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck")
     x = UnfoldTime(name="bottleneck_dates")([x, inputs])
     bottom_valid = UnfoldTime(name="bottom_valid")([v, inputs])[..., 0]
     x, attn = ltae_block(x, days, bottom_valid, filters * 2**depth, heads, key_dim, dropout,
@@ -83,7 +83,7 @@ def build_utae(inputs, spec: Mapping, days, valid):
         a = UnfoldTime(name=f"attention{level + 1}_dates")([a, inputs])
         m = UnfoldTime(name=f"valid{level + 1}_dates")([masks[level], inputs])[..., 0]
         collapsed.append(MaskedCollapse(name=f"skip{level + 1}_collapse")([skips[level], a, m]))
-    x = _decoder(x, collapsed, filters, kernel, norm, dropout)
+    x = decoder(x, collapsed, filters, kernel, norm, dropout)
     return layers.Cropping2D(pad, name="crop")(x)
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from landcover.models import Architecture
+from landcover.models.base import Architecture
 
 
 def build(inputs, spec: Mapping):
     """(B, T, H, W, F) -> (B, H, W, filters)."""
     from keras import layers
 
-    from landcover.models.layers import _norm_layer, hyper
+    from landcover.models.layers import hyper, norm_layer
 
     filters, depth, kernel, dropout, norm = hyper(spec)
     x = inputs
@@ -23,7 +23,7 @@ def build(inputs, spec: Mapping):
         last = i == depth - 1
         x = layers.ConvLSTM2D(filters, kernel, padding="same", return_sequences=not last,
                               dropout=dropout, name=f"convlstm{i + 1}")(x)
-        layer = _norm_layer(norm, filters, f"convlstm{i + 1}")
+        layer = norm_layer(norm, filters, f"convlstm{i + 1}")
         if layer is not None:
             x = layer(x)
     return x
@@ -32,7 +32,7 @@ def build(inputs, spec: Mapping):
 def streams(spec: Mapping) -> bool:
     """Every normalisation but ``group`` (over all the dates of a layer's output) can be
     streamed."""
-    from landcover.models import norm_of
+    from landcover.models.base import norm_of
 
     return norm_of(spec) != "group"
 
@@ -40,11 +40,11 @@ def streams(spec: Mapping) -> bool:
 def build_streamed(inputs, spec: Mapping):
     """The same network for prediction, the dates streamed through every layer at once
     (:class:`~landcover.models.layers.StreamedConvLSTM`)."""
-    from landcover.models.layers import StreamedConvLSTM, _norm_layer, hyper
+    from landcover.models.layers import StreamedConvLSTM, hyper, norm_layer
 
     filters, depth, kernel, _, norm = hyper(spec)
     x = StreamedConvLSTM(filters, depth, kernel, norm, name="convlstm")(inputs)
-    layer = _norm_layer(norm, filters, f"convlstm{depth}")
+    layer = norm_layer(norm, filters, f"convlstm{depth}")
     return x if layer is None else layer(x)
 
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from landcover.models import Architecture, norm_of
+from landcover.models.base import Architecture, norm_of
 
 
 @keras.saving.register_keras_serializable(package="landcover")
@@ -253,7 +253,7 @@ class ConvLSTMStack(layers.Layer):
         self.filters, self.depth = int(filters), int(depth)
         self.steps = [ConvLSTMStep(filters, (kernel, kernel), activation, recurrent_activation,
                                    name=f"convlstm{i + 1}") for i in range(self.depth)]
-        self.norms = [_norm_layer(norm, filters, f"convlstm{i + 1}") for i in range(depth - 1)]
+        self.norms = [norm_layer(norm, filters, f"convlstm{i + 1}") for i in range(depth - 1)]
         self.state_size = [-1] * (2 * self.depth)  # states shaped like the images (see below)
 
     def build(self, input_shape):
@@ -325,7 +325,7 @@ def ltae_block(x, days, valid, d_model: int, heads: int, key_dim: int, dropout: 
 
 def attention_hyper(spec: Mapping) -> tuple[int, int]:
     """``(heads, key_dim)`` of a ``train.model`` spec."""
-    from landcover.models import DEFAULT_HEADS, DEFAULT_KEY_DIM
+    from landcover.models.base import DEFAULT_HEADS, DEFAULT_KEY_DIM
 
     return int(spec.get("heads", DEFAULT_HEADS)), int(spec.get("key_dim", DEFAULT_KEY_DIM))
 
@@ -336,14 +336,14 @@ def hyper(spec: Mapping) -> tuple[int, int, int, float, str]:
             float(spec["dropout"]), norm_of(spec))
 
 
-def _levels(size: int, depth: int) -> tuple[int, int]:
+def level_padding(size: int, depth: int) -> tuple[int, int]:
     """Padding (before, after) that makes ``size`` divisible by 2**depth."""
     step = 2**depth
     pad = (-size) % step
     return pad // 2, pad - pad // 2
 
 
-def _norm_layer(kind: str, filters: int, name: str):
+def norm_layer(kind: str, filters: int, name: str):
     """``batch``: BatchNormalization (statistics of the batch in training, moving averages in
     inference); ``group``: GroupNormalization over the patch (groups of 4 channels); ``layer``:
     LayerNormalization of each pixel's channels (the same in training and inference, and
@@ -358,15 +358,17 @@ def _norm_layer(kind: str, filters: int, name: str):
     return None
 
 
-def _conv_block(x, filters: int, kernel: int, norm: str, dropout: float, name: str,
+def conv_block(x, filters: int, kernel: int, norm: str, dropout: float, name: str,
                 time_distributed: bool = False):
+    """Two ``kernel`` convolutions of ``filters``, each with its ``norm`` (:func:`norm_layer`) and a
+    ReLU, then spatial dropout; with ``time_distributed``, applied to every date alike."""
     def wrap(layer):
         return layers.TimeDistributed(layer, name=f"{layer.name}_td") if time_distributed else layer
 
     for i in (1, 2):
         x = wrap(layers.Conv2D(filters, kernel, padding="same", use_bias=norm == "none",
                                name=f"{name}_conv{i}"))(x)
-        layer = _norm_layer(norm, filters, f"{name}_norm{i}")
+        layer = norm_layer(norm, filters, f"{name}_norm{i}")
         if layer is not None:
             x = wrap(layer)(x)
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
@@ -375,12 +377,14 @@ def _conv_block(x, filters: int, kernel: int, norm: str, dropout: float, name: s
     return x
 
 
-def _decoder(x, skips, filters: int, kernel: int, norm: str, dropout: float):
+def decoder(x, skips, filters: int, kernel: int, norm: str, dropout: float):
+    """The U-Net decoder: up-sample, join the skip of the level, :func:`conv_block`, from the
+    deepest level up."""
     for level in reversed(range(len(skips))):
         x = layers.Conv2DTranspose(filters * 2**level, 2, strides=2, padding="same",
                                    name=f"up{level + 1}")(x)
         x = layers.Concatenate(name=f"skip{level + 1}")([x, skips[level]])
-        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"dec{level + 1}")
+        x = conv_block(x, filters * 2**level, kernel, norm, dropout, f"dec{level + 1}")
     return x
 
 

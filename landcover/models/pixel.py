@@ -12,7 +12,7 @@ measured on real data (``benchmarks/pixel_models.py``). This module stays free o
 
 from __future__ import annotations
 
-from landcover.models import Architecture
+from landcover.models.base import Architecture
 
 
 def random_forest_params(num_features: int, num_classes: int, seed: int) -> dict:

@@ -10,28 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from landcover.models import Architecture
+from landcover.models.base import Architecture
 
 
 def build_unet(inputs, spec: Mapping):
     """(B, T, H, W, F) -> (B, H, W, filters); T must be fixed (dates stacked as channels)."""
     from keras import layers
 
-    from landcover.models.layers import _conv_block, _decoder, _levels, hyper
+    from landcover.models.layers import conv_block, decoder, hyper, level_padding
 
     filters, depth, kernel, dropout, norm = hyper(spec)
     _, t, h, w, f = inputs.shape
-    (top, bottom), (left, right) = _levels(h, depth), _levels(w, depth)
+    (top, bottom), (left, right) = level_padding(h, depth), level_padding(w, depth)
     x = layers.Permute((2, 3, 1, 4), name="dates_last")(inputs)
     x = layers.Reshape((h, w, t * f), name="stack_dates")(x)
     x = layers.ZeroPadding2D(((top, bottom), (left, right)), name="pad")(x)
     skips = []
     for level in range(depth):
-        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}")
+        x = conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}")
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
-    x = _conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck")
-    x = _decoder(x, skips, filters, kernel, norm, dropout)
+    x = conv_block(x, filters * 2**depth, kernel, norm, dropout, "bottleneck")
+    x = decoder(x, skips, filters, kernel, norm, dropout)
     return layers.Cropping2D(((top, bottom), (left, right)), name="crop")(x)
 
 
@@ -41,30 +41,30 @@ def build_unet_convlstm(inputs, spec: Mapping):
 
     from landcover.models.layers import (
         TemporalMean,
-        _conv_block,
-        _decoder,
-        _levels,
-        _norm_layer,
+        conv_block,
+        decoder,
         hyper,
+        level_padding,
+        norm_layer,
     )
 
     filters, depth, kernel, dropout, norm = hyper(spec)
     h, w = inputs.shape[2], inputs.shape[3]
-    (top, bottom), (left, right) = _levels(h, depth), _levels(w, depth)
+    (top, bottom), (left, right) = level_padding(h, depth), level_padding(w, depth)
     x = layers.TimeDistributed(layers.ZeroPadding2D(((top, bottom), (left, right))),
                                name="pad")(inputs)
     skips = []
     for level in range(depth):
-        x = _conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}",
+        x = conv_block(x, filters * 2**level, kernel, norm, dropout, f"enc{level + 1}",
                         time_distributed=True)
         skips.append(TemporalMean(name=f"skip{level + 1}_mean")(x))
         x = layers.TimeDistributed(layers.MaxPooling2D(2), name=f"pool{level + 1}")(x)
     x = layers.ConvLSTM2D(filters * 2**depth, kernel, padding="same", return_sequences=False,
                           dropout=dropout, name="bottleneck_convlstm")(x)
-    layer = _norm_layer(norm, filters * 2**depth, "bottleneck")
+    layer = norm_layer(norm, filters * 2**depth, "bottleneck")
     if layer is not None:
         x = layer(x)
-    x = _decoder(x, skips, filters, kernel, norm, dropout)
+    x = decoder(x, skips, filters, kernel, norm, dropout)
     return layers.Cropping2D(((top, bottom), (left, right)), name="crop")(x)
 
 
