@@ -35,6 +35,7 @@ from landcover.errors import ClassTableError, RasterReadError, UsageError
 from landcover.gdalio import open_raster
 from landcover.grid import Grid
 from landcover.lattice import MIN_BLOCK, block_side
+from landcover.products import output_paths
 
 PRODUCTS = ("map", "legend", "style", "probabilities", "quicklook")
 
@@ -139,7 +140,6 @@ def smooth(probabilities: str | Path, out: str | Path, cfg: Config | None = None
     import dask
     import zarr
 
-    from landcover.classify import output_paths
     from landcover.dataset import compressor
     from landcover.maps import (
         class_areas,

@@ -228,7 +228,7 @@ def test_ltae_trains_into_a_bundle_that_classifies_and_warns_outside_its_season(
 
     groups = [(dt.date(2031, 4, 1), []), (dt.date(2031, 12, 1), [])]
     with caplog.at_level(logging.WARNING, logger="landcover.classify"):
-        kept = lc._dates(meta, groups, out)
+        kept = lc.kept_dates(meta, groups, out)
     assert len(kept) == 2
     assert "1 of 2 dates lie more than 16 days outside the seasonal range" in caplog.text
     assert "2031-12-01" in caplog.text and "2031-04-01" not in caplog.text

@@ -150,6 +150,7 @@ def test_damaged_blocks_of_an_interrupted_classification_are_computed_again(
     import rasterio
 
     from landcover import classify as lc
+    from landcover.classify import run as lc_run
 
     meta, cfg = lc.resolve_config(field_bundle, None, ["classify.block_size=64"])
     scenes = lc.model_scenes(field_series[0], meta, cfg)
@@ -159,7 +160,7 @@ def test_damaged_blocks_of_an_interrupted_classification_are_computed_again(
     def die(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lc, "_write_products", die)  # every block done, then killed
+    monkeypatch.setattr(lc_run, "write_products", die)  # every block done, then killed
     with pytest.raises(KeyboardInterrupt):
         lc.classify(scenes, field_bundle, out, cfg, meta=meta)
     monkeypatch.undo()

@@ -285,7 +285,7 @@ def test_a_full_disk_keeps_the_finished_blocks_and_says_resume(runner, field_ser
                                                                monkeypatch, code, what):
     import os
 
-    import landcover.classify as lc
+    import landcover.classify.run as lc  # where the products are written
 
     _copy_killed(killed, tmp_path)
     out = tmp_path / "map.tif"
@@ -325,21 +325,21 @@ def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundl
     import datetime as dt
 
     from landcover.bundle import read_metadata
-    from landcover.classify import _warn_unlike_training
+    from landcover.classify import warn_unlike_training
     from landcover.grid import Grid
 
     meta = read_metadata(field_bundle)
     trained = [dt.date.fromisoformat(d) for d in meta["dates"]]
     coarse = Grid("EPSG:32632", (445.0, 0.0, 500010.0, 0.0, -445.0, 5000010.0), 13, 13)
     with warnings_of("landcover.classify") as seen:
-        _warn_unlike_training(meta, coarse, trained[:1], Path(field_bundle))
+        warn_unlike_training(meta, coarse, trained[:1], Path(field_bundle))
     text = "\n".join(seen)
     assert "trained on 30 m pixels, the scenes are on 445 m pixels" in text
     assert f"trained on {len(trained)} date(s)" in text
     assert f"give 1 date(s) over 0 days ({trained[0]} .. {trained[0]})" in text
     same = Grid("EPSG:32632", tuple(meta["grid"]["transform"]), 10, 10)
     with warnings_of("landcover.classify") as seen:
-        _warn_unlike_training(meta, same, trained, Path(field_bundle))
+        warn_unlike_training(meta, same, trained, Path(field_bundle))
     assert seen == []
 
 

@@ -1,0 +1,195 @@
+"""Block tasks: the rasters of a block and the halo its windows read (:class:`BlockData`), the
+windows that keep its pixels predicted and blended (:func:`block_probabilities`), the
+post-processing steps, and the block's codes and probabilities written into the store
+(:func:`classify_block`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from landcover.classify.plan import Plan
+from landcover.classify.store import chunk_sums, done_marker
+from landcover.classify.worker import checked_model, predict_windows, wait_for_model
+from landcover.features import features_by_date
+from landcover.lattice import reflect_index, taper
+from landcover.maps import encode_classes, encode_probabilities
+from landcover.postprocess import apply_steps, halo_of
+
+
+class BlockData:
+    """The rasters of every date over the global pixel ``rows`` x ``cols`` (ascending ranges,
+    which may reach outside the grid: reflected), and the model inputs of any window of them.
+
+    Each date's in-grid box is read once. A date of one scene keeps its digital numbers in the
+    rasters' own type (:func:`landcover.stack.read_scene_dn`: 2 bytes a band for Landsat) and its
+    validity; a mosaic of several scenes keeps the float32 reflectance and validity that
+    :func:`landcover.stack.read_date_block` makes. A window's features are built only when the
+    window is predicted: reflectance by :func:`landcover.stack.scale_dn` (the float32 operations
+    of the training reads), then :func:`landcover.features.features_by_date`, the code that made
+    the training inputs. A block therefore holds about 13 bytes per pixel and date instead of 37
+    for every feature, reflection costs no copy of the block, and a window's features are written
+    straight into its batch.
+    """
+
+    def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray):
+        from landcover.stack import read_date_block, read_scene_dn
+
+        g, bands = plan.grid, plan.features.bands
+        self.plan = plan
+        ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
+        y0, y1, x0, x1 = int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1
+        h, w = y1 - y0, x1 - x0
+        self.iy, self.ix = ry - y0, rx - x0  # row/col of the box for each of rows/cols
+        self.dates = []  # per date: (scene or None, values (B, h, w), valid (h, w))
+        any_valid = np.zeros((h, w), bool)
+        for group in plan.groups:
+            if len(group) > 1:  # a mosaic: its float32 reflectance
+                layers = read_date_block(group, bands, g, plan.mask, y0, x0, h, w)[0]
+                entry = (None, layers[:-1], layers[-1] > 0.5)
+            else:
+                got = read_scene_dn(group[0], bands, g, plan.mask, y0, x0, h, w)
+                entry = (None, None, np.zeros((h, w), bool)) if got is None \
+                    else (group[0], got[0], got[1])  # None: the scene misses the box
+            self.dates.append(entry)
+            any_valid |= entry[2]
+        self.any_valid = any_valid[self._index(self.iy, 0, len(rows))][
+            :, self._index(self.ix, 0, len(cols))]  # (rows, cols): a valid date somewhere
+
+    @staticmethod
+    def _index(index: np.ndarray, a: int, n: int):
+        """Positions ``a .. a + n`` of the box: a slice where they are consecutive (no copy),
+        else the reflected indices."""
+        part = index[a:a + n]
+        if n == 1 or (np.diff(part) == 1).all():
+            return slice(int(part[0]), int(part[0]) + n)
+        return part
+
+    def features(self, a: int, b: int, h: int, w: int, out: np.ndarray | None = None):
+        """``(features (T, h, w, F), valid (T, h, w))`` of rows ``a .. a + h`` and columns
+        ``b .. b + w`` (counted from the first of ``rows``/``cols``), into ``out`` if given."""
+        from landcover.stack import scale_dn
+
+        ys, xs = self._index(self.iy, a, h), self._index(self.ix, b, w)
+        bands = self.plan.features.bands
+
+        def read_date(t):
+            scene, values, valid = self.dates[t]
+            valid = valid[ys][:, xs]
+            if values is None:  # no data: features 0 (every pixel invalid)
+                return np.zeros((h, w, len(bands)), np.float32), valid
+            values = values[:, ys][:, :, xs]
+            refl = values if scene is None else scale_dn(values, scene, bands,
+                                                         out=np.empty(values.shape, np.float32))
+            return np.moveaxis(refl, 0, -1), valid
+
+        return features_by_date(read_date, self.plan.features, self.plan.dates, out)
+
+
+def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
+    """Model inputs over the global pixel rows/cols (ascending ranges, which may lie outside the
+    grid: reflected), built as in training (:class:`BlockData`). Returns ``(features (T,
+    len(rows), len(cols), F), valid (T, len(rows), len(cols)))``."""
+    return BlockData(plan, rows, cols).features(0, 0, len(rows), len(cols))
+
+
+def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
+    """Blended class probabilities of the pixels ``[r0:r1, c0:c1]``.
+
+    Every lattice window whose weights are not 0 somewhere in the area is read (with reflection
+    outside the grid) and, if it holds a valid observation, predicted; windows are visited in
+    global lattice order, so a pixel's value is the same whichever area it is computed in. Without
+    blending (``plan.blend == 0``) each pixel is copied from the one window that keeps it. Returns
+    ``(prob (h, w, K) float32, observed (h, w) bool, windows predicted, windows skipped)``.
+    """
+    s = plan.window
+    first, end = plan.support()
+    oy, ox = plan.origins()
+    oy = oy[(oy + first < r1) & (oy + end > r0)]
+    ox = ox[(ox + first < c1) & (ox + end > c0)]
+    gy0, gx0 = int(oy[0]), int(ox[0])
+    data = BlockData(plan, np.arange(gy0, int(oy[-1]) + s), np.arange(gx0, int(ox[-1]) + s))
+
+    # windows with at least one valid observation (summed-area table of "any date valid")
+    anyv = np.pad(data.any_valid.astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    windows = []
+    for y in oy:
+        for x in ox:
+            a, b = y - gy0, x - gx0
+            if anyv[a + s, b + s] - anyv[a, b + s] - anyv[a + s, b] + anyv[a, b] > 0:
+                windows.append((int(y), int(x)))
+
+    h, w, K = r1 - r0, c1 - c0, plan.num_classes
+    acc = np.zeros((h, w, K), np.float32)
+    wsum = np.zeros((h, w), np.float32)
+    weights = taper(s, plan.overlap, plan.blend) if plan.blend else None
+    if windows:
+        model, lock = checked_model(plan)
+        for a in range(0, len(windows), plan.batch_size):
+            batch = windows[a:a + plan.batch_size]
+            x = np.empty((len(batch), len(plan.dates), s, s, len(plan.features.names)),
+                         np.float32)
+            for k, (y, x0) in enumerate(batch):
+                data.features(y - gy0, x0 - gx0, s, s, out=x[k])
+            probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
+                                    plan.temperature)
+            del x
+            for (y, x), p in zip(batch, probs):  # global lattice order: same sums in any block
+                ya, yb = max(y + first, r0), min(y + end, r1)
+                xa, xb = max(x + first, c0), min(x + end, c1)
+                if ya >= yb or xa >= xb:
+                    continue
+                out = (slice(ya - r0, yb - r0), slice(xa - c0, xb - c0))
+                inside = (slice(ya - y, yb - y), slice(xa - x, xb - x))
+                if plan.blend == 0:  # the window keeps these pixels alone: a copy, no weights
+                    acc[out] = p[inside]
+                    wsum[out] = 1.0
+                else:
+                    wt = weights[inside]
+                    acc[out] += wt[..., None] * p[inside]
+                    wsum[out] += wt
+    observed = data.any_valid[r0 - gy0:r1 - gy0, c0 - gx0:c1 - gx0] & (wsum > 0)
+    del data
+    if plan.blend:
+        acc /= np.where(wsum > 0, wsum, 1)[..., None]
+    return acc, observed, len(windows), len(oy) * len(ox) - len(windows)
+
+
+def classify_block(plan: Plan, i: int, j: int) -> dict:
+    """Block ``(i, j)``: probabilities over the block and the post-processing halo, the
+    post-processing steps, then class codes (and probabilities) of the block into the store;
+    returns its counts."""
+    import zarr
+
+    marker = done_marker(plan, i, j)
+    if marker.exists():  # finished by an earlier (interrupted) run
+        return json.loads(marker.read_text())
+    wait_for_model(plan)
+    t0 = time.perf_counter()
+    r0, r1, c0, c1 = plan.block_window(i, j)
+    halo, g = halo_of(plan.post), plan.grid
+    R0, R1 = max(0, r0 - halo), min(g.height, r1 + halo)
+    C0, C1 = max(0, c0 - halo), min(g.width, c1 + halo)
+    prob, observed, n_windows, n_skipped = block_probabilities(plan, R0, R1, C0, C1)
+    prob = apply_steps(plan.post, prob, observed)
+    core = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
+    prob, observed = prob[core], observed[core]
+    codes, index = encode_classes(prob, observed, plan.codes)
+
+    store = zarr.open_group(plan.store, mode="r+")
+    store["classes"][r0:r1, c0:c1] = codes
+    if plan.probabilities:
+        store["probabilities"][:, r0:r1, c0:c1] = encode_probabilities(
+            prob, observed, plan.probability_dtype, plan.uncertainty)
+    result = {"block": [i, j], "chunks": chunk_sums(plan, store, i, j),
+              "counts": np.bincount(index[observed], minlength=plan.num_classes).tolist(),
+              "nodata": int((~observed).sum()), "windows": n_windows,
+              "windows_skipped": n_skipped,
+              "seconds": round(time.perf_counter() - t0, 3)}
+    tmp = marker.with_name(f"tmp.{marker.name}")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, marker)  # the block counts as done only once its data is written
+    return result
