@@ -9,12 +9,9 @@ one class code are the sample; a group holding two classes is two samples.
 
 **Method** (after sits' ``sits_som_map`` / ``sits_som_clean_samples``, with a leave-one-out):
 
-1. *Pixels.* The labelled pixels are read from the scenes as ``prepare`` reads them (the same label
-   rasterisation, erosion, QA masks and date mosaics), at most ``per_sample`` pixels per sample (a
-   seeded draw), dates with too few valid observations dropped (``prepare.features``).
-2. *Features.* The classifiers' pixel features (:func:`landcover.pixel.pixel_features`, the
-   standardised bands of every date) with gaps filled linearly in time (:mod:`landcover.features`),
-   standardised with the mean and deviation of the valid observations read.
+1. *Pixels* and 2. *features* (:mod:`landcover.check_pixels`): the labelled pixels read as
+   ``prepare`` reads them, at most ``per_sample`` per sample, turned into the pixel classifiers'
+   features (:func:`landcover.pixel.pixel_features`) with gaps filled linearly in time.
 3. *SOM.* A self-organising map (minisom; ``grid`` x ``grid`` neurons, Gaussian neighbourhood,
    PCA-initialised, seeded) is trained on the pixels; each pixel goes to its best-matching neuron.
 4. *Neighbourhood probabilities.* ``C[j, k]`` counts the pixels of class ``k`` on neuron ``j``.
@@ -28,10 +25,10 @@ one class code are the sample; a group holding two classes is two samples.
    probable class. ``suspect`` when the probability is below ``suspect`` and another class is
    suggested; ``doubtful`` when below ``doubtful``; else ``clean``.
 
-Outputs: a GeoPackage (layer ``samples``: one row per sample, its geometry, class, pixels,
-probability, suggested class and verdict; the labels' own columns for one-feature samples) with a
-QGIS style categorised by verdict in its ``layer_styles`` table (the default style QGIS applies when
-the layer is opened), and ``<OUT>_som.png``: the SOM grid coloured by class.
+Outputs (:mod:`landcover.check_outputs`): a GeoPackage (layer ``samples``: one row per sample)
+styled by verdict for QGIS, and ``<OUT>_som.png``: the SOM grid coloured by class.
+``prepare`` drops the suspect samples through :func:`suspect_samples` and
+:meth:`Suspects.drop_from`.
 
 minisom is imported inside the functions that need it.
 """
