@@ -18,7 +18,7 @@ import re
 import sys
 
 from landcover.errors import SchedulerError
-from landcover.progress import Stage, reporter, stage
+from landcover.progress import Stage, reporter, running, stage
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,10 @@ def parallel_tasks() -> int:
     return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
 
 
-def compute(*collections, label: str = "Working", show=None):
+def compute(*collections, label: str = "Working", show=None, unit: str = "tasks"):
     """``dask.compute`` reporting finished tasks to ``show`` (a :mod:`landcover.progress`
-    reporter, ``True`` to log, ``None``/``False`` for none), on any scheduler."""
+    reporter, ``True`` to log, ``None``/``False`` for none), on any scheduler; tasks of the local
+    schedulers may report their own progress with :func:`landcover.progress.part`."""
     import dask
 
     report = reporter(show)
@@ -93,19 +94,19 @@ def compute(*collections, label: str = "Working", show=None):
     if client is not None:
         futures = client.compute(list(collections))
         if report is not None:
-            _poll(futures, label, report)
+            _poll(futures, label, report, unit)
         return tuple(client.gather(futures))
     if report is None:
         return dask.compute(*collections)
-    with _task_callback(label, report):
+    with _task_callback(label, report, unit):
         return dask.compute(*collections)
 
 
-def _poll(futures, label: str, report) -> None:
+def _poll(futures, label: str, report, unit: str = "tasks") -> None:
     """Progress of distributed work: counts finished futures."""
     from distributed import wait
 
-    with stage(report, label, len(futures)) as s:
+    with stage(report, label, len(futures), unit) as s:
         pending = list(futures)
         while pending:
             wait(pending, timeout=None, return_when="FIRST_COMPLETED")
@@ -118,24 +119,28 @@ def _poll(futures, label: str, report) -> None:
 
 
 @contextlib.contextmanager
-def _task_callback(label: str, report):
-    """Reports from dask's local-scheduler callbacks (one stage per graph)."""
+def _task_callback(label: str, report, unit: str = "tasks"):
+    """Reports from dask's local-scheduler callbacks (one stage per graph), with the parts that
+    running tasks report (:func:`landcover.progress.part`)."""
     from dask.callbacks import Callback
 
     holder: dict = {}
+    scope = contextlib.ExitStack()
 
     def start_state(dsk, state):
         total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-        holder["stage"] = Stage(report, label, max(total, 1)).start()
+        holder["stage"] = Stage(report, label, max(total, 1), unit).start()
+        scope.enter_context(running(holder["stage"]))
 
     def posttask(key, result, dsk, state, worker_id):
         if "stage" in holder:
             holder["stage"].advance()
 
     def finish(dsk, state, errored):
+        scope.close()
         s = holder.pop("stage", None)
         if s is not None:
             s.finish()
 
-    with Callback(start_state=start_state, posttask=posttask, finish=finish):
+    with scope, Callback(start_state=start_state, posttask=posttask, finish=finish):
         yield

@@ -46,7 +46,8 @@ def prepare(ctx: click.Context, scenes, labels, out, scheduler, overwrite, as_js
     # opened by prepare, after its checks
     source = scene_source(scenes, cfg.scenes.profile, signer_of(cfg.scenes.stac.signer))
     with use_scheduler(scheduler):
-        summary = run_prepare(source, labels, out, cfg, overwrite=overwrite, progress=bars_for(ctx))
+        summary = run_prepare(source, labels, out, cfg, overwrite=overwrite,
+                              progress=bars_for(ctx, steps=7))  # its 7 dask stages
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
