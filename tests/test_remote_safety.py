@@ -17,9 +17,9 @@ pytest.importorskip("pytest_httpserver")
 
 from test_search import COLLECTION, CONFORMANCE, SCENES, landsat_item  # noqa: E402
 
-from landcover import catalog  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
 from landcover.errors import StacError  # noqa: E402
+from landcover.stac import search as stac_search  # noqa: E402
 
 
 def _bounded(fn, seconds: float = 30.0):
@@ -58,14 +58,14 @@ def _landing(base):
 
 # ------------------------------------------------------------------------------ landcover search
 def test_search_times_out_on_a_server_that_accepts_and_never_answers(monkeypatch):
-    monkeypatch.setattr(catalog, "TIMEOUT", 1.0)
-    monkeypatch.setattr(catalog, "RETRIES", 0)
+    monkeypatch.setattr(stac_search, "TIMEOUT", 1.0)
+    monkeypatch.setattr(stac_search, "RETRIES", 0)
     with socket.socket() as s:  # the kernel accepts connections; nobody ever answers
         s.bind(("127.0.0.1", 0))
         s.listen(8)
         url = f"http://127.0.0.1:{s.getsockname()[1]}/stac"
         start = time.monotonic()
-        finished, error = _bounded(lambda: catalog.search_items(url, COLLECTION), 30)
+        finished, error = _bounded(lambda: stac_search.search_items(url, COLLECTION), 30)
     assert finished, "the search did not time out"
     assert isinstance(error, StacError) and "timed out" in str(error), error
     assert time.monotonic() - start < 20
@@ -78,7 +78,7 @@ def test_search_stops_when_next_page_links_loop(httpserver):
     page = {"type": "FeatureCollection", "features": items,
             "links": [{"rel": "next", "href": f"{base}/search?token=1"}]}
     httpserver.expect_request("/search").respond_with_json(page)  # every page links to itself
-    finished, error = _bounded(lambda: catalog.search_items(base, COLLECTION), 30)
+    finished, error = _bounded(lambda: stac_search.search_items(base, COLLECTION), 30)
     assert finished and isinstance(error, StacError) and "loop" in str(error), error
     assert len(httpserver.log) < 10
 
@@ -98,7 +98,7 @@ def test_search_stops_when_new_tokens_bring_the_same_items(httpserver):
             content_type="application/geo+json")
 
     httpserver.expect_request("/search").respond_with_handler(search)
-    finished, error = _bounded(lambda: catalog.search_items(base, COLLECTION), 30)
+    finished, error = _bounded(lambda: stac_search.search_items(base, COLLECTION), 30)
     assert finished and isinstance(error, StacError) and "repeats items" in str(error), error
     assert count[0] < 10
 
@@ -116,7 +116,7 @@ def test_search_on_an_item_collection_url_says_to_give_it_as_scenes(runner, http
 
 def test_http_error_pages_are_not_pasted_into_the_message(runner, httpserver, tmp_path,
                                                           monkeypatch):
-    monkeypatch.setattr(catalog, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(stac_search, "RETRY_BACKOFF", 0.0)
     page = ("<!DOCTYPE html><html><head><title>404 Not Found</title></head><body>"
             + "<p>upstream trouble</p>" * 200 + "</body></html>")
     httpserver.expect_request("/").respond_with_data(page, status=404,
@@ -169,7 +169,7 @@ def test_a_landing_page_cannot_make_search_read_a_local_file(httpserver, tmp_pat
     landing = _landing(base)
     landing["links"] = [{"rel": "search", "href": str(secret), "method": "GET"}]
     httpserver.expect_request("/").respond_with_json(landing)
-    finished, error = _bounded(lambda: catalog.search_items(base, COLLECTION), 30)
+    finished, error = _bounded(lambda: stac_search.search_items(base, COLLECTION), 30)
     assert finished and isinstance(error, StacError), error
 
 
@@ -507,14 +507,14 @@ def test_search_results_may_not_point_at_local_files(httpserver):
     item["assets"]["red"]["href"] = "file:///etc/hostname"
     httpserver.expect_request("/search").respond_with_json(
         {"type": "FeatureCollection", "features": [item], "links": []})
-    finished, error = _bounded(lambda: catalog.search_items(base, COLLECTION), 30)
+    finished, error = _bounded(lambda: stac_search.search_items(base, COLLECTION), 30)
     assert finished and isinstance(error, StacError) and "local files" in str(error), error
 
 
 def test_a_stac_document_download_times_out(monkeypatch, runner):
-    from landcover import stac
+    from landcover.stac import items
 
-    monkeypatch.setattr(stac, "TIMEOUT", 1.0)
+    monkeypatch.setattr(items, "TIMEOUT", 1.0)
     with socket.socket() as s:  # accepts, never answers
         s.bind(("127.0.0.1", 0))
         s.listen(4)

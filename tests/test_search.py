@@ -11,9 +11,9 @@ pystac = pytest.importorskip("pystac")
 pytest.importorskip("pystac_client")
 pytest_httpserver = pytest.importorskip("pytest_httpserver")
 
-from landcover import catalog  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
 from landcover.errors import UsageError  # noqa: E402
+from landcover.stac import search as stac_search  # noqa: E402
 
 CONFORMANCE = ["https://api.stacspec.org/v1.0.0/core",
                "https://api.stacspec.org/v1.0.0/item-search",
@@ -140,7 +140,7 @@ def test_search_json_and_max_items(runner, api, tmp_path):
 
 
 def test_server_errors_are_one_line_naming_the_url(runner, httpserver, tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(stac_search, "RETRY_BACKOFF", 0.0)
     httpserver.expect_request("/").respond_with_data("boom", status=500)
     url = httpserver.url_for("/")
     out = tmp_path / "items.json"
@@ -149,12 +149,12 @@ def test_server_errors_are_one_line_naming_the_url(runner, httpserver, tmp_path,
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and url in lines[0], result.output
     assert "HTTP 500" in lines[0] and "Traceback" not in result.output
-    assert len(httpserver.log) == catalog.RETRIES + 1  # retried, then given up
+    assert len(httpserver.log) == stac_search.RETRIES + 1  # retried, then given up
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_a_search_that_fails_after_the_landing_page(runner, httpserver, tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(stac_search, "RETRY_BACKOFF", 0.0)
     base = httpserver.url_for("").rstrip("/")
     httpserver.expect_request("/").respond_with_json({
         "type": "Catalog", "stac_version": "1.0.0", "id": "stub", "description": "d",
@@ -165,13 +165,14 @@ def test_a_search_that_fails_after_the_landing_page(runner, httpserver, tmp_path
                      "--out", str(tmp_path / "i.json"))
     assert result.exit_code == 1
     assert "searching the STAC API failed (HTTP 503" in result.output and base in result.output
-    assert len([r for r in httpserver.log if r[0].path == "/search"]) == catalog.RETRIES + 1
+    searches = [r for r in httpserver.log if r[0].path == "/search"]
+    assert len(searches) == stac_search.RETRIES + 1
 
 
 def test_unreachable_url(runner, tmp_path, monkeypatch):
     import socket
 
-    monkeypatch.setattr(catalog, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(stac_search, "RETRY_BACKOFF", 0.0)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -212,22 +213,23 @@ def test_bad_filters_are_usage_errors_naming_the_flag(runner, httpserver, tmp_pa
 
 
 def test_parsers():
-    assert catalog.parse_bbox(" 9.5, 47.2 ,10.5,47.8") == [9.5, 47.2, 10.5, 47.8]
-    assert catalog.parse_bbox("170,-10,-170,10") == [170, -10, -170, 10]  # antimeridian
-    assert catalog.parse_datetime("2023-06-01") == "2023-06-01T00:00:00Z/2023-06-01T23:59:59Z"
-    assert catalog.parse_datetime("../2023-06-01T10:00:00+02:00") == "../2023-06-01T08:00:00Z"
-    assert catalog.parse_datetime("2023-06-01/..") == "2023-06-01T00:00:00Z/.."
-    assert catalog.parse_query(["eo:cloud_cover<=60", "platform=landsat-9",
+    assert stac_search.parse_bbox(" 9.5, 47.2 ,10.5,47.8") == [9.5, 47.2, 10.5, 47.8]
+    assert stac_search.parse_bbox("170,-10,-170,10") == [170, -10, -170, 10]  # antimeridian
+    assert stac_search.parse_datetime("2023-06-01") == \
+        "2023-06-01T00:00:00Z/2023-06-01T23:59:59Z"
+    assert stac_search.parse_datetime("../2023-06-01T10:00:00+02:00") == "../2023-06-01T08:00:00Z"
+    assert stac_search.parse_datetime("2023-06-01/..") == "2023-06-01T00:00:00Z/.."
+    assert stac_search.parse_query(["eo:cloud_cover<=60", "platform=landsat-9",
                                 "eo:cloud_cover>5.5"]) == {
         "eo:cloud_cover": {"lte": 60, "gt": 5.5}, "platform": {"eq": "landsat-9"}}
     with pytest.raises(UsageError):
-        catalog.parse_query(["cloud"])
+        stac_search.parse_query(["cloud"])
 
 
 def test_item_rows_read_proj_code_and_missing_fields():
     item = pystac.Item("x", None, None, dt.datetime(2023, 6, 10, 10, tzinfo=dt.timezone.utc),
                        {"proj:code": "EPSG:32633"})
-    assert catalog.item_row(item) == {"id": "x", "date": "2023-06-10", "cloud_cover": None,
+    assert stac_search.item_row(item) == {"id": "x", "date": "2023-06-10", "cloud_cover": None,
                                       "epsg": 32633, "path_row": None}
-    text = catalog.format_rows([catalog.item_row(item)])
+    text = stac_search.format_rows([stac_search.item_row(item)])
     assert text.splitlines()[1].split() == ["x", "2023-06-10", "-", "32633", "-"]

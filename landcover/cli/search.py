@@ -11,7 +11,7 @@ from landcover.cli import options
 
 
 def _parsed(parse):
-    """A click callback that runs a :mod:`landcover.catalog` parser; its UsageError becomes a
+    """A click callback that runs a :mod:`landcover.stac.search` parser; its UsageError becomes a
     usage error (exit 2) naming the flag."""
 
     def callback(ctx, param, value):
@@ -28,25 +28,25 @@ def _parsed(parse):
 
 
 def _url(value):
-    from landcover.catalog import parse_url
+    from landcover.stac.search import parse_url
 
     return parse_url(value)
 
 
 def _bbox(value):
-    from landcover.catalog import parse_bbox
+    from landcover.stac.search import parse_bbox
 
     return parse_bbox(value)
 
 
 def _datetime(value):
-    from landcover.catalog import parse_datetime
+    from landcover.stac.search import parse_datetime
 
     return parse_datetime(value)
 
 
 def _query(value):
-    from landcover.catalog import parse_query
+    from landcover.stac.search import parse_query
 
     return parse_query(value)
 
@@ -84,7 +84,7 @@ def search(url, collection, bbox, interval, query, max_items, out, overwrite, as
             --query 'eo:cloud_cover<60' --out items.json
         $ landcover classify items.json --model model --out map.tif
     """
-    from landcover.catalog import format_rows, item_row, save_items, search_items
+    from landcover.stac.search import format_rows, item_row, save_items, search_items
     from landcover.outputs import check_output
 
     check_output(Path(out).absolute(), overwrite)  # before asking the API

@@ -52,7 +52,7 @@ from landcover.grid import Grid, crs_string, same_crs
 from landcover.profiles import Profile, resolve_profiles
 from landcover.scene_files import Scene, SceneFiles, match_profile, open_scene, unique_scenes
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("landcover.stac")  # the name its warnings have always carried
 
 COLLECTIONS = ("landsat-c2-l2", "landsat-c2l2-sr", "landsat-c2l2-st", "landsat-c2l2_sr",
                "landsat-8-c2-l2", "landsat-9-c2-l2")
