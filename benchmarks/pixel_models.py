@@ -10,7 +10,7 @@ de-duplicated ones, as ``landcover train`` does for a pixel architecture; sklear
 stratified ones like the baseline unless ``--sk-all``) and scored on all usable pixels of the
 test split (or ``--split``).
 Feature sets (``--groups``): ``raw`` = the inputs flattened over (time, feature), what the
-baseline uses; otherwise ``+``-joined groups of :func:`landcover.pixel.pixel_features` (``bands``,
+baseline uses; otherwise ``+``-joined groups of :func:`landcover.pixel_model.pixel_features` (``bands``,
 ``indices``, ``valid``, ``percentiles``). Prints one line per (dataset, features, model): test OA,
 macro F1, seconds.
 """
@@ -30,7 +30,8 @@ DEFAULT_GROUPS = ["raw", "bands", "bands+indices", "bands+indices+percentiles",
 
 
 def table(ds, split, groups, max_pixels=None, seed=0, keep_rare=True):
-    from landcover.pixel import split_rows, pixel_features
+    from landcover.pixel import split_rows
+    from landcover.pixel_model import pixel_features
 
     xs, ys, ws = [], [], []
     for x, y, w in split_rows(ds, split, max_pixels=max_pixels, seed=seed, keep_rare=keep_rare):
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     from sklearn.ensemble import RandomForestClassifier
 
     from landcover.dataset import open_dataset
-    from landcover.pixel import fit_pixel_classifier
+    from landcover.pixel_model import fit_pixel_classifier
 
     extra = json.loads(args.params)
     rows = []

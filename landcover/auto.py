@@ -66,7 +66,7 @@ def _table(ds, splits, max_pixels: int, seed: int):
     """Pixel features, labels, stored weights and groups of ``splits`` (each pixel once), at most
     ``max_pixels`` (a seeded random subset of whole rows)."""
     from landcover.baseline import split_pixels
-    from landcover.pixel import pixel_features
+    from landcover.pixel_model import pixel_features
 
     g = ds.group
     xs, ys, ws, gs = [], [], [], []
@@ -95,7 +95,7 @@ def cross_validate_pixels(ds, kinds, *, folds: int, seed: int, weighted: bool
     """k-fold cross-validation over whole groups of the training and validation pixels:
     ``({kind: interval scores} of the pooled held-out predictions, group ids, their folds)``."""
     from landcover.estimate import group_confusions, group_folds, interval_scores
-    from landcover.pixel import fit_pixel_classifier
+    from landcover.pixel_model import fit_pixel_classifier
 
     X, y, w, grp = _table(ds, ("train", "validation"), CV_MAX_PIXELS, seed)
     ids, inv = np.unique(grp, return_inverse=True)
@@ -174,7 +174,7 @@ def cross_validate_network(ds, cfg, ids: np.ndarray, fold_of_group: np.ndarray, 
 def holdout_pixels(ds, kinds, *, seed: int, weighted: bool) -> dict:
     """Each pixel classifier fitted on the training split and scored on the validation split
     (:func:`landcover.train.held_out_scores`)."""
-    from landcover.pixel import fit_pixel_classifier
+    from landcover.pixel_model import fit_pixel_classifier
     from landcover.train import held_out_scores
 
     X, y, w, _ = _table(ds, ("train",), CV_MAX_PIXELS, seed)

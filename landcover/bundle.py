@@ -144,11 +144,11 @@ def check_bundle(folder: str | Path) -> dict:
 
 def load_bundle(folder: str | Path):
     """``(model, metadata)``: a Keras model loaded with ``safe_mode=True`` and not compiled, or
-    for a pixel classifier's bundle a :class:`landcover.pixel.PixelClassifier` (no Keras)."""
+    for a pixel classifier's bundle a :class:`landcover.pixel_model.PixelClassifier` (no Keras)."""
     folder = Path(folder)
     meta = check_bundle(folder)
     if is_pixel(meta):
-        from landcover.pixel import PixelClassifier
+        from landcover.pixel_model import PixelClassifier
 
         return PixelClassifier.from_files(folder, meta), meta
     from landcover.models import custom_objects

@@ -19,7 +19,7 @@ by a tile plus ``per_sample`` x samples x dates x bands values.
 then pixels with fewer than ``prepare.features.min_valid_dates`` valid observations (at least one);
 bands are standardised with the mean and deviation of the valid observations read, gaps filled
 linearly in time (:class:`landcover.features.FeatureSpec`), and the pixel classifiers' features
-made from them (:func:`landcover.pixel.pixel_features`: every band of every date).
+made from them (:func:`landcover.pixel_model.pixel_features`: every band of every date).
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def _features(refl: np.ndarray, valid: np.ndarray, dates: list, bands: list, fc)
     """Pixel features ``(n', P)`` of the pixels with enough valid observations on the dates that
     have enough (``prepare.features``), the dates kept, and which pixels were kept ``(n,)``."""
     from landcover.features import FeatureSpec
-    from landcover.pixel import pixel_features
+    from landcover.pixel_model import pixel_features
 
     share = valid.mean(axis=0) if len(valid) else np.zeros(len(dates))
     t_keep = share >= fc.min_date_valid

@@ -24,7 +24,7 @@ KINDS = ("random_forest", "gradient_boosting")
 def bundles(field_dataset, tmp_path_factory):
     """Both pixel classifiers trained on the crop fields: ``{kind: (folder, summary)}``; small
     (4,000 training pixels, 20 random-forest rounds, at most 60 boosting rounds) to be fast."""
-    from landcover import pixel
+    from landcover import pixel, pixel_model
     from landcover.config import load_config
     from landcover.train import train
 
@@ -32,8 +32,8 @@ def bundles(field_dataset, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pixel_models")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pixel, "TRAIN_MAX_PIXELS", 4000)
-        mp.setattr(pixel, "RF_ROUNDS", 20)
-        mp.setattr(pixel, "GB_ROUNDS", 60)
+        mp.setattr(pixel_model, "RF_ROUNDS", 20)
+        mp.setattr(pixel_model, "GB_ROUNDS", 60)
         # the random forest through the CLI, gradient boosting through the library
         result = CliRunner().invoke(cli, ["-q", "train", str(field_dataset), "--out",
                                           str(folder / KINDS[0]), "--set",
@@ -57,7 +57,7 @@ def _attrs(bands=("blue", "green", "red", "nir", "swir1", "swir2"), t=5):
 
 
 def test_features_are_finite_and_named():
-    from landcover.pixel import GROUPS, feature_names, pixel_features
+    from landcover.pixel_model import GROUPS, feature_names, pixel_features
 
     attrs = _attrs()
     assert feature_names(attrs) == [f"{b}_t{d}" for d in range(5) for b in attrs["bands"]]
@@ -89,7 +89,7 @@ def test_features_are_finite_and_named():
 
 
 def test_indices_need_their_bands_and_percentiles_need_dates():
-    from landcover.pixel import GROUPS, feature_names, pixel_features
+    from landcover.pixel_model import GROUPS, feature_names, pixel_features
 
     attrs = _attrs(("red", "nir"), t=2)
     names = feature_names(attrs, ("bands", "indices", "percentiles"))
@@ -123,7 +123,8 @@ def test_pixel_bundle_is_trained_scored_and_described(bundles, kind):
 def test_random_forest_probabilities_are_leaf_shares(bundles, field_dataset):
     from landcover.bundle import load_bundle
     from landcover.dataset import open_dataset
-    from landcover.pixel import ABSENT_LOGIT, split_table
+    from landcover.pixel import split_table
+    from landcover.pixel_model import ABSENT_LOGIT
 
     model, meta = load_bundle(bundles["random_forest"][0])
     ds = open_dataset(field_dataset)
@@ -139,7 +140,7 @@ def test_random_forest_probabilities_are_leaf_shares(bundles, field_dataset):
 
     probs = softmax(logits)
     b, t, h, w, f = x.shape
-    from landcover.pixel import pixel_features
+    from landcover.pixel_model import pixel_features
 
     direct = model.predict_proba(pixel_features(np.moveaxis(x, 1, 3).reshape(-1, t, f),
                                                 model.attrs))
@@ -270,7 +271,7 @@ def test_network_only_functions_refuse_or_skip_pixel_architectures():
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_class_without_training_pixels_gets_probability_zero(kind):
     from landcover.classify import softmax
-    from landcover.pixel import ABSENT_LOGIT, fit_pixel_classifier
+    from landcover.pixel_model import ABSENT_LOGIT, fit_pixel_classifier
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 4)).astype(np.float32)

@@ -246,7 +246,7 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
 
         raise ModelError(f"the bundle's network cannot be rebuilt: {exc}") from None
     if arch.pixel:
-        return model  # a landcover.pixel.PixelClassifier takes any window as it is
+        return model  # a landcover.pixel_model.PixelClassifier takes any window as it is
     variable = inp.get("variable_time_steps", arch.variable_dates)
     t = None if variable else inp["time_steps"]
     shape = (t, window, window, len(inp["features"]))
