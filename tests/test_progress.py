@@ -150,7 +150,7 @@ def test_bars_off_a_terminal_write_plain_lines_only():
 def test_quiet_draws_nothing_and_stderr_only_otherwise(runner, scenes_dir):
     loud = runner.invoke(cli, ["info", str(scenes_dir)])
     assert loud.exit_code == 0, loud.output
-    assert re.search(r"^Reading QA: \d+ tasks in \d+\.\d s$", loud.stderr, re.M)
+    assert re.search(r"^Reading QA: \d+ tasks in \d+\.\d s$", loud.stderr, re.MULTILINE)
     assert "Reading QA" not in loud.stdout
     quiet = runner.invoke(cli, ["-q", "info", str(scenes_dir)])
     assert quiet.exit_code == 0 and quiet.stderr == ""
