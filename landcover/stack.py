@@ -184,6 +184,8 @@ def read_scene_dn(scene: Scene, bands: Sequence[str], target: Grid, mask: MaskCo
         del raw
         if nodata is not None:
             has_data &= plane != nodata
+        if plane.dtype.kind == "f":  # NaN is no data in a float raster (a profile's nodata: .nan)
+            has_data &= ~np.isnan(plane)
         if check_range:
             out_of_range |= plane < lo
             out_of_range |= plane > hi
