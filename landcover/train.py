@@ -161,7 +161,7 @@ def _make_loop_callback():
         def on_train_batch_end(self, batch, logs=None):
             self._steps.advance()
             if batch == len(self.stream) - 1:  # the epoch's training confusion, before validation
-                self._train_cm = np.asarray(self.metric.matrix.numpy(), dtype=np.int64)
+                self._train_cm = _metric_matrix(self.model, self.metric)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
@@ -170,7 +170,7 @@ def _make_loop_callback():
             if not math.isfinite(loss):
                 raise ModelError(f"training diverged: the loss is {loss} at epoch {epoch + 1}; "
                                  "lower train.learning_rate or check the dataset")
-            cm = np.asarray(self.metric.matrix.numpy(), dtype=np.int64)
+            cm = _metric_matrix(self.model, self.metric)
             s = scores(cm, self.names)
             p = self.prefix
             extra = {f"{p}overall_accuracy": s["overall_accuracy"], f"{p}kappa": s["kappa"],
@@ -224,6 +224,18 @@ def _make_loop_callback():
                 self.model.save_weights(tmp)
 
     return _Loop
+
+
+def _metric_matrix(model, metric) -> np.ndarray:
+    """The confusion matrix a :class:`landcover.metrics.ConfusionMatrix` holds now, on any
+    backend: JAX keeps the training state outside the model's variables between epochs, and a
+    callback that reads a variable asks for the state first (``jax_state_sync``)."""
+    import keras
+
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+    return np.asarray(keras.ops.convert_to_numpy(metric.matrix.value), dtype=np.int64)
 
 
 def improves(state: dict, value: float, loss: float) -> bool:

@@ -71,3 +71,24 @@ def test_models_losses_and_metric_run_on_jax_with_the_same_numbers():
     assert "convlstm" in tf["streamed"] and jax["streamed"].keys() == tf["streamed"].keys()
     for backend in (tf, jax):
         assert max(backend["streamed"].values()) < 1e-4, backend["streamed"]
+
+
+@pytest.mark.slow  # about a minute on 2 cores
+@pytest.mark.skipif(find_spec("jax") is None, reason="JAX not installed")
+def test_landcover_train_runs_on_jax(field_dataset, tmp_path):
+    """The training loop, its input pipeline (no tf.data), checkpoints and bundle on JAX: the
+    bundle loads and its network learned the fields."""
+    out = tmp_path / "jax_model"
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    result = subprocess.run(
+        [sys.executable, "-c", "from landcover.cli.main import main; main()", "-q", "train", str(field_dataset), "--out", str(out),
+         "--set", "train.model.architecture=convlstm", "--set", "train.model.filters=8",
+         "--set", "train.model.layers=1", "--set", "train.epochs=4",
+         "--set", "train.batch_size=8", "--set", "train.learning_rate=0.005",
+         "--set", "train.min_epoch_steps=0", "--set", "train.baseline=none", "--json"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["versions"]["backend"] == "jax"
+    assert meta["training"]["epochs_run"] == 4
+    assert meta["metrics"]["validation"]["overall_accuracy"] > 0.5
