@@ -311,15 +311,21 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
                              callbacks=callbacks)
 
 
+PROJECT_AFTER = (5, 20)  # batches (after the first) after which a fold's total time is projected against its budget
+
+
 def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progress=None,
-                     label: str = "", deadline: float | None = None, epochs_after: int = 0):
+                     label: str = "", deadline: float | None = None, epochs_after: int = 0,
+                     stats: dict | None = None):
     """The network of ``cfg.train`` trained for a cross-validation fold: on the training and
     validation patches with the pixels of ``exclude_groups`` ignored, for ``train.epochs``
     epochs of at least ``train.min_epoch_steps`` steps (no early stopping: there is no
     validation split left to stop on), with the masked, weighted loss of every training run.
     Returns the predictor of :func:`network_predictor`, or None when, after its first epoch,
     this fold and ``epochs_after`` more epochs (the folds still to come) would end after
-    ``deadline`` (``time.monotonic()``)."""
+    ``deadline`` (``time.monotonic()``); the projection is made after the first
+    :data:`PROJECT_AFTER` batches of the first epoch and after it. ``stats`` receives
+    ``batches``: the training batches run."""
     keras = import_keras()
     from landcover.losses import MaskedLoss
     from landcover.models import build_model
@@ -354,8 +360,25 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     class _Epochs(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             stream.epoch = epoch
+            self.epoch = epoch
             _reseed(self.model, tc.seed, epoch)
             self.t0 = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            # the first epoch alone may outlast the budget: project from its first batches (the
+            # first one, which traces the model, left out)
+            if stats is not None:
+                stats["batches"] = stats.get("batches", 0) + 1
+            if batch == 0:
+                self.t1 = time.monotonic()
+            if deadline is None or self.model.stop_training or batch not in PROJECT_AFTER:
+                return
+            per_batch = (time.monotonic() - self.t1) / batch
+            left = len(stream) - batch - 1 + (tc.epochs - self.epoch - 1 + epochs_after) * len(
+                stream)
+            if time.monotonic() + left * per_batch > deadline:
+                over.append(True)
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             stage.advance()

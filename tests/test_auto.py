@@ -106,3 +106,22 @@ def test_a_dearer_candidate_must_win_most_paired_draws_to_be_kept():
     cands.insert(0, as_cand("convlstm", "network", results["convlstm"]))
     kept, why = pick(cands, results)
     assert kept["architecture"] == "convlstm" and "highest" in why
+
+
+def test_a_fold_that_would_outlast_the_budget_stops_within_its_first_epoch(field_dataset):
+    """The budget is checked on the first batches, not after a first epoch that may itself take
+    longer than the whole budget."""
+    import time
+
+    from landcover.config import load_config
+    from landcover.dataset import open_dataset
+    from landcover.train import PROJECT_AFTER, fit_fold_network
+
+    cfg = load_config(None, ["train.model.architecture=convlstm", "train.model.filters=4",
+                             "train.model.layers=1", "train.batch_size=2", "train.epochs=30",
+                             "train.min_epoch_steps=200"])
+    stats = {}
+    predict = fit_fold_network(open_dataset(field_dataset), cfg, [],
+                               deadline=time.monotonic() + 1.0, stats=stats)
+    assert predict is None
+    assert stats["batches"] == PROJECT_AFTER[0] + 1  # of the first epoch's 200 and more
