@@ -44,12 +44,16 @@ import numpy as np
 
 from landcover.check_pixels import KEY, Pixels, Samples, read_pixels, sample_groups
 from landcover.classes import ClassTable, load_class_table
+from landcover.config.schema import CheckSamplesConfig
 from landcover.errors import LabelError, UsageError
 
 log = logging.getLogger(__name__)
 
 VERDICTS = ("clean", "doubtful", "suspect")
 LAYER = "samples"
+
+
+_DEFAULTS = CheckSamplesConfig()
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,16 @@ class CheckSettings:
     probability thresholds; ``per_sample`` pixels read per sample at most; ``seed`` of every draw.
     """
 
-    grid: int | None = None
-    iterations: int | None = None
-    sigma: float | None = None
-    radius: float = 1.0
-    prior_weight: float = 1.0
-    suspect: float = 0.2
-    doubtful: float = 0.5
-    per_sample: int = 100
-    seed: int = 0
+    # the defaults are prepare.check_samples' (landcover.config.schema, their one home)
+    grid: int | None = _DEFAULTS.grid
+    iterations: int | None = _DEFAULTS.iterations
+    sigma: float | None = _DEFAULTS.sigma
+    radius: float = _DEFAULTS.radius
+    prior_weight: float = _DEFAULTS.prior_weight
+    suspect: float = _DEFAULTS.suspect
+    doubtful: float = _DEFAULTS.doubtful
+    per_sample: int = _DEFAULTS.per_sample
+    seed: int = _DEFAULTS.seed
 
     def check(self, keys: str = "--") -> None:
         """Raise a UsageError naming the first bad setting: as a flag (``keys="--"``, e.g.

@@ -49,6 +49,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -523,6 +524,9 @@ def _run(scenes, labels_path: Path, outputs: OutputSet, cfg: Config, progress) -
     """The stages, under the output lock."""
     p = cfg.prepare
     src = _layout(scenes, labels_path, cfg)
+    dropped = None
+    if p.labels.drop_suspect:
+        src, dropped = _drop_suspect(src, cfg, progress)
     survey = _survey(src, p, progress)
     src, survey, fitted = _fit_blocks(src, survey, p, progress)
     table, unknown = _resolve_table(src, survey)
@@ -546,6 +550,8 @@ def _run(scenes, labels_path: Path, outputs: OutputSet, cfg: Config, progress) -
                        src.layout.size)
     if fitted is not None:
         summary["split"]["block_size"] = fitted
+    if dropped is not None:
+        summary["suspect_samples"] = dropped
     estimate = estimate_groups(src.groups, src.grid)
     summary["estimate_groups"] = {"kind": estimate.kind,
                                   **({"block_size": estimate.block} if estimate.kind == "blocks"
@@ -688,6 +694,25 @@ def _layout(scenes: SceneSource | Sequence[Scene], labels_path: Path, cfg: Confi
              layout.n_rows * layout.n_cols)
     return _Sources(scenes, dates, [str(b) for b in stack.band.values], grid, labels, groups,
                     layout, table, labels_path)
+
+
+def _drop_suspect(src: _Sources, cfg: Config, progress) -> tuple[_Sources, dict]:
+    """Stage 1b (``prepare.labels.drop_suspect``): the labels without the samples that
+    :func:`landcover.check_samples.suspect_samples` marks suspect (a fixed ``test`` split of
+    ``prepare.split.column`` kept as labelled), and what was dropped."""
+    from landcover.check_samples import suspect_samples
+    from landcover.splits import open_groups
+
+    p = cfg.prepare
+    found = suspect_samples(src.scenes, src.labels, cfg, progress=progress)
+    spare = p.split.column if p.split.by == "column" else None
+    labels = found.drop_from(src.labels, spare=spare)
+    total = len(found.result.table)
+    log.warning("prepare.labels.drop_suspect: dropped %d suspect samples of %d", len(found),
+                total)
+    groups = open_groups(p.split, labels, src.labels_path, src.grid)
+    summary = {"dropped": len(found), "samples": total, "check": found.result.summary}
+    return dataclasses.replace(src, labels=labels, groups=groups), summary
 
 
 def _survey(src: _Sources, p, progress) -> _Survey:

@@ -274,3 +274,29 @@ def test_qgis_opens_the_samples_coloured_by_verdict(tmp_path):
     lines = dict(line.split("\t", 1) for line in out.stdout.splitlines() if "\t" in line)
     assert lines.get("renderer") == "categorizedSymbol\tverdict", out.stdout + out.stderr
     assert {v: lines.get(v) for v in verdicts} == {v: VERDICT_COLORS[v] for v in verdicts}
+
+
+def test_prepare_drops_the_suspect_samples_and_says_how_many(fields, tmp_path):
+    """prepare.labels.drop_suspect: the flipped fields' pixels are not in the dataset, the summary
+    says how many samples were dropped; off by default."""
+    from landcover.config import load_config
+    from landcover.prepare import prepare
+    from landcover.scenes import find_scenes
+
+    scenes, frame = fields
+    noisy, flipped = flip(frame, 8)
+    path = tmp_path / "noisy.gpkg"
+    noisy.to_file(path, layer="fields")
+    settings = ["prepare.labels.name_column=name", "prepare.check_samples.grid=12",
+                "prepare.check_samples.iterations=20000", "prepare.split.by=column",
+                "prepare.split.column=field"]
+    counts = {}
+    for drop in (False, True):
+        cfg = load_config(None, [*settings, f"prepare.labels.drop_suspect={str(drop).lower()}"])
+        summary = prepare(find_scenes(scenes, profile=cfg.scenes.profile), path,
+                          tmp_path / f"d{drop}.zarr", cfg, progress=False)
+        counts[drop] = sum(sum(v.values()) for v in summary["labelled_pixels_per_split"].values())
+        assert ("suspect_samples" in summary) == drop
+    dropped = summary["suspect_samples"]
+    assert dropped["samples"] == len(frame) and len(flipped) <= dropped["dropped"] <= 11
+    assert counts[True] < counts[False]

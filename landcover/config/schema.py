@@ -187,6 +187,31 @@ class LabelsConfig:
     erode: int = setting(
         0, "drop labels within this many pixels of another class or of unlabelled ground "
         "(mixed pixels)", at_least(0, "pixels"))
+    drop_suspect: bool = setting(
+        False, "drop the samples that a self-organising map marks suspect (landcover "
+        "check-samples, settings under prepare.check_samples); a fixed test split is kept")
+
+
+@dataclass(frozen=True)
+class CheckSamplesConfig:
+    grid: int | None = setting(
+        None, "SOM neurons a side; null = sqrt(5 sqrt(pixels)), 4 to 30",
+        within(2, 100))
+    iterations: int | None = setting(
+        None, "SOM training steps; null = 10 per pixel, 20,000 to 200,000", at_least(1))
+    sigma: float | None = setting(
+        None, "initial SOM neighbourhood width in neurons; null = grid / 4", more_than(0))
+    radius: float = setting(
+        1.0, "neurons around a sample's neuron whose pixels vote on its class",
+        at_least(0, "neurons"))
+    prior_weight: float = setting(
+        1.0, "weight of the class shares of all samples in each neuron's vote", at_least(0))
+    suspect: float = setting(
+        0.2, "a sample whose own class has less probability than this in its neighbourhood "
+        "(and another class more) is suspect", within(0, 1))
+    doubtful: float = setting(0.5, "below this it is doubtful", within(0, 1))
+    per_sample: int = setting(100, "pixels read per sample at most", at_least(1))
+    seed: int = setting(0, "seed of every random draw of the check", at_least(0))
 
 
 @dataclass(frozen=True)
@@ -273,6 +298,9 @@ class PrepareConfig:
         None, "class table YAML (list of {code, name, color}); null = derive it from the labels",
         path=True)
     labels: LabelsConfig = section(LabelsConfig, "reading and rasterising the labels")
+    check_samples: CheckSamplesConfig = section(
+        CheckSamplesConfig, "the sample check of landcover check-samples and "
+        "prepare.labels.drop_suspect (a self-organising map over the labelled pixel series)")
     patches: PatchesConfig = section(PatchesConfig, "spatio-temporal windows cut from the stack")
     features: FeaturesConfig = section(FeaturesConfig, "what the model sees per date")
     split: SplitConfig = section(
