@@ -71,7 +71,7 @@ def dataset_path(workdir: Path, size: int, dates: int) -> Path:
 
 
 def compiled_model(ds, tc, steps_per_epoch: int):
-    """A fresh model compiled exactly as ``landcover.train.train`` compiles it (same seed)."""
+    """A fresh model compiled exactly as ``landcover train`` compiles it (same seed)."""
     import keras
 
     from landcover.losses import MaskedLoss
@@ -118,9 +118,9 @@ def main() -> None:
 
     from landcover.config import load_config
     from landcover.dataset import open_dataset
+    from landcover.network_training import _accelerators, _setup
     from landcover.pipeline import PatchStream
     from landcover.runtime import import_keras
-    from landcover.train import _accelerators, _setup
 
     keras = import_keras()  # imports TensorFlow with its start-up noise silenced
     import tensorflow as tf

@@ -61,7 +61,7 @@ def _oa(logits, y, w, ignore):
 
 def evaluate_bundle(bundle, ds, arrays) -> dict:
     from landcover.bundle import load_bundle
-    from landcover.train import dataset_days
+    from landcover.network_training import dataset_days
 
     model, meta = load_bundle(bundle)
     x, y, w = arrays

@@ -128,12 +128,12 @@ def cross_validate_pixels(ds, kinds, *, folds: int, seed: int, weighted: bool
 def cross_validate_network(ds, cfg, ids: np.ndarray, fold_of_group: np.ndarray, *,
                            budget_s: float, progress=None) -> tuple[dict | None, str]:
     """The network cross-validated on the folds of :func:`cross_validate_pixels`
-    (:func:`landcover.train.fit_fold_network` per fold; each held-out pixel predicted once):
+    (:func:`landcover.network_training.fit_fold_network` per fold; each held-out pixel predicted once):
     ``(interval scores or None, why not)``. Stops when the first fold shows that all of them
     would not fit in ``budget_s`` seconds."""
     from landcover.baseline import split_pixels
     from landcover.estimate import group_confusions, interval_scores
-    from landcover.train import fit_fold_network
+    from landcover.network_training import fit_fold_network
 
     k = int(fold_of_group.max()) + 1
     t0 = time.monotonic()
@@ -173,9 +173,9 @@ def cross_validate_network(ds, cfg, ids: np.ndarray, fold_of_group: np.ndarray, 
 
 def holdout_pixels(ds, kinds, *, seed: int, weighted: bool) -> dict:
     """Each pixel classifier fitted on the training split and scored on the validation split
-    (:func:`landcover.train.held_out_scores`)."""
+    (:func:`landcover.scoring.held_out_scores`)."""
     from landcover.pixel_model import fit_pixel_classifier
-    from landcover.train import held_out_scores
+    from landcover.scoring import held_out_scores
 
     X, y, w, _ = _table(ds, ("train",), CV_MAX_PIXELS, seed)
     out = {}
@@ -233,9 +233,10 @@ def pick(candidates: list[dict], results: dict | None = None) -> tuple[dict, str
 def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     """Train the candidates, keep the best (see the module's docstring), write its bundle."""
     from landcover.models import default_architecture, pixel_architectures
+    from landcover.network_training import train_network
     from landcover.pixel import train_pixel_bundle
     from landcover.progress import message, reporter
-    from landcover.train import rewrite_model_meta, train_network
+    from landcover.scoring import rewrite_model_meta
 
     tc = cfg.train
     report = reporter(progress)

@@ -80,7 +80,7 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
 
     Sample weights: the stored per-pixel weights when ``train.loss.class_weights``, else 1. At
     most :data:`TRAIN_MAX_PIXELS` training pixels (stratified, rare classes kept). Validation
-    and test are scored as the networks' (:func:`landcover.train.held_out_scores`: every usable
+    and test are scored as the networks' (:func:`landcover.scoring.held_out_scores`: every usable
     pixel once, 95 % intervals over spatial groups), the probabilities are calibrated the same
     way (a temperature fitted on the validation split), and ``extra_meta`` (e.g. ``model``,
     ``estimate`` of ``train.model.architecture=auto``) goes into ``bundle.json`` as it is.
@@ -89,14 +89,14 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
     model, the validation pixels are more training pixels); validation is then not scored and
     nothing is calibrated on it. ``cross_validation``: the scores of the cross-validation that
     chose the model (kept in ``metrics``; the estimate where the test split is too small,
-    :func:`landcover.train.estimate_record`).
+    :func:`landcover.scoring.estimate_record`).
 
     Raises:
         DatasetError: no usable training pixel, or fewer than 2 classes in them.
     """
     from landcover.progress import message, reporter
     from landcover.scores import confusion, scores
-    from landcover.train import score_held_out
+    from landcover.scoring import score_held_out
 
     report = reporter(progress)
     tc = cfg.train
@@ -138,7 +138,7 @@ def train_pixel_bundle(ds, outputs, cfg, *, progress=None, extra_meta: Mapping |
                                                        fitted_on=fit_splits)
     extra_meta = dict(extra_meta or {})
     if cross_validation is not None:
-        from landcover.train import estimate_record
+        from landcover.scoring import estimate_record
 
         evaluation["cross_validation"] = cross_validation
         extra_meta["estimate"] = estimate_record(evaluation, "kfold", folds)
@@ -227,7 +227,7 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
     from landcover.outputs import remove
     from landcover.report_html import write_bundle_report
     from landcover.runtime import versions
-    from landcover.train import estimate_record
+    from landcover.scoring import estimate_record
 
     a = ds.attrs
     resolved = {**a.get("config", {}), "train": cfg.to_dict()["train"]}
@@ -286,7 +286,7 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
         report = _report(model.kind, evaluation, baseline, training, absent, calibration,
                          ds.class_names)
         if meta["model"].get("candidates"):  # chosen by train.model.architecture=auto
-            from landcover.train import candidates_table
+            from landcover.scoring import candidates_table
 
             report += "\n" + candidates_table(meta["model"])
         (tmp / "report.md").write_text(report)

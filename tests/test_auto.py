@@ -115,7 +115,7 @@ def test_a_fold_that_would_outlast_the_budget_stops_within_its_first_epoch(field
 
     from landcover.config import load_config
     from landcover.dataset import open_dataset
-    from landcover.train import PROJECT_AFTER, fit_fold_network
+    from landcover.network_training import PROJECT_AFTER, fit_fold_network
 
     cfg = load_config(None, ["train.model.architecture=convlstm", "train.model.filters=4",
                              "train.model.layers=1", "train.batch_size=2", "train.epochs=30",

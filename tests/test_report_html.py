@@ -100,7 +100,7 @@ def bundle(tmp_path_factory):
     bootstrap intervals, estimate record, curves PNG), without training anything."""
     from landcover.estimate import interval_scores
     from landcover.report import plot_learning_curves
-    from landcover.train import estimate_record
+    from landcover.scoring import estimate_record
 
     folder = tmp_path_factory.mktemp("report_bundle") / "model"
     folder.mkdir()
@@ -222,7 +222,7 @@ def test_a_trained_bundle_has_its_report(field_bundle):
 
 def test_the_choice_of_auto_reaches_the_report(field_bundle, tmp_path):
     from landcover.outputs import OutputSet
-    from landcover.train import rewrite_model_meta
+    from landcover.scoring import rewrite_model_meta
 
     out = tmp_path / "model"
     shutil.copytree(field_bundle, out)

@@ -82,7 +82,7 @@ def test_bundle_loads_safely_and_holds_what_classify_needs(field_bundle, field_d
     assert meta["versions"]["keras"] and meta["content_hash"].startswith("sha256:")
     # the stored validation scores are those of the loaded model
     from landcover.pipeline import PatchStream
-    from landcover.train import evaluate_stream
+    from landcover.scoring import evaluate_stream
 
     again = evaluate_stream(model, PatchStream(ds, "validation", batch_size=8), ds.class_names)
     assert again["confusion_matrix"] == meta["metrics"]["validation"]["confusion_matrix"]

@@ -1,0 +1,768 @@
+"""Training a network (``train.model``) on a prepared dataset into a model bundle, with masked,
+class-weighted training (:func:`landcover.train.train` hands a network here).
+
+What each batch contributes (see :mod:`landcover.losses` and ``docs/training.md``):
+
+* inputs ``x`` (B, T, H, W, F), integer labels ``y`` (B, H, W) with 255 = ignore, and per-pixel
+  weights ``w`` (B, H, W) = the class weight of the pixel's class, 0 where the label is unusable;
+* the loss is ``sum(w * pixel loss) / number of valid pixels``; masked pixels contribute nothing;
+* the metric is a confusion matrix over valid pixels (counts, not weights); every score comes from it.
+
+The loop is Keras ``fit`` with one callback (:class:`_Loop`) that seeds each epoch, derives the
+scores, keeps the best epoch by validation mIoU, stops early, and writes a resumable checkpoint
+(``.NAME.partial/`` next to the output) after every epoch. The bundle is written under a temporary
+name and renamed when complete; the checkpoint folder is removed then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from landcover.bundle import MODEL_FILE, write_metadata
+from landcover.config import Config, TrainConfig
+from landcover.dataset import PreparedDataset
+from landcover.errors import DatasetError, ModelError, ResumeError
+from landcover.models import (
+    architecture,
+    check_patch,
+    model_input_shape,
+    takes_dates,
+    valid_channel_of,
+)
+from landcover.outputs import OutputSet, atomic_file, check_space, remove
+from landcover.progress import Stage, message, reporter
+from landcover.report_html import write_bundle_report
+from landcover.runtime import check_memory, import_keras, versions
+from landcover.scores import scores
+from landcover.scoring import estimate_record, evaluate_stream, score_held_out
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _accelerators() -> list[str]:
+    keras = import_keras()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    return []
+
+
+def _setup(tc: TrainConfig) -> contextlib.AbstractContextManager:
+    """Seeds, determinism, precision; returns the distribution scope for building the model."""
+    keras = import_keras()
+    backend = keras.backend.backend()
+    keras.utils.set_random_seed(tc.seed)
+    if tc.deterministic and backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    gpus = _accelerators()
+    if tc.mixed_precision:
+        if gpus:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+            log.info("mixed precision (float16 compute, float32 logits and loss)")
+        else:
+            log.warning("train.mixed_precision: no GPU found, training in float32")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    if backend == "tensorflow" and len(gpus) > 1:
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        log.info("MirroredStrategy over %d GPUs", strategy.num_replicas_in_sync)
+        return strategy.scope()
+    return contextlib.nullcontext()
+
+
+def _seed_generators(model):
+    keras = import_keras()
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                found.append(value)
+    return found
+
+
+def _reseed(model, seed: int, epoch: int) -> None:
+    """Dropout randomness as a function of (seed, epoch): Keras does not save seed-generator
+    states with the weights, so this is what makes a resumed run repeat an uninterrupted one."""
+    keras = import_keras()
+    for i, gen in enumerate(_seed_generators(model)):
+        start = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1, size=2)
+        gen.state.assign(keras.ops.convert_to_tensor(start.astype(gen.state.dtype)))
+
+
+def _fingerprint(ds: PreparedDataset, tc: TrainConfig) -> str:
+    body = {"dataset": str(ds.path.absolute()), "created": ds.attrs.get("created"),
+            "train": dataclasses.asdict(tc)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+
+
+def check_dataset(ds: PreparedDataset, tc: TrainConfig) -> None:
+    if ds.split_size("train") == 0:
+        raise DatasetError(f"{ds.path}: the training split is empty; prepare it again with "
+                           "other prepare.split settings")
+    _, h, w, _ = ds.input_shape
+    problem = check_patch(tc.model, h, w)
+    if problem:
+        raise DatasetError(problem)
+
+
+# ------------------------------------------------------------------------------------ the callback
+def _make_loop_callback():
+    keras = import_keras()
+
+    class _Loop(keras.callbacks.Callback):
+        """Epoch seeding, scores, best/last checkpoints, early stopping, history, progress."""
+
+        def __init__(self, *, stream, metric, names, partial: Path, tc: TrainConfig, state: dict,
+                     monitor: str, progress):
+            super().__init__()
+            self.stream, self.metric, self.names = stream, metric, names
+            self.partial, self.tc, self.state = partial, tc, state
+            self.monitor, self.report = monitor, reporter(progress)
+            self.prefix = "val_" if monitor.startswith("val_") else ""
+            self._steps = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.stream.epoch = epoch
+            _reseed(self.model, self.tc.seed, epoch)
+            self._t0 = time.monotonic()
+            self._steps = Stage(self.report, f"Epoch {epoch + 1}/{self.tc.epochs}",
+                                len(self.stream), unit="batches").start()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._steps.advance()
+            if batch == len(self.stream) - 1:  # the epoch's training confusion, before validation
+                self._train_cm = _metric_matrix(self.model, self.metric)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            self._steps.finish()
+            loss = float(logs.get("loss", float("nan")))
+            if not math.isfinite(loss):
+                raise ModelError(f"training diverged: the loss is {loss} at epoch {epoch + 1}; "
+                                 "lower train.learning_rate or check the dataset")
+            cm = _metric_matrix(self.model, self.metric)
+            s = scores(cm, self.names)
+            p = self.prefix
+            extra = {f"{p}overall_accuracy": s["overall_accuracy"], f"{p}kappa": s["kappa"],
+                     f"{p}macro_f1": s["macro_f1"]}
+            for name, c in s["per_class"].items():
+                extra[f"{p}f1_{name}"] = c["f1"]
+                extra[f"{p}iou_{name}"] = c["iou"]
+            logs.update({k: v for k, v in extra.items() if v is not None})
+            record = {"epoch": epoch + 1,
+                      **{k: _round(v) for k, v in logs.items() if np.isscalar(v)},
+                      "learning_rate": _round(float(keras.ops.convert_to_numpy(
+                          self.model.optimizer.learning_rate))),
+                      "seconds": round(time.monotonic() - self._t0, 2),
+                      f"{p}confusion_matrix": cm.tolist()}
+            if p and getattr(self, "_train_cm", None) is not None:
+                record["overall_accuracy"] = _round(scores(self._train_cm, self.names)
+                                                    ["overall_accuracy"] or float("nan"))
+            st = self.state
+            st["history"].append(record)
+            value = float(logs[self.monitor])
+            this_loss = float(logs.get("val_loss" if self.prefix else "loss", float("inf")))
+            if improves(st, value, this_loss):
+                st.update(best=value, best_epoch=epoch + 1, wait=0, best_loss=this_loss)
+                self._save_weights("best.weights.h5")
+            else:
+                st["wait"] += 1
+            self._save_weights("last.weights.h5")  # with the optimizer's state (Keras 3)
+            st["epochs_done"] = epoch + 1
+            _write_history_csv(self.partial / "history.csv", st["history"])
+            _write_atomic(self.partial / STATE_FILE, json.dumps(st, allow_nan=True))
+            if self.report is not None:
+                shown = [f"loss {loss:.4f}"]
+                if "val_loss" in logs:
+                    shown.append(f"val_loss {float(logs['val_loss']):.4f}")
+                shown.append(f"{self.monitor} {value:.3f} (best {st['best']:.3f} at epoch "
+                             f"{st['best_epoch']})")
+                if s["overall_accuracy"] is not None:
+                    shown.append(f"{p}OA {s['overall_accuracy']:.3f}")
+                shown.append(f"{record['seconds']:.1f} s")
+                message(self.report, f"epoch {epoch + 1}/{self.tc.epochs}: " + ", ".join(shown))
+            if (self.tc.patience and st["wait"] >= self.tc.patience
+                    and epoch + 1 >= self.tc.min_epochs):
+                log.info("early stopping: no better %s for %d epochs", self.monitor, st["wait"])
+                st["stopped_early"] = epoch + 1
+                self.model.stop_training = True
+
+        def _save_weights(self, name: str) -> None:
+            # HDF5 may crash the process on a full disk instead of raising: check first
+            check_space(self.partial, checkpoint_bytes(self.model), "writing a checkpoint")
+            with atomic_file(self.partial / name) as tmp:
+                self.model.save_weights(tmp)
+
+    return _Loop
+
+
+def _metric_matrix(model, metric) -> np.ndarray:
+    """The confusion matrix a :class:`landcover.metrics.ConfusionMatrix` holds now, on any
+    backend: JAX keeps the training state outside the model's variables between epochs, and a
+    callback that reads a variable asks for the state first (``jax_state_sync``)."""
+    import keras
+
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+    return np.asarray(keras.ops.convert_to_numpy(metric.matrix.value), dtype=np.int64)
+
+
+def improves(state: dict, value: float, loss: float) -> bool:
+    """Whether an epoch with monitored score ``value`` and (validation) ``loss`` is better than the
+    kept one (``state["best"]``, ``state["best_loss"]``): a higher score, or the same score and a
+    lower loss. A small validation split often scores 1.000 from the first epoch on: the tie then
+    goes to the epoch with the lower validation loss, never to the first epoch."""
+    best = state.get("best")
+    if best is None or value > best + 1e-9:
+        return True
+    tie = abs(value - best) <= 1e-9
+    return bool(tie and loss < state.get("best_loss", float("inf")) - 1e-9)
+
+
+def _round(v):
+    v = float(v)
+    return round(v, 6) if math.isfinite(v) else None
+
+
+def _write_history_csv(path: Path, history: Sequence[dict]) -> None:
+    keys = []
+    for h in history:
+        keys += [k for k in h if k not in keys and not k.endswith("confusion_matrix")]
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+
+
+# --------------------------------------------------------------------------------------- training
+PROJECT_AFTER = (5, 20)  # batches (after the first) after which a fold's total time is projected against its budget
+
+
+def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progress=None,
+                     label: str = "", deadline: float | None = None, epochs_after: int = 0,
+                     stats: dict | None = None):
+    """The network of ``cfg.train`` trained for a cross-validation fold: on the training and
+    validation patches with the pixels of ``exclude_groups`` ignored, for ``train.epochs``
+    epochs of at least ``train.min_epoch_steps`` steps (no early stopping: there is no
+    validation split left to stop on), with the masked, weighted loss of every training run.
+    Returns the predictor of :func:`network_predictor`, or None when, after its first epoch,
+    this fold and ``epochs_after`` more epochs (the folds still to come) would end after
+    ``deadline`` (``time.monotonic()``); the projection is made after the first
+    :data:`PROJECT_AFTER` batches of the first epoch and after it. ``stats`` receives
+    ``batches``: the training batches run."""
+    keras = import_keras()
+    from landcover.losses import MaskedLoss
+    from landcover.models import build_model
+    from landcover.pipeline import PatchStream
+
+    tc = cfg.train
+    scope = _setup(tc)
+    t, h, w, f = ds.input_shape
+    spec = dataclasses.asdict(tc.model)
+    days = dataset_days(ds) if takes_dates(spec) else None
+    common = {"batch_size": tc.batch_size, "seed": tc.seed,
+              "class_weights": tc.loss.class_weights, "days": days}
+    probe = PatchStream(ds, ("train", "validation"), **common)
+    passes = math.ceil(probe.size / tc.batch_size)
+    repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
+    stream = PatchStream(ds, ("train", "validation"), shuffle=True, augment=tc.augment,
+                         shuffle_chunks=tc.shuffle_chunks, repeats=repeats,
+                         exclude_groups=exclude_groups, **common)
+    with scope:
+        model = build_model(spec, model_input_shape(spec, t, h, w, f), ds.num_classes, [],
+                            valid_channel_of(ds.attrs))
+        model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, tc, len(stream))),
+                      loss=MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
+                                      focal_gamma=tc.loss.focal_gamma,
+                                      dice_weight=tc.loss.dice_weight),
+                      jit_compile=tc.jit_compile)
+    report = reporter(progress)
+    stage = Stage(report, f"{label}network, {tc.epochs} epochs", tc.epochs, unit="epochs").start()
+
+    over = []
+
+    class _Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            stream.epoch = epoch
+            self.epoch = epoch
+            _reseed(self.model, tc.seed, epoch)
+            self.t0 = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            # the first epoch alone may outlast the budget: project from its first batches (the
+            # first one, which traces the model, left out)
+            if stats is not None:
+                stats["batches"] = stats.get("batches", 0) + 1
+            if batch == 0:
+                self.t1 = time.monotonic()
+            if deadline is None or self.model.stop_training or batch not in PROJECT_AFTER:
+                return
+            per_batch = (time.monotonic() - self.t1) / batch
+            left = len(stream) - batch - 1 + (tc.epochs - self.epoch - 1 + epochs_after) * len(
+                stream)
+            if time.monotonic() + left * per_batch > deadline:
+                over.append(True)
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            stage.advance()
+            left = tc.epochs - epoch - 1 + epochs_after
+            if (deadline is not None and epoch == 0
+                    and time.monotonic() + left * (time.monotonic() - self.t0) > deadline):
+                over.append(True)
+                self.model.stop_training = True
+            loss = float((logs or {}).get("loss", float("nan")))
+            if not math.isfinite(loss):
+                raise ModelError(f"training diverged in a cross-validation fold: the loss is "
+                                 f"{loss} at epoch {epoch + 1}; lower train.learning_rate")
+
+    model.fit(stream.keras_dataset(), epochs=tc.epochs, callbacks=[_Epochs()], shuffle=False,
+              verbose=0)
+    stage.finish()
+    if over:
+        return None
+    return network_predictor(model, tc.batch_size, days)
+
+
+def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resume: bool,
+                  progress, callbacks: Sequence) -> dict:
+    """Train the network of ``cfg.train.model`` and write its bundle through ``outputs`` (held
+    under the output lock)."""
+    out, tc = outputs.main, cfg.train
+    batch = fit_batch_size(tc, ds)
+    if batch != tc.batch_size:  # the bundle records the batch that ran, and why
+        tc = dataclasses.replace(tc, batch_size=batch)
+        cfg = dataclasses.replace(cfg, train=tc)
+    partial = out.parent / f".{out.name}.partial"
+    fingerprint = _fingerprint(ds, tc)
+    state = _resume_state(partial, fingerprint, out) if resume else None
+    if state is None and partial.exists():
+        log.warning("discarding the interrupted run in %s (pass --resume to continue it)", partial)
+        remove(partial)
+
+    keras = import_keras()
+    from landcover.losses import MaskedLoss
+    from landcover.metrics import ConfusionMatrix
+    from landcover.models import build_model
+    from landcover.pipeline import PatchStream
+
+    scope = _setup(tc)
+    k = ds.num_classes
+    names = ds.class_names
+    t, h, w, f = ds.input_shape
+    spec = dataclasses.asdict(tc.model)
+    shape = model_input_shape(spec, t, h, w, f)
+    common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights,
+                  days=dataset_days(ds) if takes_dates(spec) else None)
+    valid_channel = valid_channel_of(ds.attrs)
+    passes = math.ceil(ds.split_size("train") / tc.batch_size)
+    repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
+    if repeats > 1:
+        log.info("%d training batches per pass: each epoch makes %d passes (%d steps; "
+                 "train.min_epoch_steps=%d)", passes, repeats, passes * repeats, tc.min_epoch_steps)
+    train_stream = PatchStream(ds, "train", shuffle=True, augment=tc.augment,
+                               shuffle_chunks=tc.shuffle_chunks, repeats=repeats, **common)
+    absent = absent_classes(ds)
+    val_stream = PatchStream(ds, "validation", **common)
+    has_val = val_stream.size > 0
+    monitor = "val_miou" if has_val else "miou"
+    if not has_val:
+        log.warning("%s: no validation split; the best epoch is chosen by the training mIoU "
+                    "(optimistic)", ds.path)
+    with scope:
+        model = build_model(spec, shape, k, absent, valid_channel)
+        lr = _schedule(keras, tc, len(train_stream))
+        metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=MaskedLoss(tc.loss.kind, k, ignore_label=ds.ignore_label,
+                                      focal_gamma=tc.loss.focal_gamma,
+                                      dice_weight=tc.loss.dice_weight),
+                      weighted_metrics=[metric], jit_compile=tc.jit_compile)
+    # two checkpoints (weights and optimizer moments), the bundle, its pictures
+    check_space(out.parent, 4 * checkpoint_bytes(model) + 5e6, "writing the checkpoints and the bundle")
+    if state is not None:
+        _restore(model, partial)
+        log.info("resuming after epoch %d of %d", state["epochs_done"], tc.epochs)
+    else:
+        partial.mkdir()
+        state = {"fingerprint": fingerprint, "epochs_done": 0, "best": None, "best_epoch": None,
+                 "wait": 0, "history": [], "stopped_early": None}
+        _write_atomic(partial / STATE_FILE, json.dumps(state))
+    loop = _make_loop_callback()(stream=train_stream, metric=metric, names=names, partial=partial,
+                                 tc=tc, state=state, monitor=monitor, progress=progress)
+    t0 = time.monotonic()
+    finished = state.get("stopped_early") or state["epochs_done"] >= tc.epochs
+    try:
+        if not finished:
+            model.fit(train_stream.keras_dataset(), epochs=tc.epochs,
+                      initial_epoch=state["epochs_done"],
+                      validation_data=val_stream.keras_dataset() if has_val else None,
+                      callbacks=[loop, *callbacks], shuffle=False, verbose=0)
+    except BaseException:
+        if state["epochs_done"] == 0:
+            remove(partial)
+        else:
+            log.warning("training stopped after epoch %d; continue with --resume (checkpoint "
+                        "in %s)", state["epochs_done"], partial)
+        raise
+    seconds = time.monotonic() - t0
+
+    # the kept model: the best epoch's weights in a fresh, uncompiled network
+    final = build_model(spec, shape, k, absent, valid_channel)
+    final.load_weights(partial / "best.weights.h5")
+    mode_check = _mode_check(final, ds, common, names, state, partial)
+    _check_schedule(state, tc)
+    # the test split is scored only now
+    evaluation, calibration, baseline = score_held_out(
+        network_predictor(final, tc.batch_size, common["days"]), ds, tc)
+    extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
+             "repeats": repeats, "calibration": calibration}
+    summary = _write_bundle(final, ds, cfg, outputs, partial, state, evaluation, monitor, seconds,
+                            extra)
+    remove(partial)
+    return summary
+
+
+def dataset_days(ds: PreparedDataset):
+    """The ``days`` input of the dataset's dates (:func:`landcover.features.days_since_reference`;
+    one set of dates for every patch)."""
+    from landcover.features import days_since_reference
+
+    return days_since_reference([dt.date.fromisoformat(d) for d in ds.attrs["dates"]])
+
+
+MODEL_OVERHEAD = 128 * 2**20  # the backend's graph, weights and optimizer state of a small network
+
+
+def batch_memory(tc: TrainConfig, shape, chunk: int, *, activations_only: bool = False) -> float:
+    """Estimated bytes of one training step at ``tc.batch_size``: every layer keeps a few tensors
+    of ``filters`` channels per pixel (and per date, for the networks that keep the dates), twice
+    (the gradients); plus, unless ``activations_only``, the shuffle buffer of the input pipeline.
+    A U-Net level ``l`` has ``2**l`` times the filters on a quarter of the pixels of the level
+    above, so its levels add up to about twice the first. Each architecture's ``memory`` factor
+    (:class:`landcover.models.Architecture`) brings the estimate within 0.77-1.90x of the peak
+    measured by ``benchmarks/train_memory.py`` (12 and 47 dates, 30 px, batch 8; the old rule
+    was 57x too high for the U-Net at 47 dates and refused batches that used 1.1 GB)."""
+    t, h, w, f = shape
+    m = tc.model
+    arch = architecture(m.architecture)
+    layers = int(m.layers)
+    if arch.downsamples:  # sum over levels of 2**l channels on 4**-l of the pixels
+        depth = sum(2.0 ** l / 4.0 ** l for l in range(layers))
+    else:
+        depth = layers
+    factor, per_date = arch.memory
+    activations = 12 * int(m.filters) * depth * factor * (t if per_date else 1)
+    need = tc.batch_size * h * w * 4 * (f * t + activations) * 2 + MODEL_OVERHEAD
+    if not activations_only:
+        need += tc.shuffle_chunks * chunk * t * h * w * f * 4 * 2
+    return need
+
+
+def fit_batch_size(tc: TrainConfig, ds: PreparedDataset) -> int:
+    """``train.batch_size``, or the largest half, quarter, ... of it whose step fits in the memory
+    available (:func:`batch_memory`), with a warning; a batch of 1 that does not fit is refused
+    (ConfigError naming ``train.batch_size``)."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    batch = int(tc.batch_size)
+    while batch > 1 and batch_memory(dataclasses.replace(tc, batch_size=batch), ds.input_shape,
+                                     ds.chunk) > available:
+        batch //= 2
+    need = batch_memory(dataclasses.replace(tc, batch_size=batch), ds.input_shape, ds.chunk)
+    t, h, w, _ = ds.input_shape
+    check_memory(need, f"train.batch_size={batch}",
+                 f"a training batch of {t} dates of {h}x{w} px needs",
+                 "train.shuffle_chunks or train.model.filters")
+    if batch < tc.batch_size:
+        log.warning("train.batch_size=%d: a batch of %d dates of %dx%d px needs about %.1f GB, "
+                    "%.1f GB is available; training with batches of %d instead", tc.batch_size,
+                    t, h, w, batch_memory(tc, ds.input_shape, ds.chunk) / 1e9, available / 1e9,
+                    batch)
+    return batch
+
+
+def checkpoint_bytes(model) -> int:
+    """Bytes of one ``.weights.h5`` checkpoint: the weights and Adam's two moments (float32),
+    with room for HDF5's overhead."""
+    return int(model.count_params() * 4 * 3 * 1.2 + 1e6)
+
+
+def absent_classes(ds: PreparedDataset) -> list[int]:
+    """Indices of the classes without training pixels (the model is built not to predict them)."""
+    absent = [c["index"] for c in ds.classes if not c.get("pixels", {}).get("train", 1)]
+    if absent:
+        names = ", ".join(ds.class_names[i] for i in absent)
+        log.warning("%s: no training pixels of %s; the model will not predict %s", ds.path, names,
+                    "it" if len(absent) == 1 else "them")
+    return absent
+
+
+def _schedule(keras, tc: TrainConfig, steps_per_epoch: int):
+    """Learning rate: linear warm-up over ``warmup_epochs`` (at most all epochs but the last) from a
+    tenth of the rate, then cosine decay to ``lr_floor`` x the rate at the last step (or
+    constant)."""
+    if tc.schedule != "cosine":
+        return tc.learning_rate
+    warmup = min(tc.warmup_epochs, tc.epochs - 1) * steps_per_epoch  # never the whole run
+    decay = max(1, tc.epochs * steps_per_epoch - warmup)
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            tc.learning_rate / 10, decay_steps=decay, alpha=tc.lr_floor,
+            warmup_target=tc.learning_rate, warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=decay,
+                                                  alpha=tc.lr_floor)
+
+
+def _check_schedule(state: dict, tc: TrainConfig) -> None:
+    """Warn when the kept epoch is the last one and validation loss was still falling."""
+    hist = state["history"]
+    if not hist or state["best_epoch"] != len(hist) or state.get("stopped_early"):
+        return
+    losses = [h.get("val_loss") for h in hist[-3:]]
+    if len(losses) == 3 and all(v is not None for v in losses) and losses[0] > losses[1] > losses[2]:
+        state["still_improving"] = True
+        log.warning("the kept epoch is the last one (%d) and the validation loss is still falling "
+                    "(%.4f -> %.4f over the last 3 epochs): the model may be undertrained; raise "
+                    "train.epochs", len(hist), losses[0], losses[2])
+
+
+def _mode_check(model, ds: PreparedDataset, common: dict, names, state: dict,
+                partial: Path) -> dict:
+    """Training-split scores of the kept weights in inference mode and in training mode (batch
+    statistics), next to the accuracy logged during training; a gap of more than 5 points is a
+    warning (normalisation statistics that did not settle)."""
+    from landcover.pipeline import PatchStream
+
+    stream = PatchStream(ds, "train", **common)
+    inference = evaluate_stream(model, stream, names, ds.ignore_label)
+    training = evaluate_stream(model, stream, names, ds.ignore_label, training=True)
+    model.load_weights(partial / "best.weights.h5")  # training mode updated moving statistics
+    kept = state["history"][state["best_epoch"] - 1]
+    out = {"train_oa_inference": inference["overall_accuracy"],
+           "train_oa_training_mode": training["overall_accuracy"],
+           "train_oa_logged": kept.get("overall_accuracy"),
+           "train_macro_f1_inference": inference["macro_f1"]}
+    gap = (training["overall_accuracy"] or 0) - (inference["overall_accuracy"] or 0)
+    out["gap"] = round(gap, 4)
+    if abs(gap) > 0.05:
+        log.warning("training-split accuracy is %.3f in inference mode but %.3f with batch "
+                    "statistics: the normalisation statistics did not settle; the map will be "
+                    "wrong. Use train.model.norm=layer", inference["overall_accuracy"],
+                    training["overall_accuracy"])
+    return out
+
+
+def _report(evaluation: dict, extra: dict, names) -> str:
+    """``report.md``: the network against the per-pixel random forest, and the mode check."""
+    lines = ["# Training report", ""]
+    m = extra["mode_check"]
+    logged = m.get("train_oa_logged")
+    lines.append(f"Training split, kept weights: OA {m['train_oa_inference']:.3f} in inference mode, "
+                 f"{m['train_oa_training_mode']:.3f} in training mode (gap {m['gap']:+.3f}"
+                 + ("; more than 5 points: normalisation statistics did not settle" if
+                    abs(m["gap"]) > 0.05 else "") + ")"
+                 + (f"; {logged:.3f} as logged during the kept epoch (augmented batches, "
+                    "changing weights)" if logged is not None else "") + ".")
+    if extra["absent"]:
+        lines.append("Classes without training pixels, never predicted: "
+                     + ", ".join(names[i] for i in extra["absent"]) + ".")
+    lines.append("")
+    from landcover.estimate import describe
+
+    for split in ("validation", "test"):
+        r = evaluation.get(split)
+        if r:
+            lines.append(f"Network, {split} split: OA {describe(r, 'overall_accuracy')}; macro F1 "
+                         f"{describe(r, 'macro_f1')}.")
+        else:
+            lines.append(f"Network, {split} split: no held-out pixels, no estimate.")
+    lines.append("")
+    cal = extra.get("calibration") or {}
+    if cal.get("fitted"):
+        lines.append(f"Probabilities: temperature {cal['temperature']:.3f} fitted on "
+                     f"{cal['fitted_on_pixels']:,d} validation pixels; expected calibration "
+                     f"error on {cal['checked_on']}: {cal['before']['ece']:.3f} before, "
+                     f"{cal['after']['ece']:.3f} after (reliability.png).")
+    else:
+        lines.append("Probabilities: not calibrated (fewer than 100 validation pixels); "
+                     "temperature 1.")
+    lines.append("")
+    b = extra["baseline"]
+    if b is None:
+        lines.append("No baseline (train.baseline: none).")
+    else:
+        from landcover.baseline import comparison_table
+
+        lines.append(f"Per-pixel random forest ({b['n_estimators']} trees, {b['train_pixels']:,d} "
+                     f"training pixels, {b['seconds']:.1f} s) on the same pixels:")
+        lines.append("")
+        lines.append(comparison_table(evaluation, b, names))
+    return "\n".join(lines) + "\n"
+
+
+def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
+    path = partial / STATE_FILE
+    if not path.is_file() or not (partial / "last.weights.h5").is_file():
+        raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial})")
+    state = json.loads(path.read_text())
+    if state.get("fingerprint") != fingerprint:
+        raise ResumeError(f"the interrupted run in {partial} used another dataset or other "
+                          "train.* settings; use the same ones",
+                          hint="or run without --resume to start over")
+    return state
+
+
+def _restore(model, partial: Path) -> None:
+    """Weights and optimizer state (moments, step count) of the last finished epoch.
+
+    Keras 3 stores a compiled model's optimizer variables in ``.weights.h5`` and loads them only
+    into an optimizer that is already built, so it is built first."""
+    model.optimizer.build(model.trainable_variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "Skipping variable loading" = not restored
+        try:
+            model.load_weights(partial / "last.weights.h5")
+        except (UserWarning, ValueError) as exc:
+            raise ResumeError(f"{partial}: the checkpoint does not fit this model ({exc})") \
+                from None
+
+
+def network_predictor(model, batch_size: int, days=None):
+    """``x (n, T, H, W, F) -> logits (n, H, W, K)`` of a network, in batches."""
+    from landcover.models import model_inputs
+
+    def predict(x):
+        out = [np.asarray(model.predict_on_batch(model_inputs(model, x[a:a + batch_size], days)))
+               for a in range(0, len(x), batch_size)]
+        return np.concatenate(out)
+
+    return predict
+
+
+def _days_record(ds: PreparedDataset, cfg: Config) -> dict:
+    """For a network that takes the dates: ``takes_dates`` and how its ``days`` were counted, with
+    the range seen in training (classify warns outside it); nothing for the others."""
+    if not takes_dates(cfg.train.model):
+        return {}
+    from landcover.features import DAYS_REFERENCE
+
+    days = dataset_days(ds)
+    return {"takes_dates": True,
+            "days": {"reference": DAYS_REFERENCE, "trained": [float(days.min()),
+                                                              float(days.max())]}}
+
+
+def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, partial: Path,
+                  state: dict, evaluation: dict, monitor: str, seconds: float,
+                  extra: dict) -> dict:
+    from landcover.report import plot_confusion, plot_learning_curves
+
+    a = ds.attrs
+    resolved = {**a.get("config", {}), "train": cfg.to_dict()["train"]}
+    t, h, w, f = ds.input_shape
+    meta = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "architecture": resolved["train"]["model"],
+        "input": {"layout": ["time", "y", "x", "feature"], "time_steps": t,
+                  "variable_time_steps": architecture(cfg.train.model.architecture).variable_dates,
+                  "patch_size": h, "features": ds.features, "bands": ds.bands,
+                  "fill": a.get("fill"), "doy": a.get("doy"), "dtype": "float32",
+                  **_days_record(ds, cfg)},
+        "normalisation": a["normalisation"],
+        "dates": a["dates"], "dates_dropped": a.get("dates_dropped", []),
+        "classes": [{k: c[k] for k in ("index", "code", "name", "color", "weight")}
+                    for c in ds.classes],
+        "ignore_label": ds.ignore_label,
+        "output": {"kind": "logits", "classes": ds.num_classes,
+                   "absent_classes": extra["absent"],
+                   "temperature": extra["calibration"]["temperature"]},
+        "calibration": extra["calibration"],
+        "grid": a.get("grid"),
+        "profiles": a.get("profiles", []),
+        "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
+                     "patches": {s: ds.split_size(s) for s in ("train", "validation", "test")},
+                     "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
+                     "monitor": monitor, "best": _round(state["best"]),
+                     "stopped_early": state.get("stopped_early"),
+                     "seconds_this_run": round(seconds, 1),
+                     "loss": resolved["train"]["loss"],
+                     "passes_per_epoch": extra["repeats"],
+                     "still_improving": bool(state.get("still_improving")),
+                     "mode_check": extra["mode_check"]},
+        "metrics": evaluation,
+        "estimate": estimate_record(evaluation),
+        "model": {"architecture": resolved["train"]["model"]["architecture"],
+                  "candidates": extra.get("candidates", [])},
+        "baseline": extra["baseline"],
+        "config": resolved,
+        "versions": versions(model=True),
+    }
+    out = outputs.main
+    tmp = outputs.temporary()
+    try:
+        tmp.mkdir()
+        model.save(tmp / MODEL_FILE)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        (tmp / "history.json").write_text(json.dumps(state["history"], indent=1))
+        _write_history_csv(tmp / "history.csv", state["history"])
+        plot_learning_curves(state["history"], tmp / "learning_curves.png",
+                             best_epoch=state["best_epoch"], monitor=monitor)
+        if "validation" in evaluation:
+            v = evaluation["validation"]
+            plot_confusion(np.array(v["confusion_matrix"]), v["class_names"],
+                           tmp / "confusion_matrix.png",
+                           title=f"Validation, epoch {state['best_epoch']}: OA "
+                                 f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
+                                 f"macro F1 {v['macro_f1']:.3f}")
+        if extra["calibration"].get("fitted"):
+            from landcover.calibration import plot_reliability
+
+            plot_reliability(extra["calibration"], tmp / "reliability.png",
+                             title=f"Reliability, {extra['calibration']['checked_on']} pixels")
+        report = _report(evaluation, extra, ds.class_names)
+        (tmp / "report.md").write_text(report)
+        meta = write_metadata(tmp, meta)
+        write_bundle_report(tmp, meta)
+        outputs.commit({out: tmp})
+    finally:
+        remove(tmp)
+    return {"output": str(out), "content_hash": meta["content_hash"],
+            "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
+            "monitor": monitor, "best": _round(state["best"]), "metrics": evaluation,
+            "baseline": extra["baseline"], "mode_check": extra["mode_check"], "report": report,
+            "seconds": round(seconds, 1)}
