@@ -218,21 +218,22 @@ def killed(field_series, field_bundle, tmp_path_factory):
     the ``.map.tif.partial`` store that --resume continues."""
     pytest.importorskip("tensorflow")
     from landcover import classify as lc
+    from landcover.classify import run as lc_run
 
     folder = tmp_path_factory.mktemp("killed")
     meta, cfg = lc.resolve_config(field_bundle, None, ["classify.block_size=64"])
-    real = lc._write_products
+    real = lc_run.write_products
 
     def die(*args, **kwargs):
         raise KeyboardInterrupt
 
-    lc._write_products = die
+    lc_run.write_products = die  # where the run calls it
     try:
         with pytest.raises(KeyboardInterrupt):
             lc.classify(lc.model_scenes(field_series[0], meta, cfg), field_bundle,
                         folder / "map.tif", cfg, meta=meta, progress=False)
     finally:
-        lc._write_products = real
+        lc_run.write_products = real
     assert len(list((lc.partial_path(folder / "map.tif") / "done").glob("*.json"))) == 9
     return folder
 

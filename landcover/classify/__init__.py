@@ -57,7 +57,6 @@ The package, one job per module, each importing only those above it in this list
 * :mod:`~landcover.classify.run`: a run from plan to products (:func:`classify`).
 """
 
-
 from landcover.classify.blocks import (
     BlockData,
     block_probabilities,
@@ -76,7 +75,7 @@ from landcover.classify.plan import (
     tiling,
     warn_unlike_training,
 )
-from landcover.classify.run import classify, predictions_per_pixel, write_products
+from landcover.classify.run import classify, predictions_per_pixel
 from landcover.classify.store import partial_path
 from landcover.classify.worker import load_model, predict_windows, softmax, worker_model
 
@@ -102,5 +101,4 @@ __all__ = [
     "tiling",
     "warn_unlike_training",
     "worker_model",
-    "write_products",
 ]
