@@ -6,7 +6,8 @@ these stages, in this order; each is one function of :mod:`landcover.prepare.run
 work in :mod:`~landcover.prepare.tiles`, the estimate's groups in :mod:`~landcover.prepare.groups`,
 what is written in :mod:`~landcover.prepare.output`), and small frozen records
 (:mod:`~landcover.prepare.records`) carry what one stage hands to the next. The work runs in
-dask graphs whose tasks open their files by path, tile by tile, so memory is bounded by ``prepare.patches.tile_size`` whatever the size of the scenes.
+dask graphs whose tasks open their files by path, tile by tile, so memory is bounded by
+``prepare.patches.tile_size`` whatever the size of the scenes.
 
 1. **Layout** (:func:`_layout`): the scenes' stack (bands, grid, dates; nothing is read), the
    labels, the split groups, and the window lattice and its tiles (:mod:`landcover.lattice`).
