@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.check_samples import COLUMNS, LAYER, SampleCheck
+from landcover.check_pixels import COLUMNS, LAYER, SampleCheck
 
 VERDICT_COLORS = {"clean": "#1a9641", "doubtful": "#fdae61", "suspect": "#d7191c",
                   "unchecked": "#bdbdbd"}

@@ -244,3 +244,23 @@ def _features(refl: np.ndarray, valid: np.ndarray, dates: list, bands: list, fc)
     attrs = {"bands": bands, "features": spec.names, "dates": [d.isoformat() for d in kept_dates],
              "normalisation": {"mean": mean.tolist(), "std": std.tolist()}}
     return pixel_features(x, attrs), kept_dates, ok
+
+
+LAYER = "samples"  # the GeoPackage layer of check-samples' table
+COLUMNS = ("sample_id", "class_code", "class_name", "pixels", "pixels_checked", "probability",
+            "suggested_code", "suggested_class", "suggested_probability", "verdict", "block")
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    """The result: ``table`` (a GeoDataFrame, one row per sample, see :func:`check_samples`),
+    the SOM's ``weights (side, side, P)``, class counts per neuron ``hits (side, side, K)``, the
+    class table and a ``summary`` (JSON-ready)."""
+
+    table: object
+    weights: np.ndarray
+    hits: np.ndarray
+    classes: ClassTable
+    summary: dict
+    samples: Samples
+    keys: np.ndarray  # sample key per row of the table

@@ -42,7 +42,15 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.check_pixels import KEY, Pixels, Samples, read_pixels, sample_groups
+from landcover.check_pixels import (
+    COLUMNS,
+    KEY,
+    Pixels,
+    SampleCheck,
+    Samples,
+    read_pixels,
+    sample_groups,
+)
 from landcover.classes import ClassTable, load_class_table
 from landcover.config.schema import CheckSamplesConfig
 from landcover.errors import LabelError, UsageError
@@ -50,9 +58,6 @@ from landcover.errors import LabelError, UsageError
 log = logging.getLogger(__name__)
 
 VERDICTS = ("clean", "doubtful", "suspect")
-LAYER = "samples"
-
-
 _DEFAULTS = CheckSamplesConfig()
 
 
@@ -194,21 +199,6 @@ def verdicts(probability: np.ndarray, own: np.ndarray, suggested: np.ndarray,
 
 
 # -------------------------------------------------------------------------------------- check
-@dataclass(frozen=True)
-class SampleCheck:
-    """The result: ``table`` (a GeoDataFrame, one row per sample, see :func:`check_samples`),
-    the SOM's ``weights (side, side, P)``, class counts per neuron ``hits (side, side, K)``, the
-    class table and a ``summary`` (JSON-ready)."""
-
-    table: object
-    weights: np.ndarray
-    hits: np.ndarray
-    classes: ClassTable
-    summary: dict
-    samples: Samples
-    keys: np.ndarray  # sample key per row of the table
-
-
 def settings_from(cfg, keys: str = "--", **overrides) -> CheckSettings:
     """The settings of ``prepare.check_samples`` when the configuration has that section (the
     defaults otherwise), with ``overrides`` that are not None on top; checked, errors naming
@@ -341,10 +331,6 @@ def _table(labels, samples: Samples, table: ClassTable, pixels: Pixels, probs: n
     geometry = [shapely.geometry.MultiPolygon([g]) if g is not None and g.geom_type == "Polygon"
                 else g for g in geometry]
     return gpd.GeoDataFrame(pd.DataFrame(data), geometry=geometry, crs=grid.crs)
-
-
-COLUMNS = ("sample_id", "class_code", "class_name", "pixels", "pixels_checked", "probability",
-            "suggested_code", "suggested_class", "suggested_probability", "verdict", "block")
 
 
 # ------------------------------------------------------------------------------------ outputs
