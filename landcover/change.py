@@ -94,7 +94,7 @@ def change(map_a: str | Path, map_b: str | Path, out: str | Path, *, overwrite: 
     from landcover.grid import pixel_area_m2
     from landcover.maps import write_map, write_quicklook, write_style, writing
     from landcover.outputs import OutputSet
-    from landcover.sample import map_with_classes
+    from landcover.products import map_with_classes
 
     t0 = time.monotonic()
     a, table_a = map_with_classes(map_a)

@@ -45,13 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.contract import IGNORE, NODATA, TAG_CLASSES, TAG_PRODUCT
-from landcover.classes import ClassTable, class_table_from_tag, load_class_table
+from landcover.contract import IGNORE, NODATA, TAG_CLASSES
+from landcover.classes import ClassTable
 from landcover.config import LabelsConfig
-from landcover.errors import ClassTableError, LabelError, RasterReadError
+from landcover.errors import LabelError, RasterReadError
 from landcover.gdalio import open_raster
-from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import OutputSet, check_output
+from landcover.products import ClassMap, open_map, resolve_classes
 from landcover.scores import confusion, scores
 
 log = logging.getLogger(__name__)
@@ -167,83 +167,6 @@ def _f(v) -> float | None:
     """A float for JSON: ``None`` for NaN or infinity."""
     v = float(v)
     return v if math.isfinite(v) else None
-
-
-# ----------------------------------------------------------------------------------------- the map
-@dataclass(frozen=True)
-class ClassMap:
-    """A class map on disk: its grid, nodata values, pixel area and the class table of its tag."""
-
-    path: str
-    grid: Grid
-    nodata: tuple[int, ...]
-    pixel_area_m2: float | None
-    table: ClassTable | None  # from the LANDCOVER_CLASSES tag; None when absent
-
-
-def open_map(path: str | Path) -> ClassMap:
-    """Open a class map (band 1 uint8 codes) and read its class table tag.
-
-    Raises:
-        RasterReadError: no such file, not a raster, not uint8, or without a CRS.
-        ClassTableError: the ``LANDCOVER_CLASSES`` tag is not a valid class table.
-    """
-    from rasterio.errors import RasterioIOError
-
-    path = Path(path)
-    if not path.exists():
-        raise RasterReadError(f"{path}: no such map file; pass the GeoTIFF written by "
-                              "'landcover classify'")
-    try:
-        with open_raster(path) as src:
-            dtype, count, crs, transform = src.dtypes[0], src.count, src.crs, src.transform
-            width, height, nodata = src.width, src.height, src.nodata
-            tag = src.tags().get(CLASSES_TAG)
-            product = src.tags().get(TAG_PRODUCT)
-    except RasterioIOError as exc:
-        message = " ".join(str(exc).split())
-        raise RasterReadError(f"{path}: cannot open the map ({message}); pass a GeoTIFF class "
-                              "map") from None
-    if product == "probabilities":
-        raise RasterReadError(f"{path}: a probabilities raster (one band per class), not a class "
-                              "map; pass the map written beside it by 'landcover classify'")
-    if dtype != "uint8":
-        raise RasterReadError(f"{path}: band 1 is {dtype}, not a class map of uint8 codes; pass "
-                              "the map written by 'landcover classify'")
-    if crs is None:
-        raise RasterReadError(f"{path}: the map has no CRS, so the reference cannot be placed on "
-                              "it; save it with a CRS and transform")
-    if count > 1:
-        log.warning("%s: %d bands; band 1 holds the class codes", path, count)
-    values = {MAP_NODATA}
-    if nodata is not None and not math.isnan(nodata) and nodata != MAP_NODATA:
-        log.info("%s: nodata %g and %d are both left out", path, nodata, MAP_NODATA)
-        values.add(int(nodata))
-    table = None
-    if tag:
-        try:
-            table = class_table_from_tag(tag, path)
-        except ClassTableError as exc:
-            exc.hint = "pass --classes classes.yaml"
-            raise
-    return ClassMap(str(path), Grid.from_rasterio(crs, transform, width, height),
-                    tuple(sorted(values)), pixel_area_m2(crs, transform), table)
-
-
-def resolve_classes(cmap: ClassMap, classes: str | Path | None) -> tuple[ClassTable, str]:
-    """The class table: ``--classes`` when given (it wins over the tag), else the map's tag."""
-    if classes is not None:
-        if not Path(classes).is_file():
-            raise ClassTableError(f"{classes}: no such file", flag="--classes")
-        if cmap.table is not None:
-            log.info("--classes %s replaces the class table of the map's %s tag", classes,
-                     CLASSES_TAG)
-        return load_class_table(classes), str(classes)
-    if cmap.table is None:
-        raise ClassTableError(f"{cmap.path}: the map has no {CLASSES_TAG} tag (it was not written "
-                              "by 'landcover classify'), so its class codes have no names",
-                              hint="pass --classes classes.yaml to name them")
-    return cmap.table, f"{CLASSES_TAG} tag"
 
 
 # ---------------------------------------------------------------------------------------- counting

@@ -35,6 +35,7 @@ import numpy as np
 
 from landcover.classes import ClassTable
 from landcover.errors import UsageError
+from landcover.products import map_with_classes
 
 DESIGNS = ("stratified", "uncertainty")
 ALLOCATIONS = ("rare-min", "proportional")
@@ -236,22 +237,6 @@ def write_sample(path: Path, cmap, table: ClassTable, points: Sequence[tuple[int
 
 
 # ------------------------------------------------------------------------------------ the run
-def map_with_classes(path: str | Path):
-    """``(ClassMap, ClassTable)`` of a map of classify, for commands without ``--classes``: a map
-    without a valid class table is refused with what to pass instead."""
-    from landcover.errors import ClassTableError
-    from landcover.evaluate import open_map, resolve_classes
-
-    try:
-        cmap = open_map(path)
-        table, _ = resolve_classes(cmap, None)
-    except ClassTableError as exc:
-        exc.hint = ("pass a map written by 'landcover classify' (its LANDCOVER_CLASSES tag names "
-                    "the classes), or check it with 'landcover evaluate --classes'")
-        raise
-    return cmap, table
-
-
 def _probabilities_of(map_path, cmap, probabilities, design: str):
     """The probability file to use: ``probabilities`` (must match the map), else
     ``MAP_probabilities.tif`` beside the map when it exists and matches it (one that does not is
@@ -259,7 +244,7 @@ def _probabilities_of(map_path, cmap, probabilities, design: str):
     import logging
 
     from landcover.errors import LandcoverError
-    from landcover.smooth import open_probabilities
+    from landcover.products import open_probabilities
 
     if probabilities is not None:
         probs = open_probabilities(probabilities)

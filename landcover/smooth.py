@@ -15,77 +15,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from landcover.classes import ClassTable, class_table_from_tag
 from landcover.config import Config, load_config
 from landcover.contract import (
     NODATA,
-    PROBABILITY_SCALE,
-    TAG_CLASSES,
     TAG_CONFIG,
     TAG_CREATED,
     TAG_PRODUCT,
     TAG_SCALE,
 )
-from landcover.errors import ClassTableError, RasterReadError, UsageError
+from landcover.errors import RasterReadError, UsageError
 from landcover.gdalio import open_raster
-from landcover.grid import Grid
 from landcover.lattice import MIN_BLOCK, block_side
-from landcover.products import output_paths
+from landcover.products import ProbabilityFile, open_probabilities, output_paths
 
 PRODUCTS = ("map", "legend", "style", "probabilities", "quicklook")
-
-
-@dataclass(frozen=True)
-class ProbabilityFile:
-    """A probability GeoTIFF written by classify: grid, storage, classes and uncertainty kind."""
-
-    path: str
-    grid: Grid
-    dtype: str
-    scale: int
-    nodata: int
-    table: ClassTable
-    uncertainty: str
-    tags: dict
-
-
-def open_probabilities(path: str | Path) -> ProbabilityFile:
-    """Open and check a probability file (K class bands + 1 uncertainty band, class tag).
-
-    Raises:
-        RasterReadError: missing, unreadable, or not a probability file of classify.
-        ClassTableError: the class tag is missing or invalid.
-    """
-    from rasterio.errors import RasterioIOError
-
-    path = Path(path)
-    if not path.is_file():
-        raise RasterReadError(f"{path}: no such file; pass the OUT_probabilities.tif written by "
-                              "'landcover classify --probabilities'")
-    try:
-        with open_raster(path) as src:
-            tags, dtype, count = src.tags(), src.dtypes[0], src.count
-            grid = Grid.from_rasterio(src.crs, src.transform, src.width, src.height)
-            kind = src.tags(count).get("UNCERTAINTY", "entropy")
-    except RasterioIOError as exc:
-        raise RasterReadError(f"{path}: cannot open ({' '.join(str(exc).split())})") from None
-    if dtype not in PROBABILITY_SCALE:
-        raise RasterReadError(f"{path}: bands are {dtype}; a probability file of classify is "
-                              f"{' or '.join(PROBABILITY_SCALE)}")
-    if TAG_CLASSES not in tags:
-        raise ClassTableError(f"{path}: no {TAG_CLASSES} tag, so the bands have no classes; pass "
-                              "the probabilities written by 'landcover classify --probabilities'")
-    table = class_table_from_tag(tags[TAG_CLASSES], path)
-    if count != len(table) + 1:
-        raise RasterReadError(f"{path}: {count} bands for {len(table)} classes; a probability file "
-                              "has one band per class and an uncertainty band")
-    scale, nodata = PROBABILITY_SCALE[dtype]
-    return ProbabilityFile(str(path), grid, dtype, scale, nodata, table, kind, tags)
 
 
 def smooth_block(src: ProbabilityFile, step, store: str, window, block: int) -> list[int]:

@@ -20,7 +20,7 @@ from landcover import lattice  # noqa: E402
 from landcover.classify import blocks as block_tasks  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
 from landcover.config import load_config  # noqa: E402
-from landcover.evaluate import open_map  # noqa: E402
+from landcover.products import open_map  # noqa: E402
 from landcover.errors import GridMismatchError, ModelError, ResumeError  # noqa: E402
 from landcover.scheduler import use_scheduler  # noqa: E402
 from landcover.runtime import auto_precision  # noqa: E402

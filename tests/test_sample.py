@@ -13,7 +13,8 @@ gpd = pytest.importorskip("geopandas")
 
 from landcover.classes import class_table  # noqa: E402
 from landcover.cli.main import cli  # noqa: E402
-from landcover.evaluate import area_adjusted, open_map  # noqa: E402
+from landcover.evaluate import area_adjusted  # noqa: E402
+from landcover.products import open_map  # noqa: E402
 from landcover.grid import Grid  # noqa: E402
 from landcover.maps import write_array_map  # noqa: E402
 from landcover.sample import allocate, cochran_n, draw_stratified, sample  # noqa: E402
