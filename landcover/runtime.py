@@ -40,27 +40,8 @@ def import_keras():
     return keras
 
 
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-"""CPU features (Linux ``/proc/cpuinfo`` flags) with which the CPU computes bfloat16 natively."""
-
-
-def auto_precision(cpuinfo: str = "/proc/cpuinfo",
-                   devices: tuple[str, ...] = ("/dev/nvidiactl", "/dev/nvidia0")) -> str:
-    """The inference precision ``classify.precision: auto`` stands for on this machine:
-    ``bfloat16`` with the TensorFlow backend on a CPU that computes it natively
-    (:data:`BF16_CPU_FLAGS`) and no NVIDIA GPU, else ``float32``. On the 2-core Xeon with AMX the
-    default network ran 1.32x as fast in bfloat16 and changed at most 0.05 % of the demo's and
-    maipo's pixels (README, "Tiling"); elsewhere bfloat16 is emulated (slower) or unmeasured."""
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        return "float32"
-    if any(os.path.exists(device) for device in devices):  # an NVIDIA GPU
-        return "float32"
-    try:
-        with open(cpuinfo) as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return "float32"
-    return "bfloat16" if any(flag in flags for flag in BF16_CPU_FLAGS) else "float32"
+# classify.precision: auto, measured (landcover.precision); kept here for its callers
+from landcover.precision import BF16_CPU_FLAGS, auto_precision  # noqa: F401
 
 
 def versions(*, data: bool = False, model: bool = False) -> dict:

@@ -361,20 +361,7 @@ def test_default_tiling_and_mixed_precision(reference, field_series, field_bundl
     assert (maps["bfloat16"] != maps["float32"]).mean() <= 0.005
 
 
-def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path, monkeypatch):
-    amx = tmp_path / "amx"
-    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 amx_tile\n\n")
-    plain = tmp_path / "plain"
-    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n\n")
-    gpu = tmp_path / "nvidiactl"
-    gpu.touch()
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
-    assert auto_precision(str(amx), devices=()) == "bfloat16"
-    assert auto_precision(str(plain), devices=()) == "float32"
-    assert auto_precision(str(amx), devices=(str(gpu),)) == "float32"  # GPUs: not measured
-    assert auto_precision(str(tmp_path / "none"), devices=()) == "float32"  # not Linux
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
-    assert auto_precision(str(amx), devices=()) == "float32"
+# classify.precision: auto by measurement: tests/test_precision.py
 
 
 @dataclass(frozen=True)

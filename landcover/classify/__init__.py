@@ -32,8 +32,9 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
   (:func:`landcover.models.rebuild_for_window`): the default network streams the dates through
   every layer at once, so its memory does not grow with the series.
 * **Precision**: ``classify.precision`` ``bfloat16``/``float16`` runs the network under Keras mixed
-  precision (float32 weights and softmax); ``auto`` (the default) is bfloat16 where the CPU computes
-  it natively, else float32 (:func:`landcover.runtime.auto_precision`; README, "Tiling").
+  precision (float32 weights and softmax); ``auto`` (the default) is bfloat16 on a GPU that computes it
+  natively and on a CPU where a cached one-off benchmark found it faster, else float32
+  (:func:`landcover.precision.auto_precision`; README, "Tiling").
 
 Inputs are built exactly as in training, from the bundle: bands, normalisation statistics, gap
 filling, validity channel and day-of-year features, dates dropped in training. The model is loaded

@@ -478,9 +478,9 @@ class ClassifyConfig:
         None, "windows per model call; null = from batch_pixels",
         at_least(1, null="from classify.batch_pixels"))
     precision: str = setting(
-        "auto", "auto (bfloat16 on a CPU with AMX or AVX-512 BF16 and the TensorFlow backend, "
-        "else float32; measured in README \"Tiling\"), float32, bfloat16 or float16 (Keras mixed "
-        "precision: float32 weights)", choices=("auto", "float32", "bfloat16", "float16"))
+        "auto", "auto (bfloat16 on a GPU with native bfloat16, and on a CPU with AMX or AVX-512 "
+        "BF16 where a one-off cached benchmark finds it faster; else float32: README \"Tiling\"), "
+        "float32, bfloat16 or float16 (Keras mixed precision: float32 weights)", choices=("auto", "float32", "bfloat16", "float16"))
     probability_dtype: str = setting(
         "uint8", "--probabilities: uint8 (0-250 = p x 250, nodata 255) or uint16 (0-10000 = p x "
         "10000, nodata 65535)", choices=tuple(contract.PROBABILITY_SCALE))
