@@ -17,9 +17,7 @@ name and renamed when complete; the checkpoint folder is removed then.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -30,9 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from landcover.bundle import MODEL_FILE, write_metadata
+from landcover.bundle import writer
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset
 from landcover.errors import DatasetError, ModelError, ResumeError
@@ -45,10 +42,9 @@ from landcover.models import (
 )
 from landcover.outputs import OutputSet, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
-from landcover.report_html import write_bundle_report
-from landcover.runtime import check_memory, import_keras, versions
+from landcover.runtime import check_memory, import_keras
 from landcover.scores import scores
-from landcover.scoring import estimate_record, evaluate_stream, score_held_out
+from landcover.scoring import evaluate_stream, score_held_out
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +178,14 @@ def _make_loop_callback():
                 extra[f"{p}iou_{name}"] = c["iou"]
             logs.update({k: v for k, v in extra.items() if v is not None})
             record = {"epoch": epoch + 1,
-                      **{k: _round(v) for k, v in logs.items() if np.isscalar(v)},
-                      "learning_rate": _round(float(keras.ops.convert_to_numpy(
+                      **{k: writer.round_metric(v) for k, v in logs.items() if np.isscalar(v)},
+                      "learning_rate": writer.round_metric(float(keras.ops.convert_to_numpy(
                           self.model.optimizer.learning_rate))),
                       "seconds": round(time.monotonic() - self._t0, 2),
                       f"{p}confusion_matrix": cm.tolist()}
             if p and getattr(self, "_train_cm", None) is not None:
-                record["overall_accuracy"] = _round(scores(self._train_cm, self.names)
-                                                    ["overall_accuracy"] or float("nan"))
+                record["overall_accuracy"] = writer.round_metric(
+                    scores(self._train_cm, self.names)["overall_accuracy"] or float("nan"))
             st = self.state
             st["history"].append(record)
             value = float(logs[self.monitor])
@@ -201,7 +197,7 @@ def _make_loop_callback():
                 st["wait"] += 1
             self._save_weights("last.weights.h5")  # with the optimizer's state (Keras 3)
             st["epochs_done"] = epoch + 1
-            _write_history_csv(self.partial / "history.csv", st["history"])
+            writer.write_history_csv(self.partial / "history.csv", st["history"])
             _write_atomic(self.partial / STATE_FILE, json.dumps(st, allow_nan=True))
             if self.report is not None:
                 shown = [f"loss {loss:.4f}"]
@@ -252,21 +248,6 @@ def improves(state: dict, value: float, loss: float) -> bool:
     return bool(tie and loss < state.get("best_loss", float("inf")) - 1e-9)
 
 
-def _round(v):
-    v = float(v)
-    return round(v, 6) if math.isfinite(v) else None
-
-
-def _write_history_csv(path: Path, history: Sequence[dict]) -> None:
-    keys = []
-    for h in history:
-        keys += [k for k in h if k not in keys and not k.endswith("confusion_matrix")]
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-
-
 # --------------------------------------------------------------------------------------- training
 PROJECT_AFTER = (5, 20)  # batches (after the first) after which a fold's total time is projected against its budget
 
@@ -292,7 +273,7 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     scope = _setup(tc)
     t, h, w, f = ds.input_shape
     spec = dataclasses.asdict(tc.model)
-    days = dataset_days(ds) if takes_dates(spec) else None
+    days = writer.dataset_days(ds) if takes_dates(spec) else None
     common = {"batch_size": tc.batch_size, "seed": tc.seed,
               "class_weights": tc.loss.class_weights, "days": days}
     probe = PatchStream(ds, ("train", "validation"), **common)
@@ -386,7 +367,7 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     spec = dataclasses.asdict(tc.model)
     shape = model_input_shape(spec, t, h, w, f)
     common = dict(batch_size=tc.batch_size, seed=tc.seed, class_weights=tc.loss.class_weights,
-                  days=dataset_days(ds) if takes_dates(spec) else None)
+                  days=writer.dataset_days(ds) if takes_dates(spec) else None)
     valid_channel = valid_channel_of(ds.attrs)
     passes = math.ceil(ds.split_size("train") / tc.batch_size)
     repeats = max(1, math.ceil(tc.min_epoch_steps / passes))
@@ -450,18 +431,10 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
         network_predictor(final, tc.batch_size, common["days"]), ds, tc)
     extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
              "repeats": repeats, "calibration": calibration}
-    summary = _write_bundle(final, ds, cfg, outputs, partial, state, evaluation, monitor, seconds,
-                            extra)
+    summary = writer.write_network_bundle(final, ds, cfg, outputs, state, evaluation, monitor,
+                                          seconds, extra)
     remove(partial)
     return summary
-
-
-def dataset_days(ds: PreparedDataset):
-    """The ``days`` input of the dataset's dates (:func:`landcover.features.days_since_reference`;
-    one set of dates for every patch)."""
-    from landcover.features import days_since_reference
-
-    return days_since_reference([dt.date.fromisoformat(d) for d in ds.attrs["dates"]])
 
 
 MODEL_OVERHEAD = 128 * 2**20  # the backend's graph, weights and optimizer state of a small network
@@ -587,54 +560,6 @@ def _mode_check(model, ds: PreparedDataset, common: dict, names, state: dict,
     return out
 
 
-def _report(evaluation: dict, extra: dict, names) -> str:
-    """``report.md``: the network against the per-pixel random forest, and the mode check."""
-    lines = ["# Training report", ""]
-    m = extra["mode_check"]
-    logged = m.get("train_oa_logged")
-    lines.append(f"Training split, kept weights: OA {m['train_oa_inference']:.3f} in inference mode, "
-                 f"{m['train_oa_training_mode']:.3f} in training mode (gap {m['gap']:+.3f}"
-                 + ("; more than 5 points: normalisation statistics did not settle" if
-                    abs(m["gap"]) > 0.05 else "") + ")"
-                 + (f"; {logged:.3f} as logged during the kept epoch (augmented batches, "
-                    "changing weights)" if logged is not None else "") + ".")
-    if extra["absent"]:
-        lines.append("Classes without training pixels, never predicted: "
-                     + ", ".join(names[i] for i in extra["absent"]) + ".")
-    lines.append("")
-    from landcover.estimate import describe
-
-    for split in ("validation", "test"):
-        r = evaluation.get(split)
-        if r:
-            lines.append(f"Network, {split} split: OA {describe(r, 'overall_accuracy')}; macro F1 "
-                         f"{describe(r, 'macro_f1')}.")
-        else:
-            lines.append(f"Network, {split} split: no held-out pixels, no estimate.")
-    lines.append("")
-    cal = extra.get("calibration") or {}
-    if cal.get("fitted"):
-        lines.append(f"Probabilities: temperature {cal['temperature']:.3f} fitted on "
-                     f"{cal['fitted_on_pixels']:,d} validation pixels; expected calibration "
-                     f"error on {cal['checked_on']}: {cal['before']['ece']:.3f} before, "
-                     f"{cal['after']['ece']:.3f} after (reliability.png).")
-    else:
-        lines.append("Probabilities: not calibrated (fewer than 100 validation pixels); "
-                     "temperature 1.")
-    lines.append("")
-    b = extra["baseline"]
-    if b is None:
-        lines.append("No baseline (train.baseline: none).")
-    else:
-        from landcover.baseline import comparison_table
-
-        lines.append(f"Per-pixel random forest ({b['n_estimators']} trees, {b['train_pixels']:,d} "
-                     f"training pixels, {b['seconds']:.1f} s) on the same pixels:")
-        lines.append("")
-        lines.append(comparison_table(evaluation, b, names))
-    return "\n".join(lines) + "\n"
-
-
 def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
     path = partial / STATE_FILE
     if not path.is_file() or not (partial / "last.weights.h5").is_file():
@@ -672,97 +597,3 @@ def network_predictor(model, batch_size: int, days=None):
         return np.concatenate(out)
 
     return predict
-
-
-def _days_record(ds: PreparedDataset, cfg: Config) -> dict:
-    """For a network that takes the dates: ``takes_dates`` and how its ``days`` were counted, with
-    the range seen in training (classify warns outside it); nothing for the others."""
-    if not takes_dates(cfg.train.model):
-        return {}
-    from landcover.features import DAYS_REFERENCE
-
-    days = dataset_days(ds)
-    return {"takes_dates": True,
-            "days": {"reference": DAYS_REFERENCE, "trained": [float(days.min()),
-                                                              float(days.max())]}}
-
-
-def _write_bundle(model, ds: PreparedDataset, cfg: Config, outputs: OutputSet, partial: Path,
-                  state: dict, evaluation: dict, monitor: str, seconds: float,
-                  extra: dict) -> dict:
-    from landcover.report import plot_confusion, plot_learning_curves
-
-    a = ds.attrs
-    resolved = {**a.get("config", {}), "train": cfg.to_dict()["train"]}
-    t, h, w, f = ds.input_shape
-    meta = {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "architecture": resolved["train"]["model"],
-        "input": {"layout": ["time", "y", "x", "feature"], "time_steps": t,
-                  "variable_time_steps": architecture(cfg.train.model.architecture).variable_dates,
-                  "patch_size": h, "features": ds.features, "bands": ds.bands,
-                  "fill": a.get("fill"), "doy": a.get("doy"), "dtype": "float32",
-                  **_days_record(ds, cfg)},
-        "normalisation": a["normalisation"],
-        "dates": a["dates"], "dates_dropped": a.get("dates_dropped", []),
-        "classes": [{k: c[k] for k in ("index", "code", "name", "color", "weight")}
-                    for c in ds.classes],
-        "ignore_label": ds.ignore_label,
-        "output": {"kind": "logits", "classes": ds.num_classes,
-                   "absent_classes": extra["absent"],
-                   "temperature": extra["calibration"]["temperature"]},
-        "calibration": extra["calibration"],
-        "grid": a.get("grid"),
-        "profiles": a.get("profiles", []),
-        "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
-                     "patches": {s: ds.split_size(s) for s in ("train", "validation", "test")},
-                     "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
-                     "monitor": monitor, "best": _round(state["best"]),
-                     "stopped_early": state.get("stopped_early"),
-                     "seconds_this_run": round(seconds, 1),
-                     "loss": resolved["train"]["loss"],
-                     "passes_per_epoch": extra["repeats"],
-                     "still_improving": bool(state.get("still_improving")),
-                     "mode_check": extra["mode_check"]},
-        "metrics": evaluation,
-        "estimate": estimate_record(evaluation),
-        "model": {"architecture": resolved["train"]["model"]["architecture"],
-                  "candidates": extra.get("candidates", [])},
-        "baseline": extra["baseline"],
-        "config": resolved,
-        "versions": versions(model=True),
-    }
-    out = outputs.main
-    tmp = outputs.temporary()
-    try:
-        tmp.mkdir()
-        model.save(tmp / MODEL_FILE)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        (tmp / "history.json").write_text(json.dumps(state["history"], indent=1))
-        _write_history_csv(tmp / "history.csv", state["history"])
-        plot_learning_curves(state["history"], tmp / "learning_curves.png",
-                             best_epoch=state["best_epoch"], monitor=monitor)
-        if "validation" in evaluation:
-            v = evaluation["validation"]
-            plot_confusion(np.array(v["confusion_matrix"]), v["class_names"],
-                           tmp / "confusion_matrix.png",
-                           title=f"Validation, epoch {state['best_epoch']}: OA "
-                                 f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
-                                 f"macro F1 {v['macro_f1']:.3f}")
-        if extra["calibration"].get("fitted"):
-            from landcover.calibration import plot_reliability
-
-            plot_reliability(extra["calibration"], tmp / "reliability.png",
-                             title=f"Reliability, {extra['calibration']['checked_on']} pixels")
-        report = _report(evaluation, extra, ds.class_names)
-        (tmp / "report.md").write_text(report)
-        meta = write_metadata(tmp, meta)
-        write_bundle_report(tmp, meta)
-        outputs.commit({out: tmp})
-    finally:
-        remove(tmp)
-    return {"output": str(out), "content_hash": meta["content_hash"],
-            "epochs_run": state["epochs_done"], "best_epoch": state["best_epoch"],
-            "monitor": monitor, "best": _round(state["best"]), "metrics": evaluation,
-            "baseline": extra["baseline"], "mode_check": extra["mode_check"], "report": report,
-            "seconds": round(seconds, 1)}

@@ -218,51 +218,26 @@ def _report(kind: str, evaluation: dict, baseline, training: dict, absent, calib
 def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: dict, baseline,
                         absent: list, mode_check: dict, training: dict, calibration: dict,
                         seconds: float, extra_meta: Mapping) -> dict:
-    import datetime as dt
-
     import lightgbm
     import yaml
 
     from landcover.bundle import write_metadata
+    from landcover.bundle.writer import bundle_record, resolved_config
     from landcover.outputs import remove
     from landcover.report_html import write_bundle_report
     from landcover.runtime import versions
-    from landcover.scoring import estimate_record
 
-    a = ds.attrs
-    resolved = {**a.get("config", {}), "train": cfg.to_dict()["train"]}
-    t, h, w, f = ds.input_shape
-    meta = {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "architecture": resolved["train"]["model"],
-        "input": {"layout": ["time", "y", "x", "feature"], "time_steps": t,
-                  "variable_time_steps": False, "patch_size": h, "features": ds.features,
-                  "bands": ds.bands, "fill": a.get("fill"), "doy": a.get("doy"),
-                  "dtype": "float32"},
-        "normalisation": a["normalisation"],
-        "dates": a["dates"], "dates_dropped": a.get("dates_dropped", []),
-        "classes": [{k: c[k] for k in ("index", "code", "name", "color", "weight")}
-                    for c in ds.classes],
-        "ignore_label": ds.ignore_label,
-        "output": {"kind": "log_probabilities", "classes": ds.num_classes,
-                   "absent_classes": absent, "temperature": calibration["temperature"]},
-        "calibration": calibration,
-        "grid": a.get("grid"),
-        "profiles": a.get("profiles", []),
-        "training": {"dataset": str(ds.path.absolute()), "dataset_created": a.get("created"),
-                     "patches": {s: ds.split_size(s) for s in ("train", "validation", "test")},
-                     "epochs_run": None, "best_epoch": None, "monitor": None, "best": None,
-                     "stopped_early": None, "seconds_this_run": round(seconds, 1),
-                     "loss": resolved["train"]["loss"], "mode_check": mode_check,
-                     "pixels": training},
-        "metrics": evaluation,
-        "estimate": estimate_record(evaluation),
-        "model": {"architecture": model.kind, "candidates": []},
-        "baseline": baseline,
-        "config": resolved,
-        "versions": {**versions(), "lightgbm": lightgbm.__version__},
-        **extra_meta,
-    }
+    resolved = resolved_config(ds, cfg)
+    meta = bundle_record(
+        ds, cfg, variable_time_steps=False, output_kind="log_probabilities", absent=absent,
+        calibration=calibration,
+        training={"epochs_run": None, "best_epoch": None, "monitor": None, "best": None,
+                  "stopped_early": None, "seconds_this_run": round(seconds, 1),
+                  "loss": resolved["train"]["loss"], "mode_check": mode_check,
+                  "pixels": training},
+        evaluation=evaluation, model=model.kind, candidates=[], baseline=baseline,
+        versions={**versions(), "lightgbm": lightgbm.__version__})
+    meta.update(extra_meta)
     out = outputs.main
     tmp = outputs.temporary()
     try:
@@ -290,12 +265,12 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
 
             report += "\n" + candidates_table(meta["model"])
         (tmp / "report.md").write_text(report)
-        meta = write_metadata(tmp, meta)
-        write_bundle_report(tmp, meta)
+        written = write_metadata(tmp, meta)
+        write_bundle_report(tmp, written)
         outputs.commit({out: tmp})
     finally:
         remove(tmp)
-    return {"output": str(out), "content_hash": meta["content_hash"], "epochs_run": None,
+    return {"output": str(out), "content_hash": written.content_hash, "epochs_run": None,
             "best_epoch": None, "monitor": None, "best": None, "metrics": evaluation,
-            "estimate": meta["estimate"], "baseline": baseline, "mode_check": mode_check,
+            "estimate": written["estimate"], "baseline": baseline, "mode_check": mode_check,
             "report": report, "seconds": round(seconds, 1), "pixels": training}

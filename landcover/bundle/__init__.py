@@ -21,19 +21,30 @@ absent, as in older bundles), with its SHA-256 in ``pixel.model_sha256``.
 
 The content hash is the SHA-256 of the model file followed by the canonical JSON of
 ``bundle.json`` without its ``content_hash`` field; :func:`load_bundle` checks it.
+
+Readers ask :func:`read_bundle_meta` (or :func:`load_bundle`, :func:`check_bundle`) for a
+:class:`~landcover.bundle.meta.BundleMeta`: the typed record, where older bundles are upgraded.
+:func:`read_metadata` gives the file's dict as it is, for tools that edit a bundle and write it
+again (:func:`write_metadata`). What train writes into it: :mod:`landcover.bundle.writer`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
+from landcover.bundle.meta import (
+    META_FILE,
+    MODEL_FILE,
+    BundleMeta,
+    InputSpec,
+    OutputSpec,
+    model_file_name,
+)
+from landcover.contract import BUNDLE_FORMAT
 from landcover.errors import ModelError
-
-BUNDLE_FORMAT = 1
-MODEL_FILE = "model.keras"
-META_FILE = "bundle.json"
 
 
 def content_hash(model_path: Path, meta: dict) -> str:
@@ -46,45 +57,51 @@ def content_hash(model_path: Path, meta: dict) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def model_file(meta: dict) -> str:
-    """The name of a bundle's model file: ``meta['model_file']`` (a plain file name), else
-    ``model.keras``.
+def model_file(meta: Mapping) -> str:
+    """The name of a bundle's model file (:attr:`BundleMeta.model_file`): ``meta['model_file']``
+    (a plain file name), else ``model.keras``.
 
     Raises:
         ModelError: a name that is not a plain file name of the bundle folder.
     """
-    name = meta.get("model_file", MODEL_FILE)
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or \
-            "\\" in name or name == META_FILE:
-        raise ModelError(f"bundle.json: model_file {name!r} is not a file name of the bundle")
-    return name
+    return model_file_name(meta)
 
 
-def is_pixel(meta: dict) -> bool:
-    """Whether a bundle holds a pixel classifier (:mod:`landcover.pixel`), by its architecture."""
-    from landcover.models import architecture
-
-    name = (meta.get("architecture") or {}).get("architecture")
-    try:
-        return bool(architecture(name).pixel)
-    except (ValueError, TypeError):
-        return False
+def is_pixel(meta: Mapping) -> bool:
+    """Whether a bundle holds a pixel classifier (:mod:`landcover.pixel`), by its architecture
+    (:attr:`BundleMeta.is_pixel`)."""
+    return _as_meta(meta).is_pixel
 
 
-def write_metadata(folder: Path, meta: dict) -> dict:
+def _as_meta(meta: Mapping) -> BundleMeta:
+    return meta if isinstance(meta, BundleMeta) else BundleMeta.from_json(meta)
+
+
+def write_metadata(folder: Path, meta: Mapping) -> BundleMeta:
     """Add the content hash and write ``bundle.json`` (the model file, ``model_file(meta)``, must
-    be there already). The per-group confusion matrices that paired comparisons used are left
-    out (:func:`landcover.estimate.without_confusions`)."""
+    be there already); ``meta``: a :class:`BundleMeta` or the dict to write. The per-group
+    confusion matrices that paired comparisons used are left out
+    (:func:`landcover.estimate.without_confusions`). Returns what was written, as a record."""
     from landcover.estimate import without_confusions
 
+    if isinstance(meta, BundleMeta):
+        meta = meta.to_json()
     meta = dict(without_confusions(meta), landcover_model=BUNDLE_FORMAT)
     meta["content_hash"] = content_hash(folder / model_file(meta), meta)
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
-    return meta
+    return BundleMeta.from_json(meta)
+
+
+def read_bundle_meta(folder: str | Path, *, verify: bool = True) -> BundleMeta:
+    """The :class:`BundleMeta` of a bundle (older bundles upgraded), checked as
+    :func:`read_metadata` checks it."""
+    return BundleMeta.from_json(read_metadata(folder, verify=verify))
 
 
 def read_metadata(folder: str | Path, *, verify: bool = True) -> dict:
-    """``bundle.json`` of a bundle, checked for format and (by default) content hash.
+    """``bundle.json`` of a bundle as the file holds it (for a tool that edits the bundle and
+    writes it again; readers ask :func:`read_bundle_meta`), checked for format and (by default)
+    content hash.
 
     Raises:
         ModelError: missing folder or files, unreadable JSON, other format, hash mismatch.
@@ -113,7 +130,7 @@ def read_metadata(folder: str | Path, *, verify: bool = True) -> dict:
     return meta
 
 
-def check_bundle(folder: str | Path) -> dict:
+def check_bundle(folder: str | Path) -> BundleMeta:
     """The bundle's metadata, once its architecture is known and its model file is a complete
     archive (the checks that need no Keras)."""
     import zipfile
@@ -121,33 +138,30 @@ def check_bundle(folder: str | Path) -> dict:
     from landcover.models import architecture_names
 
     folder = Path(folder)
-    meta = read_metadata(folder)
-    name = (meta.get("architecture") or {}).get("architecture")
+    meta = read_bundle_meta(folder)
+    name = meta.architecture_name
     if name not in architecture_names():
         raise ModelError(f"{folder}: the model's architecture {name!r} is not one this landcover "
                          f"knows ({', '.join(architecture_names())}); use the landcover version "
                          "that trained it, or train again")
-    if is_pixel(meta):
-        import hashlib
-
-        path = folder / model_file(meta)
-        if hashlib.sha256(path.read_bytes()).hexdigest() != \
-                (meta.get("pixel") or {}).get("model_sha256"):
+    if meta.is_pixel:
+        path = folder / meta.model_file
+        if hashlib.sha256(path.read_bytes()).hexdigest() != meta.pixel.get("model_sha256"):
             raise ModelError(f"{path}: the model's SHA-256 is not the one recorded in bundle.json "
                              "(changed or corrupt); train again or restore the bundle")
         return meta
-    if model_file(meta) != MODEL_FILE or not zipfile.is_zipfile(folder / MODEL_FILE):
-        raise ModelError(f"{folder / model_file(meta)}: not a complete .keras archive (truncated "
+    if meta.model_file != MODEL_FILE or not zipfile.is_zipfile(folder / MODEL_FILE):
+        raise ModelError(f"{folder / meta.model_file}: not a complete .keras archive (truncated "
                          "or corrupt); train again or restore the bundle")
     return meta
 
 
 def load_bundle(folder: str | Path):
-    """``(model, metadata)``: a Keras model loaded with ``safe_mode=True`` and not compiled, or
+    """``(model, BundleMeta)``: a Keras model loaded with ``safe_mode=True`` and not compiled, or
     for a pixel classifier's bundle a :class:`landcover.pixel_model.PixelClassifier` (no Keras)."""
     folder = Path(folder)
     meta = check_bundle(folder)
-    if is_pixel(meta):
+    if meta.is_pixel:
         from landcover.pixel_model import PixelClassifier
 
         return PixelClassifier.from_files(folder, meta), meta
@@ -162,3 +176,21 @@ def load_bundle(folder: str | Path):
         raise ModelError(f"{folder / MODEL_FILE}: cannot load the model "
                          f"({type(exc).__name__}: {exc})") from None
     return model, meta
+
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "META_FILE",
+    "MODEL_FILE",
+    "BundleMeta",
+    "InputSpec",
+    "OutputSpec",
+    "check_bundle",
+    "content_hash",
+    "is_pixel",
+    "load_bundle",
+    "model_file",
+    "read_bundle_meta",
+    "read_metadata",
+    "write_metadata",
+]
