@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from landcover import models
+from landcover.bundle import BundleMeta
 from landcover.config import Config, load_config
 from landcover.errors import ConfigError, ModelError
 from landcover.models import (
@@ -90,24 +91,26 @@ def test_rebuild_for_another_window_keeps_the_weights():
         meta = {"architecture": s, "classes": [{}, {}, {}], "output": {"absent_classes": [1]},
                 "input": {"patch_size": 8, "time_steps": 3, "features": ["a", "b", "c"],
                           "variable_time_steps": architecture(name).variable_dates}}
-        wide = rebuild_for_window(model, meta, 12)
+        wide = rebuild_for_window(model, BundleMeta.from_json(meta), 12)
         assert series_shape(wide)[2:4] == (12, 12)
         if not models.streams_dates(s):
-            assert rebuild_for_window(model, meta, 8) is model
+            assert rebuild_for_window(model, BundleMeta.from_json(meta), 8) is model
             for u, v in zip(model.get_weights(), wide.get_weights()):
                 np.testing.assert_array_equal(u, v)
         else:  # its streamed network, with the same predictions
-            same = rebuild_for_window(model, meta, 8)
+            same = rebuild_for_window(model, BundleMeta.from_json(meta), 8)
             assert same is not model and series_shape(same)[2:4] == (8, 8)
             np.testing.assert_allclose(predict(same, series(3)), predict(model, series(3)),
                                        atol=1e-5)
         out = predict(wide, series(3, 12, 12))
         assert out.shape == (2, 12, 12, 3) and (out[..., 1] == -1e4).all()
         del meta["input"]["variable_time_steps"]  # older bundles: the registry decides
-        assert series_shape(rebuild_for_window(model, meta, 12))[1] == series_shape(model)[1]
+        old = BundleMeta.from_json(meta)
+        assert old.input.variable_time_steps == architecture(name).variable_dates
+        assert series_shape(rebuild_for_window(model, old, 12))[1] == series_shape(model)[1]
     meta["architecture"] = spec("resnet")
     with pytest.raises(ModelError, match="unknown architecture 'resnet'"):
-        rebuild_for_window(model, meta, 12)
+        rebuild_for_window(model, BundleMeta.from_json(meta), 12)
 
 
 @pytest.mark.parametrize("norm", ["layer", "batch", "none", "group"])
@@ -127,7 +130,7 @@ def test_the_streamed_convlstm_predicts_what_the_trained_network_does(norm, prec
     meta = {"architecture": s, "classes": [{}, {}, {}], "output": {},
             "input": {"patch_size": 10, "time_steps": 5, "features": ["a", "b", "c"],
                       "variable_time_steps": True}}
-    net = rebuild_for_window(model, meta, 14, precision)
+    net = rebuild_for_window(model, BundleMeta.from_json(meta), 14, precision)
     streamed = norm != "group"
     assert any(type(layer).__name__ == "StreamedConvLSTM" for layer in net.layers) == streamed
     for t in (1, 5, 7):

@@ -223,7 +223,7 @@ def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(
                     streamed)
 
 
-def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "float32"):
+def rebuild_for_window(model, meta, window: int, precision: str = "float32"):
     """A bundle's network for predicting ``window`` x ``window`` inputs in ``precision``, with
     ``model``'s weights: its streamed restatement where it has one (:func:`streams_dates`;
     ``convlstm``: :class:`~landcover.models.layers.StreamedConvLSTM`), else ``model`` itself for
@@ -232,13 +232,13 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
 
     Args:
         model: the bundle's loaded Keras model.
-        meta: the bundle's metadata (``bundle.json``).
+        meta: the bundle's :class:`~landcover.bundle.meta.BundleMeta` (older bundles upgraded:
+            without ``variable_time_steps`` the registry decides).
 
     Raises:
         ModelError: the bundle's architecture is not known to this landcover.
     """
-    inp = meta["input"]
-    spec = meta["architecture"]
+    inp, spec = meta.input, meta.architecture
     try:
         arch = architecture(spec["architecture"])
     except ValueError as exc:
@@ -247,12 +247,11 @@ def rebuild_for_window(model, meta: Mapping, window: int, precision: str = "floa
         raise ModelError(f"the bundle's network cannot be rebuilt: {exc}") from None
     if arch.pixel:
         return model  # a landcover.pixel_model.PixelClassifier takes any window as it is
-    variable = inp.get("variable_time_steps", arch.variable_dates)
-    t = None if variable else inp["time_steps"]
-    shape = (t, window, window, len(inp["features"]))
-    args = (len(meta["classes"]), meta["output"].get("absent_classes", ()), valid_channel_of(inp))
+    t = None if inp.variable_time_steps else inp.time_steps
+    shape = (t, window, window, len(inp.features))
+    args = (len(meta.classes), meta.output.absent_classes, inp.valid_channel)
     streamed = streams_dates(spec)
-    if not streamed and window == inp["patch_size"] and precision == "float32":
+    if not streamed and window == inp.patch_size and precision == "float32":
         return model
     with _dtype_policy(precision):
         net = build_model(spec, shape, *args, streamed=streamed)
