@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.bundle import is_pixel
 from landcover.classify.plan import Plan
 from landcover.errors import LandcoverError, ModelError
 from landcover.runtime import import_keras
@@ -27,10 +26,10 @@ def load_model(bundle: str | Path, window: int, precision: str = "float32"):
     in ``precision`` (``bfloat16``/``float16``: Keras mixed precision, float32 weights). A pixel
     classifier's bundle gives its :class:`landcover.pixel.PixelClassifier` (any window, float32,
     no Keras): its ``predict_on_batch`` returns log-probabilities as the logits."""
-    from landcover.bundle import load_bundle, read_metadata
+    from landcover.bundle import load_bundle, read_bundle_meta
     from landcover.models import rebuild_for_window
 
-    if is_pixel(read_metadata(bundle, verify=False)):
+    if read_bundle_meta(bundle, verify=False).is_pixel:
         return load_bundle(bundle)[0]
     import_keras()
     model, meta = load_bundle(bundle)
