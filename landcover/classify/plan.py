@@ -13,17 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.bundle import is_pixel
+from landcover.bundle import BundleMeta, is_pixel
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
 from landcover.errors import ConfigError, ModelError
 from landcover.features import (
-    DAYS_REFERENCE,
     DAYS_TOLERANCE,
     FeatureSpec,
     days_outside,
     feature_names,
-    season_days,
 )
 from landcover.grid import Grid
 from landcover.lattice import (
@@ -53,18 +51,18 @@ def resolve_config(model_dir: str | Path, config_path=None, overrides: Sequence[
     ``scenes.profile`` that names a file becomes the profile recorded in the bundle (no file
     it names is read), and its settings are validated like the user's (a ModelError naming the
     bundle)."""
-    from landcover.bundle import read_metadata
+    from landcover.bundle import read_bundle_meta
     from landcover.config import trusted_base
     from landcover.profiles import shipped_profiles
 
-    meta = read_metadata(model_dir)
-    saved = meta.get("config") or {}
+    meta = read_bundle_meta(model_dir)
+    saved = meta.config
     if not isinstance(saved, dict):
         raise ModelError(f"{model_dir}: the bundle's saved config is not a mapping; train again")
     base, dropped = trusted_base({k: saved[k] for k in ("scenes",) if k in saved})
     scenes = base.get("scenes")
     if isinstance(scenes, dict) and isinstance(scenes.get("profile"), str):
-        records = meta.get("profiles") if isinstance(meta.get("profiles"), list) else []
+        records = meta.profiles
         recorded = [r.get("name") for r in records if isinstance(r, dict)]
         known = {"auto", *(p.name for p in shipped_profiles()), *recorded}
         if scenes["profile"] not in known:  # a path: read with the recorded profile instead
@@ -224,18 +222,11 @@ def _iso_date(text: str):
     return datetime.date.fromisoformat(text)
 
 
-def kept_days(meta: dict, dates: Sequence) -> np.ndarray | None:
+def kept_days(meta: BundleMeta, dates: Sequence) -> np.ndarray | None:
     """The ``days`` input of ``dates`` for a bundle whose network takes the dates, else None:
     counted as in training, from the 1 January that puts most dates in the trained range
     (:func:`landcover.features.season_days`; another year's series lands on the same days)."""
-    inp = meta.get("input") or {}
-    if not inp.get("takes_dates"):
-        return None
-    reference = (inp.get("days") or {}).get("reference")
-    if reference != DAYS_REFERENCE:
-        raise ModelError(f"the bundle counts the days of its dates as {reference!r}; this "
-                         f"landcover counts them as {DAYS_REFERENCE!r}; train the model again")
-    return season_days(list(dates), (inp.get("days") or {}).get("trained"))
+    return meta.days(dates)
 
 
 def _check_bundle(meta: dict, model_dir: Path) -> tuple[list[str], ClassTable]:
