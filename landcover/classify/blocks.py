@@ -18,6 +18,7 @@ from landcover.features import features_by_date
 from landcover.lattice import reflect_index, taper
 from landcover.maps import encode_classes, encode_probabilities
 from landcover.postprocess import apply_steps, halo_of
+from landcover.progress import part
 
 
 class BlockData:
@@ -35,7 +36,7 @@ class BlockData:
     straight into its batch.
     """
 
-    def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray):
+    def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray, share=None):
         from landcover.stack import read_date_block, read_scene_dn
 
         g, bands = plan.grid, plan.features.bands
@@ -56,6 +57,8 @@ class BlockData:
                     else (group[0], got[0], got[1])  # None: the scene misses the box
             self.dates.append(entry)
             any_valid |= entry[2]
+            if share is not None:  # a landcover.progress.Part: one unit a date
+                share.advance()
         self.any_valid = any_valid[self._index(self.iy, 0, len(rows))][
             :, self._index(self.ix, 0, len(cols))]  # (rows, cols): a valid date somewhere
 
@@ -111,7 +114,10 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     oy = oy[(oy + first < r1) & (oy + end > r0)]
     ox = ox[(ox + first < c1) & (ox + end > c0)]
     gy0, gx0 = int(oy[0]), int(ox[0])
-    data = BlockData(plan, np.arange(gy0, int(oy[-1]) + s), np.arange(gx0, int(ox[-1]) + s))
+    # the block's progress: a unit per date read, one for the model, one per lattice window
+    share = part(len(plan.groups) + 1 + len(oy) * len(ox))
+    data = BlockData(plan, np.arange(gy0, int(oy[-1]) + s), np.arange(gx0, int(ox[-1]) + s),
+                     share)
 
     # windows with at least one valid observation (summed-area table of "any date valid")
     anyv = np.pad(data.any_valid.astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
@@ -121,6 +127,8 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
             a, b = y - gy0, x - gx0
             if anyv[a + s, b + s] - anyv[a, b + s] - anyv[a + s, b] + anyv[a, b] > 0:
                 windows.append((int(y), int(x)))
+    # windows without a valid observation (and the model's unit when none needs it)
+    share.advance(len(oy) * len(ox) - len(windows) + (not windows))
 
     h, w, K = r1 - r0, c1 - c0, plan.num_classes
     acc = np.zeros((h, w, K), np.float32)
@@ -128,6 +136,7 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     weights = taper(s, plan.overlap, plan.blend) if plan.blend else None
     if windows:
         model, lock = checked_model(plan)
+        share.advance()
         for a in range(0, len(windows), plan.batch_size):
             batch = windows[a:a + plan.batch_size]
             x = np.empty((len(batch), len(plan.dates), s, s, len(plan.features.names)),
@@ -136,6 +145,7 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
                 data.features(y - gy0, x0 - gx0, s, s, out=x[k])
             probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
                                     plan.temperature)
+            share.advance(len(batch))
             del x
             for (y, x), p in zip(batch, probs):  # global lattice order: same sums in any block
                 ya, yb = max(y + first, r0), min(y + end, r1)

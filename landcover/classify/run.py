@@ -116,7 +116,7 @@ def _run(req: Request, outputs: OutputSet) -> dict:
     # which would otherwise compete with Keras's for Python's lock (README, "Benchmarks")
     with loading_in_background(plan):
         try:
-            (results,) = compute(tasks, label="Classifying", show=req.progress)
+            (results,) = compute(tasks, label="Classifying", show=req.progress, unit="blocks")
         except ModelError:  # the model would not load: nothing of this run is worth resuming
             if not req.resume:
                 remove(Path(plan.store))
