@@ -16,6 +16,7 @@ SCRIPT = r"""
 import json, sys
 import numpy as np
 import keras
+from landcover.bundle import BundleMeta
 from landcover.losses import MaskedLoss
 from landcover.metrics import ConfusionMatrix
 from landcover.models import (architectures, build_model, model_input_shape, model_inputs,
@@ -42,7 +43,7 @@ for arch in out["architectures"]:
     if streams_dates(s):  # its streamed network predicts the same
         meta = {"architecture": s, "classes": [{}] * 3, "output": {},
                 "input": {"patch_size": 16, "time_steps": 3, "features": list("abcde")}}
-        net = rebuild_for_window(model, meta, 16)
+        net = rebuild_for_window(model, BundleMeta.from_json(meta), 16)
         out.setdefault("streamed", {})[arch] = float(np.abs(
             np.asarray(net.predict_on_batch(inputs)) - model.predict(inputs, verbose=0)).max())
 print(json.dumps(out))

@@ -250,6 +250,7 @@ def test_a_changed_bundle_hash_or_an_unparsable_model_is_refused(runner, field_s
 
 
 def test_network_only_functions_refuse_or_skip_pixel_architectures():
+    from landcover.bundle import BundleMeta
     from landcover.models import (
         build_model,
         check_patch,
@@ -265,7 +266,8 @@ def test_network_only_functions_refuse_or_skip_pixel_architectures():
         with pytest.raises(ValueError, match="not a network"):
             build_model(spec, (4, 8, 8, 9), 3)
         sentinel = object()
-        assert rebuild_for_window(sentinel, {"input": {}, "architecture": spec}, 64) is sentinel
+        meta = BundleMeta.from_json({"input": {}, "architecture": spec})
+        assert rebuild_for_window(sentinel, meta, 64) is sentinel
 
 
 @pytest.mark.parametrize("kind", KINDS)
