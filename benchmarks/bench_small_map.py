@@ -15,7 +15,8 @@ the framework. Measured here, every run in a fresh subprocess:
   default TensorFlow), ``python -c "import tensorflow"`` and ``python -c "import lightgbm"``, and
   ``python -c pass`` (the interpreter's own start);
 * the difference: classify minus the import of the framework the bundle uses (keras for the
-  network, lightgbm for the forest), the figure the issue bounds (under 5 s).
+  network, lightgbm for the forest), the figure the issue bounds (under 5 s); in wall seconds
+  and in CPU seconds (user + system of the process, steadier on a shared machine).
 
 Every figure is the median of ``--repeats`` runs (default 3; all runs printed); the machine is
 shared, so its speed drifts. ``--json`` prints the figures as one JSON object.
@@ -29,6 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -138,14 +140,16 @@ def pixel_bundle(folder: Path, scenes: list[Path]) -> Path:
     return folder
 
 
-def timed(cmd: list[str], env: dict | None = None) -> float:
-    """Wall seconds of a command in a fresh process (it must succeed)."""
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of a command in a fresh process (it must succeed)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def classify_cmd(scenes: list[Path], bundle: Path, out: Path) -> list[str]:
@@ -180,19 +184,25 @@ def main() -> None:
                "tensorflow": [py, "-c", "import tensorflow"],
                "lightgbm": [py, "-c", "import lightgbm"]}
     runs: dict[str, list[float]] = {k: [] for k in (*imports, *bundles)}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):  # alternately, so drift spreads over all
-        for name, cmd in imports.items():
-            runs[name].append(timed(cmd))
-        for name, bundle in bundles.items():
-            runs[name].append(timed(classify_cmd(scenes, bundle, work / f"map-{name}.tif")))
+        for name, cmd in [*imports.items(), *((n, classify_cmd(scenes, b, work / f"map-{n}.tif"))
+                                              for n, b in bundles.items())]:
+            wall, used = timed(cmd)
+            runs[name].append(wall)
+            cpu[name].append(used)
     median = {k: statistics.median(v) for k, v in runs.items()}
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     result = {
         "machine": machine(), "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "pixels": args.height * args.width, "dates": args.dates, "repeats": args.repeats,
         "seconds": {k: round(v, 2) for k, v in median.items()},
+        "cpu_seconds": {k: round(v, 2) for k, v in median_cpu.items()},
         "runs": {k: [round(s, 2) for s in v] for k, v in runs.items()},
         "beyond_import": {name: round(median[name] - median[framework[name]], 2)
                           for name in bundles},
+        "beyond_import_cpu": {name: round(median_cpu[name] - median_cpu[framework[name]], 2)
+                              for name in bundles},
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -201,10 +211,12 @@ def main() -> None:
     print(f"map: {args.height} x {args.width} px x {args.dates} dates; median of "
           f"{args.repeats} fresh processes (all runs in brackets)")
     for name in imports:
-        print(f"  import {name:<22} {median[name]:6.2f} s  {result['runs'][name]}")
+        print(f"  import {name:<22} {median[name]:6.2f} s  {result['runs'][name]}, CPU "
+              f"{median_cpu[name]:.2f} s")
     for name in bundles:
-        print(f"  classify, {name:<18} {median[name]:6.2f} s  {result['runs'][name]}  -> "
-              f"{result['beyond_import'][name]:.2f} s beyond importing {framework[name]}")
+        print(f"  classify, {name:<18} {median[name]:6.2f} s  {result['runs'][name]}, CPU "
+              f"{median_cpu[name]:.2f} s -> {result['beyond_import'][name]:.2f} s beyond "
+              f"importing {framework[name]} (CPU {result['beyond_import_cpu'][name]:.2f} s)")
 
 
 if __name__ == "__main__":
