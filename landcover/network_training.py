@@ -40,7 +40,7 @@ from landcover.models import (
     takes_dates,
     valid_channel_of,
 )
-from landcover.outputs import OutputSet, atomic_file, check_space, remove
+from landcover.outputs import OutputSet, PartialRun, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
 from landcover.runtime import check_memory, import_keras
 from landcover.scores import scores
@@ -347,12 +347,17 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     if batch != tc.batch_size:  # the bundle records the batch that ran, and why
         tc = dataclasses.replace(tc, batch_size=batch)
         cfg = dataclasses.replace(cfg, train=tc)
-    partial = out.parent / f".{out.name}.partial"
+    run = PartialRun(out, STATE_FILE, needs=("last.weights.h5",))
+    partial = run.path
     fingerprint = _fingerprint(ds, tc)
-    state = _resume_state(partial, fingerprint, out) if resume else None
-    if state is None and partial.exists():
-        log.warning("discarding the interrupted run in %s (pass --resume to continue it)", partial)
-        remove(partial)
+    state = run.resume(
+        {"fingerprint": fingerprint},
+        nothing=f"no interrupted run of {out} to continue (looked for {partial})",
+        other=f"the interrupted run in {partial} used another dataset or other train.* "
+              "settings; use the same ones",
+        hint="or run without --resume to start over") if resume else None
+    if state is None:
+        run.clear()
 
     keras = import_keras()
     from landcover.losses import MaskedLoss
@@ -398,10 +403,10 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
         _restore(model, partial)
         log.info("resuming after epoch %d of %d", state["epochs_done"], tc.epochs)
     else:
-        partial.mkdir()
+        run.start()
         state = {"fingerprint": fingerprint, "epochs_done": 0, "best": None, "best_epoch": None,
                  "wait": 0, "history": [], "stopped_early": None}
-        _write_atomic(partial / STATE_FILE, json.dumps(state))
+        run.write(state)
     loop = _make_loop_callback()(stream=train_stream, metric=metric, names=names, partial=partial,
                                  tc=tc, state=state, monitor=monitor, progress=progress)
     t0 = time.monotonic()
@@ -558,18 +563,6 @@ def _mode_check(model, ds: PreparedDataset, common: dict, names, state: dict,
                     "wrong. Use train.model.norm=layer", inference["overall_accuracy"],
                     training["overall_accuracy"])
     return out
-
-
-def _resume_state(partial: Path, fingerprint: str, out: Path) -> dict:
-    path = partial / STATE_FILE
-    if not path.is_file() or not (partial / "last.weights.h5").is_file():
-        raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial})")
-    state = json.loads(path.read_text())
-    if state.get("fingerprint") != fingerprint:
-        raise ResumeError(f"the interrupted run in {partial} used another dataset or other "
-                          "train.* settings; use the same ones",
-                          hint="or run without --resume to start over")
-    return state
 
 
 def _restore(model, partial: Path) -> None:

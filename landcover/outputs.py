@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from landcover.errors import OutputError, OutputExistsError, OutputLockedError
+from landcover.errors import OutputError, OutputExistsError, OutputLockedError, ResumeError
 
 log = logging.getLogger(__name__)
 
@@ -337,3 +337,79 @@ def _recover(entries: list[dict], main: str) -> None:
                 remove(final)  # new, without an old one to restore
     for e in entries:
         remove(Path(e["tmp"]))
+
+
+# ------------------------------------------------------------------------- interrupted runs
+def partial_path(out: str | Path) -> Path:
+    """Where an interrupted run of ``out`` keeps its work (``train``'s checkpoints, ``classify``'s
+    block store): hidden beside it, ``.OUT.partial``."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
+
+
+class PartialRun:
+    """The work of an interrupted run, kept beside its output (:func:`partial_path`), with a
+    JSON record (``record``, a file in it) of the settings that work depends on. ``--resume``
+    continues it only under the same settings; a run without ``--resume`` starts afresh. The one
+    resume rule of ``landcover train`` and ``landcover classify``.
+
+    Args:
+        out: the output the run writes.
+        record: the record's file name in the folder.
+        needs: other files the folder must hold to be resumed (e.g. a checkpoint).
+    """
+
+    def __init__(self, out: str | Path, record: str, needs: Sequence[str] = (), *,
+                 folder: str | Path | None = None):
+        self.out = Path(out)
+        self.path = Path(folder) if folder is not None else partial_path(self.out)
+        self.record = self.path / record
+        self.needs = tuple(needs)
+
+    def exists(self) -> bool:
+        return self.record.is_file() and all((self.path / n).is_file() for n in self.needs)
+
+    def resume(self, expected: dict, *, nothing: str, other: str, hint: str | None = None
+               ) -> dict:
+        """The saved record, after checking that every key of ``expected`` has the same value
+        in it.
+
+        Raises:
+            ResumeError: ``nothing`` where there is no interrupted run (or it lacks a needed
+                file), the record is damaged, or ``other`` (with the keys that differ) where the
+                run was made under other settings.
+        """
+        if not self.exists():
+            raise ResumeError(nothing)
+        try:
+            saved = json.loads(self.record.read_text())
+        except (OSError, ValueError):
+            raise ResumeError(f"{self.record}: the interrupted run's record is damaged",
+                              hint="run again without --resume (it then starts afresh)") from None
+        if not isinstance(saved, dict):
+            raise ResumeError(f"{self.record}: the interrupted run's record is damaged")
+        differ = sorted(k for k, v in expected.items() if saved.get(k) != v)
+        if differ:
+            raise ResumeError(other.format(keys=", ".join(differ)), hint=hint)
+        return saved
+
+    def clear(self, why: str = "pass --resume to continue it") -> None:
+        """Remove an earlier interrupted run's folder, saying so (warning level)."""
+        if self.path.exists():
+            log.warning("discarding the interrupted run in %s (%s)", self.path, why)
+            remove(self.path)
+
+    def start(self, why: str = "pass --resume to continue it") -> Path:
+        """A fresh, empty folder (an earlier interrupted run's removed, see :meth:`clear`)."""
+        self.clear(why)
+        self.path.mkdir(parents=True)
+        return self.path
+
+    def write(self, data: dict) -> None:
+        """Write the record (atomically: a kill leaves the old one or the new one)."""
+        tmp = self.record.with_name(f".{self.record.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, allow_nan=True))
+        os.replace(tmp, self.record)
+
+    def discard(self) -> None:
+        remove(self.path)

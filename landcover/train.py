@@ -17,7 +17,7 @@ from landcover.dataset import open_dataset, verify_checksums
 from landcover.errors import ResumeError
 from landcover.models import architecture
 from landcover.network_training import STATE_FILE, check_dataset, train_network
-from landcover.outputs import OutputSet
+from landcover.outputs import OutputSet, PartialRun
 
 
 def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool = False,
@@ -40,9 +40,9 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     out = Path(out).absolute()
     ds = open_dataset(dataset)
     name = cfg.train.model.architecture
-    partial = out.parent / f".{out.name}.partial"
-    if resume and not (partial / STATE_FILE).is_file():  # before any work, for every model
-        raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial})")
+    partial = PartialRun(out, STATE_FILE)
+    if resume and not partial.exists():  # before any work, for every model
+        raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial.path})")
     if name == "auto":  # landcover.auto: the network and the pixel classifiers, the best kept
         from landcover.auto import train_auto
 

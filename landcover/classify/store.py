@@ -21,15 +21,10 @@ from landcover.contract import NODATA, PARTIAL_FORMAT, PROBABILITY_SCALE
 from landcover.dataset import compressor, file_crc
 from landcover.errors import OutputError, ResumeError
 from landcover.maps import FULL_DISK, write_failed
-from landcover.outputs import remove
+from landcover.outputs import PartialRun, partial_path
 from landcover.postprocess import describe as describe_steps
 
 log = logging.getLogger(__package__)  # the package's: messages keep the name "landcover.classify"
-
-
-def partial_path(out: Path) -> Path:
-    """The block store of the map ``out``: hidden beside it, ``.OUT.partial``."""
-    return out.parent / f".{out.name}.partial"
 
 
 def done_marker(plan: Plan, i: int, j: int) -> Path:
@@ -141,22 +136,16 @@ def _reopen_store(plan: Plan):
 
 def open_store(plan: Plan, settings: dict, resume: bool) -> int:
     """Create the block store, or reopen it for ``--resume`` when it was made with the same
-    ``settings`` (:func:`fingerprint`); returns the blocks already done."""
+    ``settings`` (:func:`fingerprint`; :class:`landcover.outputs.PartialRun`); returns the blocks
+    already done."""
     import zarr
 
     store = Path(plan.store)
-    run_file = store / "run.json"
+    run = PartialRun(store, "run.json", folder=store)
     if resume:
-        if not run_file.is_file():
-            raise ResumeError(f"{store}: nothing to resume (no interrupted run of this output)")
-        try:
-            saved = json.loads(run_file.read_text())
-        except (OSError, ValueError):
-            raise ResumeError(f"{run_file}: the interrupted run's record is damaged") from None
-        if saved != plain(settings):
-            diff = sorted(k for k in settings if saved.get(k) != plain(settings[k]))
-            raise ResumeError(f"{store}: the interrupted run used other settings "
-                              f"({', '.join(diff)})")
+        run.resume(plain(settings),
+                   nothing=f"{store}: nothing to resume (no interrupted run of this output)",
+                   other=f"{store}: the interrupted run used other settings ({{keys}})")
         group = _reopen_store(plan)
         damaged = _damaged_blocks(plan, group)
         for marker in damaged:
@@ -166,9 +155,7 @@ def open_store(plan: Plan, settings: dict, resume: bool) -> int:
                         "(%s); computing them again", store, len(damaged),
                         ", ".join(m.stem for m in damaged))
         return len(list((store / "done").glob("*.json")))
-    if store.exists():
-        log.info("removing the unfinished run %s (use --resume to continue it)", store)
-        remove(store)
+    run.start("use --resume to continue it")
     H, W = plan.grid.height, plan.grid.width
     group = zarr.open_group(str(store), mode="w")
     group.create_array("classes", shape=(H, W), dtype="uint8", chunks=(plan.block, plan.block),
@@ -180,7 +167,7 @@ def open_store(plan: Plan, settings: dict, resume: bool) -> int:
                            chunks=(plan.num_classes + 1, plan.block, plan.block),
                            fill_value=nodata, compressors=[compressor()])
     (store / "done").mkdir()
-    run_file.write_text(json.dumps(settings, indent=1))
+    run.write(plain(settings))
     return 0
 
 
