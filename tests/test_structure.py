@@ -272,9 +272,5 @@ LONG = sorted(
 )
 
 
-@pytest.mark.xfail(
-    bool(LONG), strict=False,
-    reason=f"being split (issue 26): {', '.join(LONG)}",
-)
 def test_no_module_over_600_lines():
     assert not LONG, f"modules over {MAX_LINES} lines: {', '.join(LONG)}"
