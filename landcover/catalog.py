@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from landcover import __version__
+from landcover.bundle.meta import BundleMeta
 from landcover.classes import ClassTable
 from landcover.contract import NODATA, PROBABILITY_SCALE
 from landcover.grid import Grid
@@ -104,7 +105,7 @@ def _input_href(scene) -> tuple[str, bool]:
 
 
 def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: ClassTable,
-             meta: dict, *, probability_dtype: str | None = None, uncertainty: str | None = None,
+             meta: BundleMeta, *, probability_dtype: str | None = None, uncertainty: str | None = None,
              files: Mapping[str, Path] | None = None):
     """The STAC Item of a map (see the module docstring).
 
@@ -114,7 +115,7 @@ def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: Class
         grid: the map's grid.
         kept: ``[(date, scenes of that date)]`` in date order.
         table: the class table.
-        meta: the bundle metadata (``content_hash``).
+        meta: the bundle's metadata (its ``content_hash`` and ``model_name``).
         probability_dtype, uncertainty: of the probabilities raster, when there is one.
         files: where each output's bytes are now (the temporaries before the commit); default
             ``paths``. Sizes and checksums are read from these.
@@ -128,8 +129,6 @@ def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: Class
     from pystac.extensions.file import FileExtension
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
-
-    from landcover.maps import model_name
 
     files = files or paths
     here = Path(paths["item"]).parent
@@ -146,8 +145,8 @@ def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: Class
         properties={"title": f"{name}: land cover, {dates[0]} .. {dates[-1]}, "
                              f"{len(dates)} dates",
                     "created": pystac.utils.datetime_to_str(dt.datetime.now(dt.timezone.utc)),
-                    "landcover:model_hash": meta["content_hash"],
-                    "landcover:architecture": model_name(meta),
+                    "landcover:model_hash": meta.content_hash,
+                    "landcover:architecture": meta.model_name,
                     "landcover:version": __version__,
                     "landcover:dates": [d.isoformat() for d in dates]})
 
@@ -212,7 +211,7 @@ def map_item(paths: Mapping[str, Path], grid: Grid, kept: Sequence, table: Class
 
 
 def write_map_item(path: str | Path, paths: Mapping[str, Path], grid: Grid, kept: Sequence,
-                   table: ClassTable, meta: dict, **kw):
+                   table: ClassTable, meta: BundleMeta, **kw):
     """Write :func:`map_item` (same arguments) as JSON to ``path`` (the item's temporary name
     during a run); returns the item."""
     item = map_item(paths, grid, kept, table, meta, **kw)

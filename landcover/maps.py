@@ -35,10 +35,23 @@ from pathlib import Path
 import numpy as np
 
 from landcover import __version__
+from landcover.bundle.meta import BundleMeta
 from landcover.classes import ClassTable
-from landcover.contract import (NODATA, PROBABILITY_SCALE, TAG_CLASSES, TAG_CONFIG, TAG_CREATED,
-                                TAG_ARCHITECTURE, TAG_DATES, TAG_MODEL, TAG_MODEL_HASH, TAG_PRODUCT, TAG_SCALE,
-                                TAG_SCENES, TAG_VERSION)
+from landcover.contract import (
+    NODATA,
+    PROBABILITY_SCALE,
+    TAG_ARCHITECTURE,
+    TAG_CLASSES,
+    TAG_CONFIG,
+    TAG_CREATED,
+    TAG_DATES,
+    TAG_MODEL,
+    TAG_MODEL_HASH,
+    TAG_PRODUCT,
+    TAG_SCALE,
+    TAG_SCENES,
+    TAG_VERSION,
+)
 from landcover.gdalio import gdal_env, open_raster
 from landcover.grid import Grid, pixel_area_m2
 from landcover.outputs import remove
@@ -153,13 +166,7 @@ def writing(out: Path):
 
 
 # ------------------------------------------------------------------------------------------ tags
-def model_name(meta: dict) -> str:
-    """The bundle's model as a map names it: its architecture (``auto``: the kept candidate)."""
-    return str((meta.get("model") or {}).get("architecture")
-               or (meta.get("architecture") or {}).get("architecture") or "unknown")
-
-
-def map_tags(meta: dict, dates: Sequence[dt.date], scene_ids: Sequence[str], config: dict,
+def map_tags(meta: BundleMeta, dates: Sequence[dt.date], scene_ids: Sequence[str], config: dict,
              bundle: str) -> dict:
     """Dataset tags of a map: product, version, time, model and its hash, dates, scenes, classes,
     the configuration that made it."""
@@ -168,12 +175,12 @@ def map_tags(meta: dict, dates: Sequence[dt.date], scene_ids: Sequence[str], con
         TAG_VERSION: __version__,
         TAG_CREATED: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         TAG_MODEL: bundle,
-        TAG_MODEL_HASH: meta["content_hash"],
-        TAG_ARCHITECTURE: model_name(meta),
+        TAG_MODEL_HASH: meta.content_hash,
+        TAG_ARCHITECTURE: meta.model_name,
         TAG_DATES: json.dumps([d.isoformat() for d in dates]),
         TAG_SCENES: json.dumps(list(scene_ids)),
         TAG_CLASSES: json.dumps([{"code": c["code"], "name": c["name"], "color": c["color"]}
-                                 for c in meta["classes"]]),
+                                 for c in meta.classes]),
         TAG_CONFIG: json.dumps(config),
     }
 

@@ -12,6 +12,7 @@ import pytest
 pystac = pytest.importorskip("pystac")
 rasterio = pytest.importorskip("rasterio")
 
+from landcover.bundle import BundleMeta
 from landcover.catalog import footprint, item_path, map_item, write_map_item  # noqa: E402
 from landcover.classes import class_table  # noqa: E402
 from landcover.grid import Grid  # noqa: E402
@@ -190,6 +191,7 @@ def _tiny_outputs(tmp_path, keys=("map", "legend", "style")):
 
 TABLE = class_table([{"code": 1, "name": "winter wheat", "color": "#e6b400"},
                      {"code": 7, "name": "forest/woodland", "color": "#1a7a1a"}])
+META = BundleMeta.from_json({"content_hash": "abc", "architecture": {"architecture": "unet"}})
 
 
 def _scene(source, **attrs):
@@ -208,11 +210,13 @@ def test_map_item_alone_is_valid_stac(tmp_path, crs, transform):
     stac_href = "https://example.org/stac/v1/collections/landsat-c2-l2/items/LC08_X"
     kept = [(dt.date(2023, 6, 10), [_scene(tmp_path / "a")]),
             (dt.date(2023, 7, 12), [_scene("/remote/b", stac_href=stac_href)])]
-    item = write_map_item(paths["item"], paths, grid, kept, TABLE, {"content_hash": "abc"})
+    item = write_map_item(paths["item"], paths, grid, kept, TABLE, META)
     data = json.loads(paths["item"].read_text())
     assert data == item.to_dict(include_self_link=False, transform_hrefs=False)
     assert data["properties"]["start_datetime"] == "2023-06-10T00:00:00Z"
     assert data["properties"]["end_datetime"] == "2023-07-12T23:59:59Z"
+    assert (data["properties"]["landcover:model_hash"],
+            data["properties"]["landcover:architecture"]) == ("abc", "unet")
     links = [(lk["href"], lk.get("type")) for lk in data["links"] if lk["rel"] == "derived_from"]
     assert links == [(str(tmp_path / "a"), None), (stac_href, "application/geo+json")]
     names = [c["name"] for c in data["assets"]["map"]["raster:bands"][0]["classification:classes"]]
@@ -230,7 +234,7 @@ def test_the_offline_validator_rejects_a_broken_item(tmp_path):
     grid = Grid("EPSG:32633", (30.0, 0.0, 500000.0, 0.0, -30.0, 5300010.0), 10, 10)
     paths = _tiny_outputs(tmp_path)
     data = map_item(paths, grid, [(dt.date(2023, 6, 10), [_scene(tmp_path / "a")])], TABLE,
-                    {"content_hash": "abc"}).to_dict(include_self_link=False)
+                    META).to_dict(include_self_link=False)
     data["assets"]["map"]["raster:bands"][0]["classification:classes"][0]["color_hint"] = "#e6b4"
     with pytest.raises(STACValidationError, match="classification"):
         validate_offline(data)
@@ -251,8 +255,7 @@ def test_map_item_wkt_crs_without_epsg(tmp_path):
            'PARAMETER["false_easting",500000],PARAMETER["false_northing",0],UNIT["metre",1]]')
     grid = Grid(wkt, (30.0, 0.0, 500000.0, 0.0, -30.0, 5300010.0), 10, 10)
     paths = _tiny_outputs(tmp_path)
-    item = map_item(paths, grid, [(dt.date(2023, 6, 10), [_scene(tmp_path / "a")])], TABLE,
-                    {"content_hash": "abc"})
+    item = map_item(paths, grid, [(dt.date(2023, 6, 10), [_scene(tmp_path / "a")])], TABLE, META)
     props = item.properties
     assert props["proj:code"] is None or "proj:code" not in props
     assert "Transverse_Mercator" in props["proj:wkt2"] or "Transverse Mercator" in \

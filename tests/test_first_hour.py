@@ -325,12 +325,12 @@ def test_a_bundle_of_another_architecture_is_one_line_and_leaves_nothing(
 def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundle):
     import datetime as dt
 
-    from landcover.bundle import read_metadata
+    from landcover.bundle import read_bundle_meta
     from landcover.classify import warn_unlike_training
     from landcover.grid import Grid
 
-    meta = read_metadata(field_bundle)
-    trained = [dt.date.fromisoformat(d) for d in meta["dates"]]
+    meta = read_bundle_meta(field_bundle)
+    trained = [dt.date.fromisoformat(d) for d in meta.dates]
     coarse = Grid("EPSG:32632", (445.0, 0.0, 500010.0, 0.0, -445.0, 5000010.0), 13, 13)
     with warnings_of("landcover.classify") as seen:
         warn_unlike_training(meta, coarse, trained[:1], Path(field_bundle))
@@ -338,7 +338,7 @@ def test_a_model_on_scenes_of_another_pixel_size_and_date_span_warns(field_bundl
     assert "trained on 30 m pixels, the scenes are on 445 m pixels" in text
     assert f"trained on {len(trained)} date(s)" in text
     assert f"give 1 date(s) over 0 days ({trained[0]} .. {trained[0]})" in text
-    same = Grid("EPSG:32632", tuple(meta["grid"]["transform"]), 10, 10)
+    same = Grid("EPSG:32632", tuple(meta.grid["transform"]), 10, 10)
     with warnings_of("landcover.classify") as seen:
         warn_unlike_training(meta, same, trained, Path(field_bundle))
     assert seen == []

@@ -161,6 +161,12 @@ class BundleMeta(Mapping):
             config=data.get("config") or {}, content_hash=data.get("content_hash"),
             json=data)
 
+    @classmethod
+    def of(cls, meta: Mapping) -> BundleMeta:
+        """``meta`` itself when it is a :class:`BundleMeta`, else :meth:`from_json` of it (a
+        ``bundle.json`` dict being written, or made by hand)."""
+        return meta if isinstance(meta, BundleMeta) else cls.from_json(meta)
+
     def to_json(self) -> dict:
         """The ``bundle.json`` dict (a copy; ``content_hash`` and ``landcover_model`` included
         once written)."""
@@ -183,10 +189,49 @@ class BundleMeta(Mapping):
         return self.architecture.get("architecture")
 
     @property
+    def model(self) -> Mapping:
+        """``model``: ``auto``'s record (candidates, the kept architecture, why), else empty."""
+        return _mapping(self.json.get("model"))
+
+    @property
     def model_name(self) -> str:
         """The model as a map names it: the architecture (``auto``: the kept candidate)."""
-        return str(_mapping(self.json.get("model")).get("architecture")
-                   or self.architecture_name or "unknown")
+        return str(self.model.get("architecture") or self.architecture_name or "unknown")
+
+    @property
+    def metrics(self) -> Mapping:
+        """``metrics``: the scores per split (``validation``, ``test``, ``cross_validation``)."""
+        return _mapping(self.json.get("metrics"))
+
+    @property
+    def estimate(self) -> Mapping | None:
+        """``estimate``: the figures to believe, with their intervals (None when absent)."""
+        return self.json.get("estimate")
+
+    @property
+    def baseline(self) -> Mapping | None:
+        """``baseline``: the random forest's scores on the same pixels (None when absent)."""
+        return self.json.get("baseline")
+
+    @property
+    def training(self) -> Mapping:
+        """``training``: epochs, the kept epoch, seconds, the dataset ..."""
+        return _mapping(self.json.get("training"))
+
+    @property
+    def calibration(self) -> Mapping:
+        """``calibration``: the fitted temperature and the calibration errors."""
+        return _mapping(self.json.get("calibration"))
+
+    @property
+    def versions(self) -> Mapping:
+        """``versions``: of landcover and the libraries that trained the model."""
+        return _mapping(self.json.get("versions"))
+
+    @property
+    def created(self) -> str | None:
+        """``created``: when the bundle was written (ISO time)."""
+        return self.json.get("created")
 
     @property
     def is_pixel(self) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.bundle import BundleMeta, is_pixel
+from landcover.bundle import BundleMeta
 from landcover.classes import ClassTable, class_table
 from landcover.config import Config, MaskConfig, load_config
 from landcover.errors import ConfigError, ModelError
@@ -145,28 +145,28 @@ class Plan:
                                                                     self.grid.width)
 
 
-def kept_dates(meta: dict, groups: list, model_dir: Path) -> list:
+def kept_dates(meta: BundleMeta, groups: list, model_dir: Path) -> list:
     """The dates to classify: the scenes' dates minus those the model dropped in training."""
-    dropped = set(meta.get("dates_dropped") or [])
+    dropped = set(meta.dates_dropped)
     kept = [(d, g) for d, g in groups if d.isoformat() not in dropped]
     if len(kept) < len(groups):
         log.warning("leaving out %d date(s) that were dropped in training (too few valid "
                     "observations): %s", len(groups) - len(kept),
                     ", ".join(d.isoformat() for d, _ in groups if d.isoformat() in dropped))
-    inp = meta["input"]
+    inp = meta.input
     if not kept:
         raise ModelError(f"{model_dir}: every date of the scenes was dropped in training")
-    if not inp.get("variable_time_steps") and len(kept) != inp["time_steps"]:
+    if not inp.variable_time_steps and len(kept) != inp.time_steps:
         raise ModelError(
-            f"{model_dir}: this {meta['architecture']['architecture']} model takes exactly "
-            f"{inp['time_steps']} dates, the scenes give {len(kept)}; classify a series with as "
+            f"{model_dir}: this {meta.architecture_name} model takes exactly "
+            f"{inp.time_steps} dates, the scenes give {len(kept)}; classify a series with as "
             f"many dates, or train a {'/'.join(variable_date_architectures())} model (any "
             "number of dates)")
-    trained = meta.get("dates") or []
+    trained = list(meta.dates)
     ours = [d.isoformat() for d, _ in kept]
     days = kept_days(meta, [d for d, _ in kept])
     if days is not None:
-        seen = inp["days"]["trained"]
+        seen = inp.days_trained
         outside = days_outside(days, seen)
         if outside.any():
             log.warning("%d of %d dates lie more than %g days outside the seasonal range the "
@@ -181,11 +181,11 @@ def kept_dates(meta: dict, groups: list, model_dir: Path) -> list:
     return kept
 
 
-def warn_unlike_training(meta: dict, grid: Grid, dates: Sequence, model_dir: Path) -> None:
+def warn_unlike_training(meta: BundleMeta, grid: Grid, dates: Sequence, model_dir: Path) -> None:
     """Warn, naming both, when the scenes' pixel size differs from the training grid's, or
     their dates span a very different time (half or twice as many dates or days, or one date
     against a series): the model runs, but on what it has not seen."""
-    trained_grid = meta.get("grid") or {}
+    trained_grid = meta.grid or {}
     try:
         t = trained_grid["transform"]
         trained_res = (abs(float(t[0])), abs(float(t[4])))
@@ -198,7 +198,7 @@ def warn_unlike_training(meta: dict, grid: Grid, dates: Sequence, model_dir: Pat
                     "scale: expect a poorer map, or train on scenes of this resolution",
                     model_dir, _pixel_size(trained_res), _pixel_size(grid.res),
                     grid.describe())
-    trained = [_iso_date(d) for d in meta.get("dates") or []]
+    trained = [_iso_date(d) for d in meta.dates]
     if not trained or not dates:
         return
     span_t, span_o = (trained[-1] - trained[0]).days, (dates[-1] - dates[0]).days
@@ -229,16 +229,15 @@ def kept_days(meta: BundleMeta, dates: Sequence) -> np.ndarray | None:
     return meta.days(dates)
 
 
-def _check_bundle(meta: dict, model_dir: Path) -> tuple[list[str], ClassTable]:
-    inp = meta.get("input") or {}
-    bands = list(inp.get("bands") or [])
-    norm = meta.get("normalisation") or {}
-    if not bands or inp.get("features") != feature_names(bands, bool(inp.get("doy"))) or \
+def _check_bundle(meta: BundleMeta, model_dir: Path) -> tuple[list[str], ClassTable]:
+    bands = list(meta.input.bands)
+    norm = meta.normalisation
+    if not bands or list(meta.input.features) != feature_names(bands, bool(meta.input.doy)) or \
             len(norm.get("mean", [])) != len(bands) or len(norm.get("std", [])) != len(bands):
         raise ModelError(f"{model_dir}: the bundle's input description (bands, features, "
                          "normalisation) is inconsistent; train the model again")
     table = class_table([{"code": c["code"], "name": c["name"], "color": c["color"]}
-                         for c in meta["classes"]], source=f"{model_dir}/bundle.json")
+                         for c in meta.classes], source=f"{model_dir}/bundle.json")
     return bands, table
 
 
@@ -254,13 +253,13 @@ def _check_bands(scenes, bands: Sequence[str], model_dir: Path) -> None:
             "that provide these bands, or train a model on bands they share")
 
 
-def _profile_spec(spec: str, meta: dict):
+def _profile_spec(spec: str, meta: BundleMeta):
     """The sensor profiles to read the scenes with: those the bundle was trained with (its
     ``profiles`` records, so a user profile YAML need not be passed again, nor still exist), first
     under ``auto``, or alone when ``spec`` names one of them or a YAML that is gone."""
     from landcover.profiles import profile_from_record, shipped_profiles
 
-    recorded = tuple(profile_from_record(r) for r in meta.get("profiles") or ())
+    recorded = tuple(profile_from_record(r) for r in meta.profiles)
     if not recorded:
         return spec
     names = {p.name for p in recorded}
@@ -271,7 +270,7 @@ def _profile_spec(spec: str, meta: dict):
     return spec
 
 
-def model_scenes(paths: Sequence[str], meta: dict, cfg: Config) -> SceneSource:
+def model_scenes(paths: Sequence[str], meta: BundleMeta, cfg: Config) -> SceneSource:
     """The scenes of ``paths`` (folders, archives, STAC documents), read with the profiles the
     model was trained with (see :func:`_profile_spec`)."""
     from landcover.stac import signer_of
@@ -281,7 +280,7 @@ def model_scenes(paths: Sequence[str], meta: dict, cfg: Config) -> SceneSource:
 
 
 def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg: Config,
-               meta: dict, store: str | Path, probabilities: bool = False, post: Sequence = ()):
+               meta: BundleMeta, store: str | Path, probabilities: bool = False, post: Sequence = ()):
     """Check the bundle and the scenes against each other and plan the run (reads no pixels).
 
     Returns ``(plan, kept dates [(date, scenes)], class table)``.
@@ -296,22 +295,22 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
     grid = stack_grid(scenes, cfg.scenes, bands)  # checks bands and grids; reads nothing
     kept = kept_dates(meta, date_groups(scenes), model_dir)
     warn_unlike_training(meta, grid, [d for d, _ in kept], model_dir)
-    inp = meta["input"]
-    tiles = tiling(c, grid, inp["patch_size"], len(kept),
-                   window_statistics=(meta.get("architecture") or {}).get("norm") == "group",
-                   context=not is_pixel(meta))
+    inp = meta.input
+    tiles = tiling(c, grid, inp.patch_size, len(kept), window_statistics=meta.window_statistics,
+                   context=not meta.is_pixel)
     plan = Plan(
-        bundle=str(model_dir), content_hash=meta["content_hash"],
+        bundle=str(model_dir), content_hash=meta.content_hash,
         groups=tuple(g for _, g in kept), dates=tuple(d for d, _ in kept),
-        features=FeatureSpec.from_record({**inp, "normalisation": meta["normalisation"]}),
+        features=FeatureSpec.from_record({"bands": inp.bands, "fill": inp.fill, "doy": inp.doy,
+                                          "normalisation": meta.normalisation}),
         grid=grid, mask=cfg.scenes.mask, codes=tuple(table.codes), **tiles,
         store=str(Path(store).absolute()),
         probabilities=probabilities, probability_dtype=c.probability_dtype,
         uncertainty=c.uncertainty, post=check_steps(post),
         days=_as_days(kept_days(meta, [d for d, _ in kept])),
-        precision="float32" if is_pixel(meta) else  # a pixel classifier computes in float32
+        precision="float32" if meta.is_pixel else  # a pixel classifier computes in float32
         auto_precision() if c.precision == "auto" else c.precision,
-        temperature=float((meta.get("output") or {}).get("temperature") or 1.0))
+        temperature=meta.output.temperature)
     return plan, kept, table
 
 
@@ -359,7 +358,7 @@ def _as_days(days) -> tuple | None:
     return None if days is None else tuple(float(v) for v in days)
 
 
-def block_memory(plan: Plan, meta: dict) -> int:
+def block_memory(plan: Plan, meta: BundleMeta) -> int:
     """Bytes one block task needs at its peak (an estimate): the rasters of the block and the
     halo its windows read (:class:`BlockData`: reflectance and validity per date), the blend
     accumulators, one batch of windows' features and the network's activations on it (the widest
@@ -372,11 +371,11 @@ def block_memory(plan: Plan, meta: dict) -> int:
     side = plan.block + 2 * halo_of(plan.post) + s
     features = T * side * side * 4 * (len(plan.features.bands) + 1)
     blend = (plan.block + 2 * halo_of(plan.post)) ** 2 * (K + 2) * 4 * 2
-    arch = meta.get("architecture") or {}
+    arch = meta.architecture
     filters = int(arch.get("filters", 16))
     if "architecture" in arch and streams_dates(arch):
         batch = plan.batch_size * s * s * 4 * (3 * T * F + 24 * max(filters, K))
-    elif is_pixel(meta):  # a pixel classifier: the batch as pixels, their features, the outputs
+    elif meta.is_pixel:  # a pixel classifier: the batch as pixels, their features, the outputs
         batch = plan.batch_size * s * s * 4 * (3 * T * F + 4 * K)
     else:
         width = max(filters * 2 ** int(arch.get("layers", 1)), F, K)
@@ -384,7 +383,7 @@ def block_memory(plan: Plan, meta: dict) -> int:
     return int(features + blend + batch)
 
 
-def check_resources(plan: Plan, meta: dict, folder: Path) -> None:
+def check_resources(plan: Plan, meta: BundleMeta, folder: Path) -> None:
     """Refuse, before any work, settings whose block tasks cannot fit in the memory available
     (ConfigError naming the keys to lower), or outputs that cannot fit on the disk."""
     from landcover.scheduler import parallel_tasks

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.bundle import check_bundle
+from landcover.bundle import BundleMeta, check_bundle
 from landcover.catalog import write_map_item
 from landcover.classes import ClassTable
 from landcover.classify.blocks import classify_block
@@ -39,7 +39,7 @@ log = logging.getLogger(__package__)  # the package's: messages keep the name "l
 
 
 def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: str | Path,
-             cfg: Config | None = None, *, meta: dict | None = None,
+             cfg: Config | None = None, *, meta: BundleMeta | None = None,
              probabilities: bool = False, overwrite: bool = False, resume: bool = False,
              post: Sequence = (), progress=None) -> dict:
     """Classify the scenes with a model bundle; returns a summary of the run.
@@ -63,7 +63,7 @@ def classify(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, out: 
     model_dir = Path(model_dir).absolute()
     if meta is None or cfg is None:
         meta, cfg = resolve_config(model_dir)
-    post = (*post, *configured_steps(cfg, sorted(c["code"] for c in meta["classes"])))
+    post = (*post, *configured_steps(cfg, sorted(meta.class_codes)))
     paths = output_paths(out, probabilities, cfg.classify.quicklook)
     with OutputSet(list(paths.values()), overwrite, folders=[False] * len(paths)) as outputs:
         try:
@@ -84,7 +84,7 @@ class Request:
     scenes: SceneSource | Sequence[Scene]
     model_dir: Path
     cfg: Config
-    meta: dict
+    meta: BundleMeta
     paths: dict[str, Path]  # the products (landcover.products.output_paths)
     probabilities: bool
     resume: bool
@@ -137,13 +137,13 @@ def _run(req: Request, outputs: OutputSet) -> dict:
         "windows_skipped": int(sum(r["windows_skipped"] for r in results)),
         "nodata_pixels": int(sum(r["nodata"] for r in results)),
         "classified_pixels": int(counts.sum()), "classes": class_areas(table, counts, plan.grid),
-        "model": str(req.model_dir), "content_hash": req.meta["content_hash"],
+        "model": str(req.model_dir), "content_hash": req.meta.content_hash,
         "seconds": round(time.perf_counter() - req.t_start, 2),
         "seconds_classifying": round(t_model - req.t_start, 2),
     }
 
 
-def write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config,
+def write_products(plan: Plan, kept, table: ClassTable, meta: BundleMeta, cfg: Config,
                    paths: dict[str, Path], outputs: OutputSet, counts) -> None:
     """The map products from the finished store, each under a temporary name, then put in place
     as one set (the map last: its presence means the run completed)."""
@@ -153,7 +153,7 @@ def write_products(plan: Plan, kept, table: ClassTable, meta: dict, cfg: Config,
                            "overlap": plan.overlap, "blend": plan.blend,
                            "block_size": plan.block, "batch_size": plan.batch_size,
                            "precision": plan.precision, "post": describe_steps(plan.post)},
-              "model": meta.get("config", {})}
+              "model": meta.config}
     tags = map_tags(meta, [d for d, _ in kept], ["+".join(s.scene_id for s in g) for _, g in kept],
                     config, plan.bundle)
     windows = [plan.block_window(i, j) for i, j in plan.blocks()]
