@@ -272,5 +272,5 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
         remove(tmp)
     return {"output": str(out), "content_hash": written.content_hash, "epochs_run": None,
             "best_epoch": None, "monitor": None, "best": None, "metrics": evaluation,
-            "estimate": written["estimate"], "baseline": baseline, "mode_check": mode_check,
+            "estimate": written.estimate, "baseline": baseline, "mode_check": mode_check,
             "report": report, "seconds": round(seconds, 1), "pixels": training}

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landcover.bundle.meta import BundleMeta
 from landcover.errors import DatasetError, ModelError
 
 MODEL_FILE = "model.lgb.txt"
@@ -304,7 +305,7 @@ class PixelClassifier:
                           "trees": int(self.booster.num_trees())}}
 
     @classmethod
-    def from_files(cls, folder: str | Path, meta: Mapping) -> PixelClassifier:
+    def from_files(cls, folder: str | Path, meta: BundleMeta) -> PixelClassifier:
         """The classifier of a bundle (``bundle.json`` read as ``meta``).
 
         Raises:
@@ -314,8 +315,8 @@ class PixelClassifier:
         import lightgbm
 
         folder = Path(folder)
-        rec = meta.get("pixel") or {}
-        path = folder / (meta.get("model_file") or MODEL_FILE)
+        rec = meta.pixel
+        path = folder / meta.model_file
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -336,7 +337,7 @@ class PixelClassifier:
         except ValueError as exc:
             raise ModelError(f"{path}: {exc}; train again") from None
         present = [int(c) for c in rec.get("present_classes") or ()]
-        k = len(meta.get("classes") or ())
+        k = len(meta.classes)
         prior = rec.get("prior")
         rf = booster.params.get("boosting") == "rf"
         if names != rec.get("features") or booster.num_feature() != len(names) or \
@@ -345,15 +346,17 @@ class PixelClassifier:
                 rf != (prior is not None) or (rf and len(prior) != len(present)):
             raise ModelError(f"{path}: the model does not fit the bundle's features and classes "
                              "(made by another landcover?); train again")
-        return cls(rec.get("kind") or meta["architecture"]["architecture"], booster, k, present,
+        return cls(rec.get("kind") or meta.architecture_name, booster, k, present,
                    attrs, groups, prior)
 
 
 def bundle_attrs(meta: Mapping) -> dict:
-    """What :func:`pixel_features` needs, from a bundle's metadata."""
-    inp = meta["input"]
-    return {"bands": inp["bands"], "features": inp["features"], "time_steps": inp["time_steps"],
-            "normalisation": meta["normalisation"]}
+    """What :func:`pixel_features` needs, from a bundle's metadata (a :class:`BundleMeta`, or a
+    ``bundle.json`` dict being made)."""
+    meta = BundleMeta.of(meta)
+    inp = meta.input
+    return {"bands": list(inp.bands), "features": list(inp.features),
+            "time_steps": inp.time_steps, "normalisation": meta.normalisation}
 
 
 def fit_pixel_classifier(kind: str, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,

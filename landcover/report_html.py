@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
+from landcover.bundle.meta import BundleMeta
 from landcover.outputs import atomic_file
 
 REPORT = "report.html"
@@ -79,7 +80,7 @@ def write_bundle_report(folder: str | Path, meta: Mapping | None = None) -> Path
     folder = Path(folder)
     if meta is None:
         meta = json.loads((folder / "bundle.json").read_text())
-    return _write(folder / REPORT, bundle_html(folder, meta))
+    return _write(folder / REPORT, bundle_html(folder, BundleMeta.of(meta)))
 
 
 def write_evaluation_report(folder: str | Path, result: Mapping) -> Path:
@@ -96,28 +97,27 @@ def _write(path: Path, text: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ bundle
-def bundle_html(folder: Path, meta: Mapping) -> str:
+def bundle_html(folder: Path, meta: BundleMeta) -> str:
     """The page of a bundle: estimate, per-class F1, confusion, curves, model comparison,
     calibration, classes and the text report."""
     folder = Path(folder)
-    names = [c["name"] for c in meta.get("classes", [])]
-    colours = {c["name"]: c.get("color") for c in meta.get("classes", [])}
-    est = meta.get("estimate") or {}
-    training = meta.get("training") or {}
-    model = meta.get("model") or {}
-    arch = model.get("architecture") or (meta.get("architecture") or {}).get("architecture", "?")
-    subtitle = [f"model {arch}", f"created {meta.get('created', '?')}"]
+    names = [c["name"] for c in meta.classes]
+    colours = {c["name"]: c.get("color") for c in meta.classes}
+    est = meta.estimate or {}
+    training = meta.training
+    arch = meta.model.get("architecture") or meta.architecture.get("architecture", "?")
+    subtitle = [f"model {arch}", f"created {meta.created or '?'}"]
     if training.get("dataset"):
         subtitle.append(f"dataset {training['dataset']}")
     if training.get("seconds_this_run") is not None:
         subtitle.append(f"{training['seconds_this_run']:.0f} s of training")
-    version = (meta.get("versions") or {}).get("landcover")
+    version = meta.versions.get("landcover")
     sections = [_estimate_section(est),
                 _per_class_section(est, colours),
                 _bundle_confusion(meta, names, est),
                 _curves_section(folder, training),
                 _comparison_section(meta, names),
-                _calibration_section(folder, meta.get("calibration") or {}),
+                _calibration_section(folder, meta.calibration),
                 _classes_section(meta),
                 BUNDLE_AREAS,
                 _text_section(folder / "report.md", "The text report (report.md)")]
@@ -169,8 +169,8 @@ def _per_class_section(est: Mapping, colours: Mapping) -> str:
             + "".join(rows) + "</table></section>")
 
 
-def _bundle_confusion(meta: Mapping, names: Sequence[str], est: Mapping) -> str:
-    metrics = meta.get("metrics") or {}
+def _bundle_confusion(meta: BundleMeta, names: Sequence[str], est: Mapping) -> str:
+    metrics = meta.metrics
     split = est.get("split") if est.get("split") in metrics else None
     split = split or next((s for s in ("test", "validation") if metrics.get(s)), None)
     if split is None or not metrics[split].get("confusion_matrix"):
@@ -209,8 +209,8 @@ def _curves_section(folder: Path, training: Mapping) -> str:
             f"{image(png, 'Loss, validation scores and learning rate per epoch')}</section>")
 
 
-def _comparison_section(meta: Mapping, names: Sequence[str]) -> str:
-    model = meta.get("model") or {}
+def _comparison_section(meta: BundleMeta, names: Sequence[str]) -> str:
+    model = meta.model
     parts = []
     candidates = model.get("candidates") or []
     if candidates:
@@ -239,7 +239,7 @@ def _comparison_section(meta: Mapping, names: Sequence[str]) -> str:
                      "bootstrap draws of the held-out groups in which the candidate with the "
                      "highest macro F1 beats this one\">best higher in</th></tr>"
                      + "".join(rows) + "</table>")
-    baseline = meta.get("baseline")
+    baseline = meta.baseline
     if baseline:
         parts.append(_baseline_tables(meta, baseline, names))
     if not parts:
@@ -247,11 +247,11 @@ def _comparison_section(meta: Mapping, names: Sequence[str]) -> str:
     return "<section><h2>Model comparison</h2>" + "".join(parts) + "</section>"
 
 
-def _baseline_tables(meta: Mapping, baseline: Mapping, names: Sequence[str]) -> str:
+def _baseline_tables(meta: BundleMeta, baseline: Mapping, names: Sequence[str]) -> str:
     from landcover.baseline import verdict, verdict_line
 
-    metrics = meta.get("metrics") or {}
-    ours = escape(str((meta.get("model") or {}).get("architecture", "model")))
+    metrics = meta.metrics
+    ours = escape(str(meta.model.get("architecture", "model")))
     out = [(f"<h3>Against scikit-learn's random forest</h3><p class=sub>"
             f"{_int(baseline.get('n_estimators'))} trees, {_int(baseline.get('train_pixels'))} "
             "training pixels, the same held-out pixels; 95 % intervals over groups.</p>")]
@@ -299,10 +299,10 @@ def _calibration_section(folder: Path, cal: Mapping) -> str:
     return f"<section><h2>Probabilities</h2><p class=sub>{escape(text)}</p>{pic}</section>"
 
 
-def _classes_section(meta: Mapping) -> str:
-    absent = set((meta.get("output") or {}).get("absent_classes") or [])
+def _classes_section(meta: BundleMeta) -> str:
+    absent = set(meta.output.absent_classes)
     rows = []
-    for c in meta.get("classes", []):
+    for c in meta.classes:
         note = " <span class=warn>no training pixels: never predicted</span>" \
             if c.get("index") in absent else ""
         rows.append(f"<tr><td>{_int(c.get('code'))}</td><td class=l>{_swatch(c.get('color'))}"

@@ -225,5 +225,5 @@ def rewrite_model_meta(outputs: OutputSet, model: dict, *, cross_validation: dic
         outputs.commit({out: tmp})
     finally:
         remove(tmp)
-    return {"output": str(out), "content_hash": meta["content_hash"], "metrics": meta["metrics"],
-            "estimate": meta.get("estimate"), "baseline": meta.get("baseline"), "report": report}
+    return {"output": str(out), "content_hash": meta.content_hash, "metrics": meta.metrics,
+            "estimate": meta.estimate, "baseline": meta.baseline, "report": report}
