@@ -199,6 +199,7 @@ def test_date_models_train_and_predict_on_jax_with_the_losses_of_tensorflow(tmp_
 
 
 # ------------------------------------------------------------------- train, bundle, classify
+@pytest.mark.slow  # about 20 s on 2 cores
 def test_ltae_trains_into_a_bundle_that_classifies_and_warns_outside_its_season(
         field_series, field_dataset, tmp_path, caplog):
     import logging

@@ -43,6 +43,7 @@ def _auto(field_dataset, tmp_path, extra):
     return json.loads((tmp_path / "auto" / "bundle.json").read_text())
 
 
+@pytest.mark.slow  # about 35 s on 2 cores
 def test_auto_keeps_the_forest_where_it_must_win(field_dataset, tmp_path):
     """A network of 1 filter trained for one epoch cannot learn the crop fields; trees can."""
     meta = _auto(field_dataset, tmp_path, ["train.model.filters=1", "train.epochs=1"])

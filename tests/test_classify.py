@@ -403,6 +403,7 @@ def test_post_processing_sees_a_halo_so_blocks_leave_no_seams(reference, field_s
         run(field_series[0], field_bundle, tmp_path / "bad.tif", post=["smooth"])
 
 
+@pytest.mark.slow  # a local dask cluster: about 20 s on 2 cores
 def test_local_cluster_gives_the_same_map_as_threads(reference, field_series, field_bundle,
                                                      tmp_path):
     pytest.importorskip("distributed")

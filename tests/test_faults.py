@@ -38,6 +38,7 @@ def test_a_second_run_into_the_same_output_is_refused(tmp_path):
     assert _listing(tmp_path) == []  # no lock file left behind
 
 
+@pytest.mark.slow  # two classify processes: about 12 s on 2 cores
 def test_two_classify_runs_into_one_output(field_series, field_bundle, runner, tmp_path):
     """The first run (another process) keeps its output; the second is refused at once."""
     pytest.importorskip("tensorflow")
