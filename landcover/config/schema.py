@@ -355,8 +355,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class AutoConfig:
     max_minutes: float = setting(
-        10.0, "budget of auto's cross-validation of the network (projected from the first fold; "
-        "beyond it the network is not a candidate)", more_than(0))
+        10.0, "budget of auto's cross-validation of the network (projected from the first "
+        "batches of the first fold; beyond it the network is not a candidate)", more_than(0))
 
 
 @dataclass(frozen=True)
