@@ -110,6 +110,14 @@ def field_dataset(field_series, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def field_dataset_small_blocks(field_series, tmp_path_factory):
+    """The crop fields with 24 px split blocks: a validation split of 12 groups, enough for a
+    paired comparison to see a real difference between two models (slow tests only)."""
+    return _prepare_fields(field_series, tmp_path_factory, field_series[0],
+                           ["prepare.split.block_size=24"])
+
+
+@pytest.fixture(scope="session")
 def field_dataset_balanced(field_series, tmp_path_factory):
     """The crop-field series with balanced class weights (n / (K n_c), capped at 10)."""
     return _prepare_fields(field_series, tmp_path_factory, field_series[0],

@@ -65,12 +65,16 @@ def test_auto_keeps_the_forest_where_it_must_win(field_dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_auto_keeps_the_network_where_it_must_win(field_dataset, tmp_path):
+def test_auto_keeps_the_network_where_it_must_win(field_dataset_small_blocks, tmp_path):
     """The rare class of the crop fields shows only in spatial context (docs/training.md): the
-    network finds it, per-pixel trees cannot, so its macro F1 wins."""
-    meta = _auto(field_dataset, tmp_path, ["train.model.filters=16", "train.epochs=8",
-                                           "train.learning_rate=0.005"])
-    assert meta["model"]["architecture"] == "convlstm", meta["model"]
+    network finds it, per-pixel trees cannot, so its macro F1 wins, clearly: in nearly every
+    paired draw of the 12 validation groups (with 48 px blocks, fewer groups, the same gap won
+    only 86 % of the draws: no clear difference, and the forest would be kept)."""
+    meta = _auto(field_dataset_small_blocks, tmp_path,
+                 ["train.model.filters=16", "train.epochs=8", "train.learning_rate=0.005"])
+    assert meta["model"]["architecture"] == "convlstm", meta["model"]["why"]
+    shares = [c["beaten_by_best"] for c in meta["model"]["candidates"] if c["kind"] == "pixel"]
+    assert min(shares) >= 0.9, shares
     assert (tmp_path / "auto" / "model.keras").is_file()
 
 
