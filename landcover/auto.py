@@ -225,7 +225,7 @@ def pick(candidates: list[dict], results: dict | None = None) -> tuple[dict, str
                        f"{best['architecture']}'s {best['macro_f1']['value']:.3f}, and cheaper")
         if share is not None and share < SURE_BETTER:
             return c, (f"macro F1 {c['macro_f1']['value']:.3f}; {best['architecture']}'s "
-                       f"{best['macro_f1']['value']:.3f} is higher in only {share:.0%} of the "
+                       f"{best['macro_f1']['value']:.3f} is higher in only {share:.1%} of the "
                        f"paired draws of the groups (under {SURE_BETTER:.0%}): no clear "
                        "difference, and this one is cheaper")
     return best, f"highest macro F1 ({best['macro_f1']['value']:.3f})"

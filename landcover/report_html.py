@@ -479,7 +479,7 @@ def _pm(v, ci) -> str:
 
 
 def _share(v) -> str:
-    return "-" if v is None else f"{v:.0%}"
+    return "-" if v is None else f"{v:.1%}"
 
 
 def _range(ci) -> str:

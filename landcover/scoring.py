@@ -194,7 +194,7 @@ def candidates_table(model: dict) -> str:
 
 
 def _share(v) -> str:
-    return "-" if v is None else f"{v:.0%}"
+    return "-" if v is None else f"{v:.1%}"
 
 
 def rewrite_model_meta(outputs: OutputSet, model: dict, *, cross_validation: dict | None = None,

@@ -194,7 +194,7 @@ def test_bundle_report_holds_the_estimate_comparison_and_curves(bundle):
     assert len(page.cells) == 9
     assert sum(int(t.rsplit(": ", 1)[1].replace(",", "")) for t, _ in page.cells) == \
         sum(map(sum, test_cm))
-    assert "gradient_boosting" in page.text and "(kept)" in page.text and "97%" in page.text
+    assert "gradient_boosting" in page.text and "(kept)" in page.text and "97.0%" in page.text
     assert "test: the convlstm is better than the random forest" in page.text
     assert "weights <kept>" in page.text  # report.md, escaped into the page
     assert "landcover evaluate MAP --reference LABELS" in page.text
