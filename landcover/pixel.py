@@ -222,7 +222,8 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
     import yaml
 
     from landcover.bundle import write_metadata
-    from landcover.bundle.writer import bundle_record, resolved_config
+    from landcover.bundle.writer import (bundle_record, resolved_config,
+                                         write_held_out_pictures)
     from landcover.outputs import remove
     from landcover.report_html import write_bundle_report
     from landcover.runtime import versions
@@ -244,20 +245,7 @@ def _write_pixel_bundle(model: PixelClassifier, ds, cfg, outputs, evaluation: di
         tmp.mkdir()
         meta.update(model.to_files(tmp))
         (tmp / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        if "validation" in evaluation:
-            from landcover.report import plot_confusion
-
-            v = evaluation["validation"]
-            plot_confusion(np.array(v["confusion_matrix"]), v["class_names"],
-                           tmp / "confusion_matrix.png",
-                           title=f"Validation, {model.kind.replace('_', ' ')}: OA "
-                                 f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
-                                 f"macro F1 {v['macro_f1']:.3f}")
-        if calibration.get("fitted"):
-            from landcover.calibration import plot_reliability
-
-            plot_reliability(calibration, tmp / "reliability.png",
-                             title=f"Reliability, {calibration['checked_on']} pixels")
+        write_held_out_pictures(tmp, evaluation, calibration, model.kind.replace("_", " "))
         report = _report(model.kind, evaluation, baseline, training, absent, calibration,
                          ds.class_names)
         if meta["model"].get("candidates"):  # chosen by train.model.architecture=auto

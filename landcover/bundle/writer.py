@@ -159,13 +159,33 @@ def network_report(evaluation: dict, extra: dict, names) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_held_out_pictures(folder: Path, evaluation: Mapping, calibration: Mapping,
+                            label: str) -> None:
+    """A bundle's pictures of its held-out scores, for networks and pixel classifiers alike: the
+    validation confusion matrix (``confusion_matrix.png``, titled ``Validation, LABEL: ...``)
+    and, where a temperature was fitted, the reliability diagram (``reliability.png``)."""
+    from landcover.report import plot_confusion
+
+    if "validation" in evaluation:
+        v = evaluation["validation"]
+        plot_confusion(np.array(v["confusion_matrix"]), v["class_names"],
+                       folder / "confusion_matrix.png",
+                       title=f"Validation, {label}: OA {v['overall_accuracy']:.3f}, mIoU "
+                             f"{v['mean_iou']:.3f}, macro F1 {v['macro_f1']:.3f}")
+    if calibration.get("fitted"):
+        from landcover.calibration import plot_reliability
+
+        plot_reliability(calibration, folder / "reliability.png",
+                         title=f"Reliability, {calibration['checked_on']} pixels")
+
+
 def write_network_bundle(model, ds, cfg, outputs: OutputSet, state: dict, evaluation: dict,
                          monitor: str, seconds: float, extra: dict) -> dict:
     """Write a trained network's bundle through ``outputs`` (its main output is the folder);
     returns the train summary. ``state``: the training loop's (history, epochs, best epoch);
     ``extra``: mode_check, baseline, absent, repeats, calibration and ``auto``'s candidates."""
     from landcover.models import architecture, takes_dates
-    from landcover.report import plot_confusion, plot_learning_curves
+    from landcover.report import plot_learning_curves
 
     resolved = resolved_config(ds, cfg)
     meta = bundle_record(
@@ -193,18 +213,8 @@ def write_network_bundle(model, ds, cfg, outputs: OutputSet, state: dict, evalua
         write_history_csv(tmp / "history.csv", state["history"])
         plot_learning_curves(state["history"], tmp / "learning_curves.png",
                              best_epoch=state["best_epoch"], monitor=monitor)
-        if "validation" in evaluation:
-            v = evaluation["validation"]
-            plot_confusion(np.array(v["confusion_matrix"]), v["class_names"],
-                           tmp / "confusion_matrix.png",
-                           title=f"Validation, epoch {state['best_epoch']}: OA "
-                                 f"{v['overall_accuracy']:.3f}, mIoU {v['mean_iou']:.3f}, "
-                                 f"macro F1 {v['macro_f1']:.3f}")
-        if extra["calibration"].get("fitted"):
-            from landcover.calibration import plot_reliability
-
-            plot_reliability(extra["calibration"], tmp / "reliability.png",
-                             title=f"Reliability, {extra['calibration']['checked_on']} pixels")
+        write_held_out_pictures(tmp, evaluation, extra["calibration"],
+                                f"epoch {state['best_epoch']}")
         report = network_report(evaluation, extra, ds.class_names)
         (tmp / "report.md").write_text(report)
         written: BundleMeta = write_metadata(tmp, meta)
