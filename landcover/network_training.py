@@ -42,7 +42,7 @@ from landcover.models import (
 )
 from landcover.outputs import OutputSet, PartialRun, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
-from landcover.runtime import check_memory, import_keras
+from landcover.runtime import check_memory, import_keras, reseed
 from landcover.scores import scores
 from landcover.scoring import evaluate_stream, score_held_out
 
@@ -93,25 +93,6 @@ def _setup(tc: TrainConfig) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _seed_generators(model):
-    keras = import_keras()
-    found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        for value in vars(layer).values():
-            if isinstance(value, keras.random.SeedGenerator):
-                found.append(value)
-    return found
-
-
-def _reseed(model, seed: int, epoch: int) -> None:
-    """Dropout randomness as a function of (seed, epoch): Keras does not save seed-generator
-    states with the weights, so this is what makes a resumed run repeat an uninterrupted one."""
-    keras = import_keras()
-    for i, gen in enumerate(_seed_generators(model)):
-        start = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1, size=2)
-        gen.state.assign(keras.ops.convert_to_tensor(start.astype(gen.state.dtype)))
-
-
 def _fingerprint(ds: PreparedDataset, tc: TrainConfig) -> str:
     body = {"dataset": str(ds.path.absolute()), "created": ds.attrs.get("created"),
             "train": dataclasses.asdict(tc)}
@@ -151,7 +132,7 @@ def _make_loop_callback():
 
         def on_epoch_begin(self, epoch, logs=None):
             self.stream.epoch = epoch
-            _reseed(self.model, self.tc.seed, epoch)
+            reseed(self.model, self.tc.seed, epoch)
             self._t0 = time.monotonic()
             self._steps = Stage(self.report, f"Epoch {epoch + 1}/{self.tc.epochs}",
                                 len(self.stream), unit="batches").start()
@@ -285,6 +266,7 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     with scope:
         model = build_model(spec, model_input_shape(spec, t, h, w, f), ds.num_classes, [],
                             valid_channel_of(ds.attrs))
+        start_encoder(model, tc, ds, spec)
         model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, tc, len(stream))),
                       loss=MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
                                       focal_gamma=tc.loss.focal_gamma,
@@ -299,7 +281,7 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
         def on_epoch_begin(self, epoch, logs=None):
             stream.epoch = epoch
             self.epoch = epoch
-            _reseed(self.model, tc.seed, epoch)
+            reseed(self.model, tc.seed, epoch)
             self.t0 = time.monotonic()
 
         def on_train_batch_end(self, batch, logs=None):
@@ -390,6 +372,7 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                     "(optimistic)", ds.path)
     with scope:
         model = build_model(spec, shape, k, absent, valid_channel)
+        pretrained = start_encoder(model, tc, ds, spec)
         lr = _schedule(keras, tc, len(train_stream))
         metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
         model.compile(optimizer=keras.optimizers.Adam(lr),
@@ -400,7 +383,7 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     # two checkpoints (weights and optimizer moments), the bundle, its pictures
     check_space(out.parent, 4 * checkpoint_bytes(model) + 5e6, "writing the checkpoints and the bundle")
     if state is not None:
-        _restore(model, partial)
+        restore(model, partial)
         log.info("resuming after epoch %d of %d", state["epochs_done"], tc.epochs)
     else:
         run.start()
@@ -435,7 +418,7 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     evaluation, calibration, baseline = score_held_out(
         network_predictor(final, tc.batch_size, common["days"]), ds, tc)
     extra = {"mode_check": mode_check, "baseline": baseline, "absent": absent,
-             "repeats": repeats, "calibration": calibration}
+             "repeats": repeats, "calibration": calibration, "pretrained": pretrained}
     summary = writer.write_network_bundle(final, ds, cfg, outputs, state, evaluation, monitor,
                                           seconds, extra)
     remove(partial)
@@ -443,6 +426,25 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
 
 
 MODEL_OVERHEAD = 128 * 2**20  # the backend's graph, weights and optimizer state of a small network
+
+
+def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> dict | None:
+    """With ``train.pretrain`` a folder: ``model``'s encoder set to its weights (frozen with
+    ``train.pretrain_mode: frozen``), after the checks of
+    :func:`landcover.pretrain.encoder.check_encoder`; returns the provenance the bundle records.
+    ``auto`` is resolved to a folder before training (:func:`landcover.train.train`)."""
+    if tc.pretrain in (None, "", "none"):
+        return None
+    if tc.pretrain == "auto":
+        raise ModelError("train.pretrain: auto must be resolved to an encoder folder before "
+                         "the network is built (landcover.train.train does it)")
+    from landcover.pretrain.encoder import start_from_encoder
+
+    pretrained = start_from_encoder(model, tc.pretrain, ds.attrs, spec,
+                                    frozen=tc.pretrain_mode == "frozen")
+    log.info("the %s encoder starts from %s (%s)", spec["architecture"], tc.pretrain,
+             pretrained["mode"])
+    return pretrained
 
 
 def batch_memory(tc: TrainConfig, shape, chunk: int, *, activations_only: bool = False) -> float:
@@ -565,7 +567,7 @@ def _mode_check(model, ds: PreparedDataset, common: dict, names, state: dict,
     return out
 
 
-def _restore(model, partial: Path) -> None:
+def restore(model, partial: Path) -> None:
     """Weights and optimizer state (moments, step count) of the last finished epoch.
 
     Keras 3 stores a compiled model's optimizer variables in ``.weights.h5`` and loads them only

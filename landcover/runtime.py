@@ -81,3 +81,24 @@ def check_memory(need: float, settings: str, what: str, lower: str) -> None:
     if need > available:
         raise ConfigError(f"{settings}: {what} about {need / 1e9:.1f} GB, {available / 1e9:.1f} "
                           f"GB is available; lower {lower}")
+
+
+def _seed_generators(model):
+    keras = import_keras()
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                found.append(value)
+    return found
+
+
+def reseed(model, seed: int, epoch: int) -> None:
+    """Dropout randomness as a function of (seed, epoch): Keras does not save seed-generator
+    states with the weights, so this is what makes a resumed run repeat an uninterrupted one."""
+    import numpy as np
+
+    keras = import_keras()
+    for i, gen in enumerate(_seed_generators(model)):
+        start = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1, size=2)
+        gen.state.assign(keras.ops.convert_to_tensor(start.astype(gen.state.dtype)))

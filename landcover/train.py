@@ -39,6 +39,7 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     """
     out = Path(out).absolute()
     ds = open_dataset(dataset)
+    cfg = resolve_pretrain(ds, cfg, progress)
     name = cfg.train.model.architecture
     partial = PartialRun(out, STATE_FILE)
     if resume and not partial.exists():  # before any work, for every model
@@ -63,3 +64,48 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
         verify_checksums(ds.path)  # every chunk as prepare wrote it (reads the dataset once)
         return train_network(ds, outputs, cfg, resume=resume, progress=progress,
                              callbacks=callbacks)
+
+
+def auto_encoder_path(ds) -> Path:
+    """Where ``train.pretrain: auto`` keeps the encoder of a dataset's scenes: beside the
+    dataset, ``NAME.encoder``."""
+    return ds.path.parent / f"{ds.path.name}.encoder"
+
+
+def resolve_pretrain(ds, cfg: Config, progress=None) -> Config:
+    """``cfg`` with ``train.pretrain: auto`` replaced by an encoder folder: the one beside the
+    dataset (:func:`auto_encoder_path`) when it fits this dataset and network and was made with
+    these ``pretrain.*`` settings, else one pretrained now on the dataset's own scenes (with
+    the dataset's ``scenes`` and ``prepare`` settings) and kept there for the next run.
+    Per-pixel classifiers leave it as it is."""
+    import dataclasses
+
+    tc = cfg.train
+    if tc.pretrain != "auto" or (tc.model.architecture != "auto"
+                                 and getattr(architecture(tc.model.architecture), "pixel", False)):
+        return cfg
+    from landcover.config import load_config
+    from landcover.pretrain.encoder import mismatch, read_encoder
+    from landcover.pretrain.run import network_spec, pretrain
+    from landcover.scenes import LocalScenes
+
+    made = load_config(base=ds.attrs.get("config") or {})
+    data_cfg = dataclasses.replace(cfg, scenes=made.scenes, prepare=made.prepare)
+    spec = network_spec(data_cfg)
+    folder = auto_encoder_path(ds)
+    reuse = False
+    if folder.is_dir():
+        try:
+            meta = read_encoder(folder)
+            reuse = (mismatch(meta, ds.attrs, spec) is None
+                     and meta.get("config", {}).get("pretrain") == dataclasses.asdict(
+                         cfg.pretrain)
+                     and sorted(i for s in meta.get("scenes", []) for i in s.split("+"))
+                     == sorted(s["scene_id"] for s in ds.attrs["scenes"]))
+        except Exception:  # noqa: BLE001 - a damaged folder is made again
+            reuse = False
+    if not reuse:
+        sources = tuple(dict.fromkeys(s["source"] for s in ds.attrs["scenes"]))
+        pretrain(LocalScenes(sources, made.scenes.profile), folder, data_cfg, overwrite=True,
+                 progress=progress)
+    return dataclasses.replace(cfg, train=dataclasses.replace(tc, pretrain=str(folder)))

@@ -135,7 +135,8 @@ def test_every_key_has_help_and_every_default_passes_its_checks():
 
 def test_declared_paths_and_untrusted_keys():
     assert set(PATH_KEYS) == {("scenes", "profile"), ("scenes", "grid", "like"),
-                              ("prepare", "classes"), ("prepare", "split", "raster")}
+                              ("prepare", "classes"), ("prepare", "split", "raster"),
+                              ("train", "pretrain")}
     assert set(UNTRUSTED_KEYS) == {("scenes", "stac", "signer"), ("scenes", "grid", "like")}
 
 

@@ -199,7 +199,8 @@ def write_network_bundle(model, ds, cfg, outputs: OutputSet, state: dict, evalua
                   "loss": resolved["train"]["loss"],
                   "passes_per_epoch": extra["repeats"],
                   "still_improving": bool(state.get("still_improving")),
-                  "mode_check": extra["mode_check"]},
+                  "mode_check": extra["mode_check"],
+                  "pretrained": extra.get("pretrained")},
         evaluation=evaluation, model=resolved["train"]["model"]["architecture"],
         candidates=extra.get("candidates", []), baseline=extra["baseline"],
         versions=versions(model=True))

@@ -90,6 +90,7 @@ def _register() -> None:
     from landcover.cli.evaluate import evaluate
     from landcover.cli.info import info
     from landcover.cli.prepare import prepare
+    from landcover.cli.pretrain import pretrain
     from landcover.cli.sample import sample
     from landcover.cli.search import search
     from landcover.cli.smooth import smooth
@@ -99,6 +100,7 @@ def _register() -> None:
     cli.add_command(search)
     cli.add_command(check_samples)
     cli.add_command(prepare)
+    cli.add_command(pretrain)
     cli.add_command(train)
     cli.add_command(classify)
     cli.add_command(evaluate)

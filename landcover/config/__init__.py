@@ -32,6 +32,7 @@ from landcover.config.schema import (
     ModelConfig,
     PatchesConfig,
     PrepareConfig,
+    PretrainConfig,
     ScenesConfig,
     SmoothConfig,
     SplitConfig,
@@ -47,7 +48,7 @@ from landcover.errors import ConfigError
 __all__ = [
     "PATH_KEYS", "UNTRUSTED_KEYS", "AugmentConfig", "AutoConfig", "ClassifyConfig", "Config",
     "FeaturesConfig", "GridConfig", "LabelsConfig", "LossConfig", "MaskConfig", "ModelConfig",
-    "PatchesConfig", "PrepareConfig", "ScenesConfig", "SmoothConfig", "SplitConfig",
+    "PatchesConfig", "PrepareConfig", "PretrainConfig", "ScenesConfig", "SmoothConfig", "SplitConfig",
     "StacConfig", "TrainConfig", "WeightsConfig", "check", "cross_checks", "load_config",
     "parse_override", "read_yaml", "trusted_base",
 ]

@@ -430,6 +430,34 @@ class TrainConfig:
         "< 1000 px)", choices=("auto", "holdout", "kfold"))
     folds: int = setting(5, "cross-validation folds (whole spatial groups)", at_least(2))
     auto: AutoConfig = section(AutoConfig, "train.model.architecture=auto")
+    pretrain: str = setting(
+        "none", "start the network's encoder from a pretrained one: none, a folder written by "
+        "'landcover pretrain', or auto (pretrain on the dataset's own scenes with the pretrain.* "
+        "settings, kept beside the dataset and reused); with architecture auto the pretrained "
+        "network is one more candidate (docs/training.md)", path=True)
+    pretrain_mode: str = setting(
+        "finetune", "with train.pretrain: finetune (every weight trains) or frozen (the "
+        "pretrained encoder is kept, only the head trains)", choices=("finetune", "frozen"))
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    epochs: int = setting(20, "maximum number of epochs over the sampled windows", at_least(1))
+    batch_size: int = setting(16, "windows per batch", at_least(1))
+    learning_rate: float = setting(0.001, "Adam learning rate (cosine decay to a tenth)",
+                                   more_than(0))
+    hide: float = setting(
+        0.3, "share of the valid observations (pixel x date) hidden from the encoder and "
+        "reconstructed", within(0, 1, "()"))
+    hide_bands: float = setting(
+        0.1, "share of the bands of the other valid observations hidden (set to the mean) and "
+        "reconstructed", within(0, 1, "[)"))
+    max_pixels: int = setting(
+        1_000_000, "window pixels sampled from the stack at most (spread over its blocks)",
+        at_least(1))
+    max_minutes: float = setting(
+        20.0, "time budget: no epoch starts that would end after it (projected)", more_than(0))
+    seed: int = setting(0, "seeds the windows drawn, their order and the hidden observations")
 
 
 # --------------------------------------------------------------------------------- classify
@@ -504,6 +532,9 @@ class Config:
                                      "dataset of patches")
     train: TrainConfig = section(TrainConfig, "landcover train: a prepared dataset -> a model "
                                  "bundle")
+    pretrain: PretrainConfig = section(PretrainConfig, "landcover pretrain: scenes -> a network "
+                                       "encoder trained without labels (masked observations "
+                                       "reconstructed)")
     classify: ClassifyConfig = section(ClassifyConfig, "landcover classify: scenes + a model "
                                        "bundle -> a classification GeoTIFF")
 

@@ -1,0 +1,205 @@
+"""Self-supervised pretraining (landcover.pretrain): the masked objective, the encoder folder,
+fine-tuning from it, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from landcover.errors import ModelError
+
+TINY = ["train.model.architecture=convlstm", "train.model.filters=4", "train.model.layers=1",
+        "prepare.patches.size=16", "pretrain.epochs=3", "pretrain.batch_size=8",
+        "pretrain.max_pixels=16384", "pretrain.learning_rate=0.01"]
+
+
+def _series(seed=0, b=3, t=5, s=6, n_bands=3, cloudy=0.3):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((b, t, s, s, n_bands + 3), np.float32)
+    valid = rng.random((b, t, s, s)) > cloudy
+    x[..., :n_bands] = np.where(valid[..., None], rng.normal(size=(b, t, s, s, n_bands)), 0)
+    x[..., n_bands] = valid
+    x[..., n_bands + 1], x[..., n_bands + 2] = 0.5, 0.8  # day of year
+    return x, valid
+
+
+@pytest.mark.parametrize("fill", ["zero", "linear"])
+def test_cloudy_observations_change_nothing(fill):
+    """Whatever a cloudy observation's stored values, the encoder's input and the target and
+    weights are the same: it is neither seen nor reconstructed."""
+    from landcover.pretrain.objective import hide
+
+    x, valid = _series()
+    days = np.array([0, 16, 40, 64, 100], float)
+    other = x.copy()
+    other[..., :3] = np.where(valid[..., None], x[..., :3], 1e3 * np.random.default_rng(1).normal(
+        size=x[..., :3].shape))
+    a = hide(x, days, 3, fill, np.random.default_rng(5), 0.3, 0.2)
+    b = hide(other, days, 3, fill, np.random.default_rng(5), 0.3, 0.2)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    weight = a[1][..., 3:]
+    assert weight.sum() > 0 and not weight[~valid].any()
+
+
+@pytest.mark.parametrize("fill", ["zero", "linear"])
+def test_hidden_observations_never_reach_the_encoder(fill):
+    """Changing the values of the hidden observations changes the target there and nothing the
+    encoder sees; they are marked missing (valid 0) like a cloud."""
+    from landcover.pretrain.objective import hide
+
+    x, valid = _series()
+    days = np.array([0, 16, 40, 64, 100], float)
+    inp, target = hide(x, days, 3, fill, np.random.default_rng(5), 0.3, 0.0)
+    hidden = valid & (inp[..., 3] == 0)
+    assert hidden.sum() > 10
+    other = x.copy()
+    other[..., :3] = np.where(hidden[..., None], 50.0, x[..., :3])
+    inp2, target2 = hide(other, days, 3, fill, np.random.default_rng(5), 0.3, 0.0)
+    np.testing.assert_array_equal(inp, inp2)
+    assert not np.array_equal(target, target2)
+    np.testing.assert_array_equal(target[~hidden], target2[~hidden])
+
+
+def test_the_loss_counts_only_hidden_valid_values():
+    """The reconstruction loss is the mean squared error over the weighted entries: a wrong
+    prediction elsewhere costs nothing, a batch without a hidden value costs 0."""
+    import keras
+
+    from landcover.pretrain.objective import masked_reconstruction
+
+    loss = masked_reconstruction()
+    target = np.zeros((1, 2, 2, 2, 4), np.float32)
+    target[0, 0, 0, 0, 2] = 1.0  # one weighted value, target 0
+    pred = np.full((1, 2, 2, 2, 2), 7.0, np.float32)
+    pred[0, 0, 0, 0, 0] = 3.0
+    assert float(keras.ops.convert_to_numpy(loss(target, pred))) == pytest.approx(9.0)
+    target[..., 2:] = 0
+    assert float(keras.ops.convert_to_numpy(loss(target, pred))) == 0.0
+
+
+@pytest.fixture(scope="module")
+def encoder(field_series, tmp_path_factory):
+    """A tiny encoder pretrained on the crop-field scenes (2 epochs)."""
+    from landcover.config import load_config
+    from landcover.pretrain.run import pretrain
+    from landcover.scenes import find_scenes
+
+    scenes = field_series[0]
+    cfg = load_config(None, TINY)
+    out = tmp_path_factory.mktemp("encoder") / "enc"
+    record = pretrain(find_scenes(scenes, profile=cfg.scenes.profile), out, cfg)
+    return out, record
+
+
+def test_pretrain_writes_an_encoder_with_its_provenance(encoder):
+    out, record = encoder
+    meta = json.loads((out / "encoder.json").read_text())
+    assert meta["objective"]["kind"] == "masked_observations"
+    assert meta["training"]["epochs_done"] == 3 and meta["training"]["steps"] > 0
+    assert meta["encoder_layers"] == ["convlstm1", "convlstm1_ln"]
+    assert meta["input"]["features"][-3:] == ["valid", "doy_sin", "doy_cos"]
+    assert len(meta["dates"]) == 4 and meta["sample"]["windows"] >= 8
+    # the hidden values are reconstructed better than by the band mean
+    assert meta["training"]["final_loss"] < meta["training"]["mean_predictor_loss"]
+    assert not list(out.parent.glob(".enc*")), "no temporary or partial folder is left"
+
+
+def _dataset_inputs(field_dataset):
+    from landcover.dataset import open_dataset
+
+    return open_dataset(field_dataset).attrs
+
+
+def test_a_network_starts_from_the_encoder(encoder, field_dataset):
+    from landcover.config import load_config
+    from landcover.models import build_model
+    from landcover.pretrain.encoder import start_from_encoder
+    from landcover.pretrain.objective import build_pretrain_model
+
+    out, record = encoder
+    attrs = _dataset_inputs(field_dataset)
+    spec = {**load_config(None, TINY).train.model.__dict__}
+    model = build_model(spec, (None, 16, 16, len(attrs["features"])), 3, (), None)
+    before = model.get_layer("convlstm1").get_weights()
+    info = start_from_encoder(model, out, attrs, spec, frozen=True)
+    net = build_pretrain_model(spec, (None, 16, 16, len(attrs["features"])), 6, 6)
+    net.load_weights(out / "encoder.weights.h5")
+    for a, b in zip(model.get_layer("convlstm1").get_weights(),
+                    net.get_layer("convlstm1").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, net.get_layer(
+        "convlstm1").get_weights()))
+    assert not model.get_layer("convlstm1").trainable and model.get_layer("logits").trainable
+    assert info["layers"] == ["convlstm1", "convlstm1_ln"] and info["mode"] == "frozen"
+
+
+def test_an_encoder_of_other_bands_or_networks_is_refused(encoder, field_dataset):
+    from landcover.config import load_config
+    from landcover.pretrain.encoder import check_encoder
+
+    out, _ = encoder
+    attrs = dict(_dataset_inputs(field_dataset))
+    spec = {**load_config(None, TINY).train.model.__dict__}
+    check_encoder(out, attrs, spec)  # fits
+    other = {**attrs, "bands": ["blue", "green", "red", "nir"]}
+    with pytest.raises(ModelError, match="train.pretrain: .*bands blue, green, red, nir, swir1"):
+        check_encoder(out, other, spec)
+    with pytest.raises(ModelError, match="train.model.filters: 4 there, 8 here"):
+        check_encoder(out, attrs, {**spec, "filters": 8})
+    with pytest.raises(ModelError, match="not an encoder"):
+        check_encoder(out.parent, attrs, spec)
+
+
+def test_train_refuses_a_mismatched_encoder_in_one_line(encoder, field_dataset, runner, tmp_path):
+    from landcover.cli.main import cli
+
+    from conftest import TINY_MODEL, one_line_error
+
+    out, _ = encoder
+    result = runner.invoke(cli, ["train", str(field_dataset), "--out", str(tmp_path / "m"),
+                                 *[a for s in TINY_MODEL for a in ("--set", s)],
+                                 "--set", "train.model.filters=8",
+                                 "--set", f"train.pretrain={out}"])
+    one_line_error(result, 1, "train.pretrain", "filters")
+    assert not (tmp_path / "m").exists()
+
+
+def test_pretraining_resumes_to_the_same_weights(field_series, encoder, tmp_path):
+    """Killed after its first epoch (its checkpoint written), resumed: the encoder's weights are
+    those of the uninterrupted run, bit for bit."""
+    import h5py
+
+    from landcover.config import load_config
+    from landcover.pretrain.run import pretrain
+    from landcover.runtime import import_keras
+    from landcover.scenes import find_scenes
+
+    keras = import_keras()
+    cfg = load_config(None, TINY)
+    scenes = find_scenes(field_series[0], profile=cfg.scenes.profile)
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "enc"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(scenes, out, cfg, callbacks=[Kill()])
+    assert not out.exists() and (tmp_path / ".enc.partial").is_dir()
+    pretrain(scenes, out, cfg, resume=True)
+
+    def weights(path):
+        found = {}
+        with h5py.File(path / "encoder.weights.h5", "r") as f:
+            f.visititems(lambda name, obj: found.__setitem__(name, obj[()])
+                         if isinstance(obj, h5py.Dataset) else None)
+        return found
+
+    a, b = weights(encoder[0]), weights(out)
+    assert a.keys() == b.keys() and len(a) > 4
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
