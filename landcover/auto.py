@@ -231,10 +231,44 @@ def pick(candidates: list[dict], results: dict | None = None) -> tuple[dict, str
     return best, f"highest macro F1 ({best['macro_f1']['value']:.3f})"
 
 
+PRETRAINED = "+pretrained"  # the pretrained network's candidate name: the architecture's and this
+
+
+def _network_configs(cfg, network: str):
+    """``[(candidate name, config)]`` of the networks ``auto`` tries: the default network from
+    scratch and, with ``train.pretrain`` a folder, the same network started from it."""
+    tc = cfg.train
+    model = dataclasses.replace(tc.model, architecture=network)
+    out = [(network, dataclasses.replace(cfg, train=dataclasses.replace(
+        tc, model=model, pretrain="none")))]
+    if tc.pretrain not in (None, "", "none"):
+        out.append((network + PRETRAINED, dataclasses.replace(cfg, train=dataclasses.replace(
+            tc, model=model))))
+    return out
+
+
+def _train_candidate_network(ds, outputs, name, net_cfg, *, resume, progress, callbacks):
+    """Train a network candidate under holdout: the first straight into ``outputs``; a second
+    (the pretrained one) into a folder beside it, returned with its summary so that it can
+    replace the first if it is kept."""
+    from landcover.network_training import train_network
+    from landcover.outputs import OutputSet
+
+    if not name.endswith(PRETRAINED):
+        return train_network(ds, outputs, net_cfg, resume=resume, progress=progress,
+                             callbacks=callbacks), None
+    side = outputs.main.parent / f".{outputs.main.name}.pretrained-candidate"
+    with OutputSet([side], True, folders=[True]) as other:
+        summary = train_network(ds, other, net_cfg, resume=False, progress=progress,
+                                callbacks=callbacks)
+    return summary, side
+
+
 def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     """Train the candidates, keep the best (see the module's docstring), write its bundle."""
     from landcover.models import default_architecture, pixel_architectures
     from landcover.network_training import train_network
+    from landcover.outputs import remove
     from landcover.pixel import train_pixel_bundle
     from landcover.progress import message, reporter
     from landcover.scoring import rewrite_model_meta
@@ -244,13 +278,12 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     method, val_size = choose_estimate(ds, tc.estimate)
     weighted = bool(tc.loss.class_weights)
     network, kinds = default_architecture(), pixel_architectures()
+    networks = _network_configs(cfg, network)
     t0 = time.monotonic()
     if report is not None:
         message(report, f"auto: {method} estimate (validation split: {val_size['pixels']:,d} px "
-                        f"in {val_size['groups']} groups); candidates {network}, "
-                        + ", ".join(kinds))
-    net_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-        tc, model=dataclasses.replace(tc.model, architecture=network)))
+                        f"in {val_size['groups']} groups); candidates "
+                        + ", ".join([n for n, _ in networks] + list(kinds)))
     budget = tc.auto.max_minutes * 60
     if method == "kfold":
         pixel, ids, folds_of = cross_validate_pixels(ds, kinds, folds=tc.folds, seed=tc.seed,
@@ -259,46 +292,68 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
         pixel = holdout_pixels(ds, kinds, seed=tc.seed, weighted=weighted)
     pixel_seconds = time.monotonic() - t0
     candidates = [_record(k, "pixel", pixel[k], pixel_seconds / len(kinds)) for k in kinds]
+    net_records = []
+
+    def model_record(kept, why):
+        for c in candidates:
+            c["kept"] = c is kept
+        return {"architecture": network, "pretrained": kept["architecture"].endswith(PRETRAINED),
+                "candidates": candidates, "why": why, "estimate_method": method}
+
     if method == "kfold":
-        t1 = time.monotonic()
-        net, why_not = cross_validate_network(ds, net_cfg, ids, folds_of,
-                                              budget_s=budget - pixel_seconds, progress=progress)
-        candidates.insert(0, _record(network, "network", net, time.monotonic() - t1,
-                                     note=why_not))
-        if net is not None:
-            pixel[network] = net
+        for name, net_cfg in networks:
+            t1 = time.monotonic()
+            net, why_not = cross_validate_network(
+                ds, net_cfg, ids, folds_of, budget_s=budget - (time.monotonic() - t0),
+                progress=progress)
+            net_records.append(_record(name, "network", net, time.monotonic() - t1,
+                                       note=why_not))
+            if net is not None:
+                pixel[name] = net
+        candidates[:0] = net_records
         kept, why = pick(candidates, pixel)
-        if kept["architecture"] == network:
-            for c in candidates:
-                c["kept"] = c is kept
-            summary = train_network(ds, outputs, net_cfg, resume=resume, progress=progress,
+        chosen = dict(networks).get(kept["architecture"])
+        if chosen is not None:
+            net = pixel[kept["architecture"]]
+            summary = train_network(ds, outputs, chosen, resume=resume, progress=progress,
                                     callbacks=callbacks)
-            model = {"architecture": network, "candidates": candidates, "why": why,
-                     "estimate_method": method}
+            model = model_record(kept, why)
             summary.update(rewrite_model_meta(outputs, model, cross_validation=net,
                                               folds=net.get("folds", tc.folds)),
                            model=model)
             return summary
     else:
-        # the network first: its own bundle is written, and replaced if a pixel model wins
-        t1 = time.monotonic()
-        summary = train_network(ds, outputs, net_cfg, resume=resume, progress=progress,
-                         callbacks=callbacks)
-        pixel[network] = summary["metrics"].get("validation") or {}
-        candidates.insert(0, _record(network, "network", summary["metrics"].get("validation"),
-                                     time.monotonic() - t1))
-        kept, why = pick(candidates, pixel)
-        if kept["architecture"] == network:
-            for c in candidates:
-                c["kept"] = c is kept
-            model = {"architecture": network, "candidates": candidates, "why": why,
-                     "estimate_method": method}
-            summary.update(rewrite_model_meta(outputs, model), model=model)
-            return summary
+        # the networks first: the first writes its bundle (replaced if another candidate is
+        # kept), a pretrained one writes beside it
+        summaries, sides = {}, {}
+        try:
+            for name, net_cfg in networks:
+                t1 = time.monotonic()
+                summary, side = _train_candidate_network(ds, outputs, name, net_cfg,
+                                                         resume=resume, progress=progress,
+                                                         callbacks=callbacks)
+                summaries[name], sides[name] = summary, side
+                pixel[name] = summary["metrics"].get("validation") or {}
+                net_records.append(_record(name, "network", summary["metrics"].get("validation"),
+                                           time.monotonic() - t1))
+            candidates[:0] = net_records
+            kept, why = pick(candidates, pixel)
+            if kept["architecture"] in summaries:
+                side = sides[kept["architecture"]]
+                if side is not None:
+                    outputs.commit({outputs.main: side})
+                model = model_record(kept, why)
+                summary = summaries[kept["architecture"]]
+                summary.update(rewrite_model_meta(outputs, model), model=model)
+                return summary
+        finally:
+            for side in sides.values():
+                if side is not None:
+                    remove(side)
     for c in candidates:
         c["kept"] = c is kept
-    meta = {"model": {"architecture": kept["architecture"], "candidates": candidates,
-                      "why": why, "estimate_method": method}}
+    meta = {"model": {"architecture": kept["architecture"], "pretrained": False,
+                      "candidates": candidates, "why": why, "estimate_method": method}}
     pix_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         tc, model=dataclasses.replace(tc.model, architecture=kept["architecture"])))
     log.info("auto: keeping %s (%s)", kept["architecture"], why)

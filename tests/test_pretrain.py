@@ -203,3 +203,70 @@ def test_pretraining_resumes_to_the_same_weights(field_series, encoder, tmp_path
     assert a.keys() == b.keys() and len(a) > 4
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_auto_tries_the_pretrained_network_as_one_more_candidate(encoder, field_dataset,
+                                                                 tmp_path):
+    """With train.pretrain a folder, auto scores the network from scratch and from the encoder
+    on the same validation pixels; the kept one's bundle is in place and nothing else is left."""
+    from conftest import TINY_MODEL
+
+    from landcover.bundle import read_metadata
+    from landcover.config import load_config
+    from landcover.train import train
+
+    out = tmp_path / "model"
+    cfg = load_config(None, [*TINY_MODEL, "train.model.architecture=auto",
+                             "train.estimate=holdout", f"train.pretrain={encoder[0]}"])
+    summary = train(field_dataset, out, cfg)
+    model = summary["model"]
+    names = [c["architecture"] for c in model["candidates"]]
+    assert names[:2] == ["convlstm", "convlstm+pretrained"]
+    assert all(c.get("macro_f1", {}).get("value") is not None for c in model["candidates"])
+    meta = read_metadata(out)
+    kept = next(c["architecture"] for c in model["candidates"] if c["kept"])
+    assert meta["model"]["pretrained"] == (kept == "convlstm+pretrained")
+    if kept == "convlstm+pretrained":
+        assert meta["training"]["pretrained"]["path"] == str(encoder[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_pretrain_auto_pretrains_beside_the_dataset_once(field_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    from landcover.config import load_config
+    from landcover.dataset import open_dataset
+    from landcover.pretrain import run as pretrain_run
+    from landcover.train import auto_encoder_path, resolve_pretrain
+
+    ds_path = tmp_path / "ds.zarr"
+    shutil.copytree(field_dataset, ds_path)
+    ds = open_dataset(ds_path)
+    cfg = load_config(None, [*TINY, "train.pretrain=auto", "pretrain.epochs=1"])
+    resolved = resolve_pretrain(ds, cfg)
+    folder = auto_encoder_path(ds)
+    assert resolved.train.pretrain == str(folder) and (folder / "encoder.json").is_file()
+    calls = []
+    monkeypatch.setattr(pretrain_run, "pretrain", lambda *a, **k: calls.append(a))
+    assert resolve_pretrain(ds, cfg).train.pretrain == str(folder) and not calls  # reused
+    other = load_config(None, [*TINY, "train.pretrain=auto", "pretrain.epochs=2"])
+    resolve_pretrain(ds, other)
+    assert len(calls) == 1  # other pretrain settings: made again
+
+
+def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp_path):
+    from conftest import TINY_MODEL
+
+    from landcover.bundle import read_metadata
+    from landcover.config import load_config
+    from landcover.train import train
+
+    out = tmp_path / "model"
+    train(field_dataset, out, load_config(None, [*TINY_MODEL, "train.epochs=1",
+                                                 f"train.pretrain={encoder[0]}"]))
+    pre = read_metadata(out)["training"]["pretrained"]
+    assert pre["path"] == str(encoder[0]) and pre["mode"] == "finetune"
+    assert pre["layers"] == ["convlstm1", "convlstm1_ln"] and pre["steps"] > 0
+    assert pre["objective"]["kind"] == "masked_observations" and len(pre["dates"]) == 4
+    assert "Encoder pretrained without labels (finetune)" in (out / "report.md").read_text()

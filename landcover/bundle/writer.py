@@ -122,6 +122,11 @@ def network_report(evaluation: dict, extra: dict, names) -> str:
                     abs(m["gap"]) > 0.05 else "") + ")"
                  + (f"; {logged:.3f} as logged during the kept epoch (augmented batches, "
                     "changing weights)" if logged is not None else "") + ".")
+    pre = extra.get("pretrained")
+    if pre:
+        lines.append(f"Encoder pretrained without labels ({pre['mode']}): {pre['path']}, "
+                     f"{pre.get('steps')} steps on {pre.get('windows')} windows of "
+                     f"{len(pre.get('dates') or [])} dates ({(pre.get('objective') or {}).get('kind')}).")
     if extra["absent"]:
         lines.append("Classes without training pixels, never predicted: "
                      + ", ".join(names[i] for i in extra["absent"]) + ".")
