@@ -22,8 +22,11 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
   edges) only when the window is predicted, in global lattice order, one model call of
   ``classify.batch_pixels`` window pixels at a time (one 256 px window: the fastest on the 2-core
   CPU measured), and writes its part of the result into a Zarr store next to the output, which it
-  also opens by path. The model's calls are serialised; while one block is in the model, the
-  other thread reads the next and builds the features of its next window. A block's result is
+  also opens by path. On dask's local schedulers the blocks run one after the other, in order,
+  and a pool of threads reads the next block's dates while the model predicts one (GDAL decodes
+  without Python's lock; at most one block ahead, :class:`~landcover.classify.blocks.ReadAhead`);
+  within a block, a thread builds the next batch's features while the model predicts the batch
+  before. On a cluster each worker runs whole blocks with its own model. A block's result is
   therefore the same whichever way the grid is cut and whichever scheduler runs it; memory is
   bounded by the block size, not the scene size.
 * **Missing data**: windows without any valid observation are not predicted; pixels without a
@@ -54,15 +57,18 @@ The package, one job per module, each importing only those above it in this list
 * :mod:`~landcover.classify.worker`: the model of a worker process, its loading thread, the
   batched model calls (:func:`predict_windows`);
 * :mod:`~landcover.classify.store`: the resumable Zarr block store and its markers;
-* :mod:`~landcover.classify.blocks`: the block tasks (:class:`BlockData`, :func:`classify_block`);
+* :mod:`~landcover.classify.blocks`: the block tasks (:class:`BlockData`, :func:`classify_block`)
+  and the read-ahead (:class:`ReadAhead`);
 * :mod:`~landcover.classify.run`: a run from plan to products (:func:`classify`).
 """
 
 from landcover.classify.blocks import (
     BlockData,
+    ReadAhead,
     block_probabilities,
     classify_block,
     read_features,
+    reading_ahead,
 )
 from landcover.classify.plan import (
     Plan,
@@ -83,6 +89,7 @@ from landcover.classify.worker import load_model, predict_windows, softmax, work
 __all__ = [
     "BlockData",
     "Plan",
+    "ReadAhead",
     "block_memory",
     "block_probabilities",
     "build_plan",
@@ -97,6 +104,7 @@ __all__ = [
     "predict_windows",
     "predictions_per_pixel",
     "read_features",
+    "reading_ahead",
     "resolve_config",
     "softmax",
     "tiling",

@@ -1,13 +1,17 @@
 """Block tasks: the rasters of a block and the halo its windows read (:class:`BlockData`), the
 windows that keep its pixels predicted and blended (:func:`block_probabilities`), the
 post-processing steps, and the block's codes and probabilities written into the store
-(:func:`classify_block`)."""
+(:func:`classify_block`); the blocks read ahead of the model (:class:`ReadAhead`,
+:func:`reading_ahead`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -36,25 +40,18 @@ class BlockData:
     straight into its batch.
     """
 
-    def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray, share=None):
-        from landcover.stack import read_date_block, read_scene_dn
-
-        g, bands = plan.grid, plan.features.bands
+    def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray, share=None,
+                 entries=None):
+        g = plan.grid
         self.plan = plan
         ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
-        y0, y1, x0, x1 = int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1
-        h, w = y1 - y0, x1 - x0
+        y0, x0, h, w = read_box(plan, rows, cols)
         self.iy, self.ix = ry - y0, rx - x0  # row/col of the box for each of rows/cols
         self.dates = []  # per date: (scene or None, values (B, h, w), valid (h, w))
         any_valid = np.zeros((h, w), bool)
-        for group in plan.groups:
-            if len(group) > 1:  # a mosaic: its float32 reflectance
-                layers = read_date_block(group, bands, g, plan.mask, y0, x0, h, w)[0]
-                entry = (None, layers[:-1], layers[-1] > 0.5)
-            else:
-                got = read_scene_dn(group[0], bands, g, plan.mask, y0, x0, h, w)
-                entry = (None, None, np.zeros((h, w), bool)) if got is None \
-                    else (group[0], got[0], got[1])  # None: the scene misses the box
+        for t, group in enumerate(plan.groups):
+            entry = read_date_entry(plan, group, y0, x0, h, w) if entries is None else \
+                entries[t].result()  # read ahead (ReadAhead): its error is raised here
             self.dates.append(entry)
             any_valid |= entry[2]
             if share is not None:  # a landcover.progress.Part: one unit a date
@@ -92,6 +89,31 @@ class BlockData:
         return features_by_date(read_date, self.plan.features, self.plan.dates, out)
 
 
+def read_box(plan: Plan, rows: np.ndarray, cols: np.ndarray) -> tuple[int, int, int, int]:
+    """``(row0, col0, height, width)``: the box of the grid that the global pixel ``rows`` x
+    ``cols`` (reflected at the grid's edges) lie in, read once per date by :class:`BlockData`."""
+    g = plan.grid
+    ry, rx = reflect_index(rows, g.height), reflect_index(cols, g.width)
+    y0, x0 = int(ry.min()), int(rx.min())
+    return y0, x0, int(ry.max()) + 1 - y0, int(rx.max()) + 1 - x0
+
+
+def read_date_entry(plan: Plan, group, y0: int, x0: int, h: int, w: int) -> tuple:
+    """One date of a :class:`BlockData` over the box ``(y0, x0, h, w)``: ``(scene, digital
+    numbers (B, h, w), valid (h, w))`` for one scene, ``(None, reflectance, valid)`` for a mosaic
+    of several, ``(None, None, all False)`` where the scene misses the box."""
+    from landcover.stack import read_date_block, read_scene_dn
+
+    bands = plan.features.bands
+    if len(group) > 1:  # a mosaic: its float32 reflectance
+        layers = read_date_block(group, bands, plan.grid, plan.mask, y0, x0, h, w)[0]
+        return None, layers[:-1], layers[-1] > 0.5
+    got = read_scene_dn(group[0], bands, plan.grid, plan.mask, y0, x0, h, w)
+    if got is None:
+        return None, None, np.zeros((h, w), bool)
+    return group[0], got[0], got[1]
+
+
 def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
     """Model inputs over the global pixel rows/cols (ascending ranges, which may lie outside the
     grid: reflected), built as in training (:class:`BlockData`). Returns ``(features (T,
@@ -99,7 +121,19 @@ def read_features(plan: Plan, rows: np.ndarray, cols: np.ndarray):
     return BlockData(plan, rows, cols).features(0, 0, len(rows), len(cols))
 
 
-def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
+def block_origins(plan: Plan, r0: int, r1: int, c0: int, c1: int):
+    """``(origins y, origins x, rows, cols)``: the lattice windows whose weights are not 0
+    somewhere in the pixels ``[r0:r1, c0:c1]``, and the global pixel rows and columns they read
+    (which may reach outside the grid)."""
+    s = plan.window
+    first, end = plan.support()
+    oy, ox = plan.origins()
+    oy = oy[(oy + first < r1) & (oy + end > r0)]
+    ox = ox[(ox + first < c1) & (ox + end > c0)]
+    return oy, ox, np.arange(int(oy[0]), int(oy[-1]) + s), np.arange(int(ox[0]), int(ox[-1]) + s)
+
+
+def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int, *, block=None):
     """Blended class probabilities of the pixels ``[r0:r1, c0:c1]``.
 
     Every lattice window whose weights are not 0 somewhere in the area is read (with reflection
@@ -107,17 +141,21 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     global lattice order, so a pixel's value is the same whichever area it is computed in. Without
     blending (``plan.blend == 0``) each pixel is copied from the one window that keeps it. Returns
     ``(prob (h, w, K) float32, observed (h, w) bool, windows predicted, windows skipped)``.
+
+    ``block``: the block ``(i, j)`` the area belongs to, when this process reads blocks ahead
+    (:func:`reading_ahead`): its rasters are taken from the read-ahead, and the next block's are
+    read while this one is predicted. A batch's features are built in a thread of their own while
+    the model predicts the batch before (the same arrays, in the same order: the same result).
     """
     s = plan.window
     first, end = plan.support()
-    oy, ox = plan.origins()
-    oy = oy[(oy + first < r1) & (oy + end > r0)]
-    ox = ox[(ox + first < c1) & (ox + end > c0)]
+    oy, ox, rows, cols = block_origins(plan, r0, r1, c0, c1)
     gy0, gx0 = int(oy[0]), int(ox[0])
     # the block's progress: a unit per date read, one for the model, one per lattice window
     share = part(len(plan.groups) + 1 + len(oy) * len(ox))
-    data = BlockData(plan, np.arange(gy0, int(oy[-1]) + s), np.arange(gx0, int(ox[-1]) + s),
-                     share)
+    reader = READERS.get(plan.store) if block is not None else None
+    data = reader.take(block, rows, cols, share) if reader is not None else \
+        BlockData(plan, rows, cols, share)
 
     # windows with at least one valid observation (summed-area table of "any date valid")
     anyv = np.pad(data.any_valid.astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
@@ -134,38 +172,60 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int):
     acc = np.zeros((h, w, K), np.float32)
     wsum = np.zeros((h, w), np.float32)
     weights = taper(s, plan.overlap, plan.blend) if plan.blend else None
+    if not windows and reader is not None:
+        reader.prefetch_after(block)
     if windows:
         model, lock = checked_model(plan)
+        if reader is not None:  # once the model is loaded: its import holds Python's lock
+            reader.prefetch_after(block)
         share.advance()
-        for a in range(0, len(windows), plan.batch_size):
-            batch = windows[a:a + plan.batch_size]
+
+        def features(batch, data=data):
             x = np.empty((len(batch), len(plan.dates), s, s, len(plan.features.names)),
                          np.float32)
             for k, (y, x0) in enumerate(batch):
                 data.features(y - gy0, x0 - gx0, s, s, out=x[k])
-            probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
-                                    plan.temperature)
-            share.advance(len(batch))
-            del x
-            for (y, x), p in zip(batch, probs):  # global lattice order: same sums in any block
-                ya, yb = max(y + first, r0), min(y + end, r1)
-                xa, xb = max(x + first, c0), min(x + end, c1)
-                if ya >= yb or xa >= xb:
-                    continue
-                out = (slice(ya - r0, yb - r0), slice(xa - c0, xb - c0))
-                inside = (slice(ya - y, yb - y), slice(xa - x, xb - x))
-                if plan.blend == 0:  # the window keeps these pixels alone: a copy, no weights
-                    acc[out] = p[inside]
-                    wsum[out] = 1.0
-                else:
-                    wt = weights[inside]
-                    acc[out] += wt[..., None] * p[inside]
-                    wsum[out] += wt
+            return x
+
+        batches = [windows[a:a + plan.batch_size]
+                   for a in range(0, len(windows), plan.batch_size)]
+        with ThreadPoolExecutor(1, thread_name_prefix="landcover-features") as builder:
+            ahead = builder.submit(features, batches[0])
+            for n, batch in enumerate(batches):
+                x = ahead.result()
+                if n + 1 < len(batches):  # the next batch's features while this one is predicted
+                    ahead = builder.submit(features, batches[n + 1])
+                probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
+                                        plan.temperature)
+                share.advance(len(batch))
+                del x
+                for (y, x), p in zip(batch, probs):  # global lattice order: same sums anywhere
+                    ya, yb = max(y + first, r0), min(y + end, r1)
+                    xa, xb = max(x + first, c0), min(x + end, c1)
+                    if ya >= yb or xa >= xb:
+                        continue
+                    out = (slice(ya - r0, yb - r0), slice(xa - c0, xb - c0))
+                    inside = (slice(ya - y, yb - y), slice(xa - x, xb - x))
+                    if plan.blend == 0:  # the window keeps these pixels alone: a copy
+                        acc[out] = p[inside]
+                        wsum[out] = 1.0
+                    else:
+                        wt = weights[inside]
+                        acc[out] += wt[..., None] * p[inside]
+                        wsum[out] += wt
     observed = data.any_valid[r0 - gy0:r1 - gy0, c0 - gx0:c1 - gx0] & (wsum > 0)
     del data
     if plan.blend:
         acc /= np.where(wsum > 0, wsum, 1)[..., None]
     return acc, observed, len(windows), len(oy) * len(ox) - len(windows)
+
+
+def block_area(plan: Plan, i: int, j: int) -> tuple[int, int, int, int]:
+    """``(r0, r1, c0, c1)``: the pixels whose probabilities block ``(i, j)`` computes, its own
+    and the halo its post-processing steps need, clipped to the grid."""
+    r0, r1, c0, c1 = plan.block_window(i, j)
+    halo, g = halo_of(plan.post), plan.grid
+    return max(0, r0 - halo), min(g.height, r1 + halo), max(0, c0 - halo), min(g.width, c1 + halo)
 
 
 def classify_block(plan: Plan, i: int, j: int) -> dict:
@@ -180,10 +240,9 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     wait_for_model(plan)
     t0 = time.perf_counter()
     r0, r1, c0, c1 = plan.block_window(i, j)
-    halo, g = halo_of(plan.post), plan.grid
-    R0, R1 = max(0, r0 - halo), min(g.height, r1 + halo)
-    C0, C1 = max(0, c0 - halo), min(g.width, c1 + halo)
-    prob, observed, n_windows, n_skipped = block_probabilities(plan, R0, R1, C0, C1)
+    R0, R1, C0, C1 = block_area(plan, i, j)
+    prob, observed, n_windows, n_skipped = block_probabilities(plan, R0, R1, C0, C1,
+                                                               block=(i, j))
     prob = apply_steps(plan.post, prob, observed)
     core = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
     prob, observed = prob[core], observed[core]
@@ -203,3 +262,85 @@ def classify_block(plan: Plan, i: int, j: int) -> dict:
     tmp.write_text(json.dumps(result))
     os.replace(tmp, marker)  # the block counts as done only once its data is written
     return result
+
+
+# ------------------------------------------------------------------------------------ read-ahead
+READ_AHEAD = 1
+"""Blocks read ahead of the one in the model (each holds its rasters: about 13 bytes per pixel
+and date, :func:`landcover.classify.plan.block_memory`)."""
+
+READERS: dict = {}  # plan.store -> the ReadAhead of the run in this process
+
+
+class ReadAhead:
+    """The blocks of a run read ahead of the model, in the order of ``plan.blocks()``, by a pool of
+    threads (one date of a block a task: GDAL decodes without Python's lock), at most ``ahead``
+    blocks beyond the one being predicted; blocks already finished (``--resume``) are skipped.
+    The block tasks take their rasters with :meth:`take` and ask for the next with
+    :meth:`prefetch_after`; a block not read ahead is read by its task, as without read-ahead.
+    ``when_idle``: called once in the pool when no block is left to read (warming up what the
+    products need while the last blocks are predicted)."""
+
+    def __init__(self, plan: Plan, ahead: int = READ_AHEAD, workers: int | None = None,
+                 when_idle=None):
+        self.plan, self.ahead, self.when_idle = plan, max(0, int(ahead)), when_idle
+        self.order = plan.blocks()
+        workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="landcover-read")
+        self.pending: dict = {}  # (i, j) -> (rows, cols, the dates' futures)
+        self.lock = threading.Lock()
+        self.idle_called = False
+
+    def take(self, block, rows: np.ndarray, cols: np.ndarray, share=None) -> BlockData:
+        """The rasters of ``block`` over ``rows`` x ``cols``: read ahead, or read now."""
+        with self.lock:
+            got = self.pending.pop(tuple(block), None)
+        if got is not None and np.array_equal(got[0], rows) and np.array_equal(got[1], cols):
+            return BlockData(self.plan, rows, cols, share, entries=got[2])
+        return BlockData(self.plan, rows, cols, share)
+
+    def prefetch_after(self, block) -> None:
+        """Start reading the blocks after ``block`` (in plan order, not finished, not already
+        being read), up to ``ahead`` of them."""
+        plan = self.plan
+        try:
+            k = self.order.index(tuple(block))
+        except ValueError:
+            return
+        with self.lock:
+            for i, j in self.order[k + 1:]:
+                if len(self.pending) >= self.ahead:
+                    return
+                if (i, j) in self.pending or done_marker(plan, i, j).exists():
+                    continue
+                rows, cols = block_origins(plan, *block_area(plan, i, j))[2:]
+                box = read_box(plan, rows, cols)
+                self.pending[i, j] = (rows, cols, [
+                    self.pool.submit(read_date_entry, plan, group, *box) for group in plan.groups])
+            if not self.pending and self.when_idle is not None and not self.idle_called:
+                self.idle_called = True
+                self.pool.submit(self.when_idle)
+
+    def close(self) -> None:
+        """Drop what was read ahead and not taken; wait for the reads under way."""
+        with self.lock:
+            for _, _, futures in self.pending.values():
+                for f in futures:
+                    f.cancel()
+            self.pending.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def reading_ahead(plan: Plan, ahead: int = READ_AHEAD, when_idle=None):
+    """Inside the ``with`` block, the block tasks of ``plan`` that run in this process read the
+    next block while they predict theirs (:class:`ReadAhead`). Run the tasks one at a time, in
+    the order of ``plan.blocks()``, so that each finds its rasters read (any order stays
+    correct: a block not read ahead is read by its own task)."""
+    reader = ReadAhead(plan, ahead, when_idle=when_idle)
+    READERS[plan.store] = reader
+    try:
+        yield reader
+    finally:
+        READERS.pop(plan.store, None)
+        reader.close()

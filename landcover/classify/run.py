@@ -3,7 +3,9 @@ scheduler, then the map products from the finished store, under the output lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import numpy as np
 from landcover.bundle import BundleMeta, check_bundle
 from landcover.catalog import write_map_item
 from landcover.classes import ClassTable
-from landcover.classify.blocks import classify_block
+from landcover.classify.blocks import classify_block, reading_ahead
 from landcover.classify.plan import Plan, build_plan, check_resources, resolve_config
 from landcover.classify.store import fingerprint, full_disk_error, open_store, partial_path
 from landcover.classify.worker import loading_in_background
@@ -110,11 +112,22 @@ def _run(req: Request, outputs: OutputSet) -> dict:
              f", {resumed} already done" if resumed else "")
 
     shared = dask.delayed(plan, traverse=False)  # one graph key: its fields are not walked
-    tasks = [dask.delayed(classify_block, pure=False)(shared, i, j) for i, j in plan.blocks()]
+    here = runs_here()
+    tasks, previous = [], None
+    for i, j in plan.blocks():
+        if here:  # one block after the other, in plan order: the read-ahead's order
+            previous = dask.delayed(block_in_turn, pure=False)(shared, i, j, previous)
+            tasks.append(previous)
+        else:  # a cluster's workers take the blocks as they come, each its own model
+            tasks.append(dask.delayed(classify_block, pure=False)(shared, i, j))
     import dask.threaded  # the scheduler's imports before the model's, not beside
     # the model loads while the first block is read; started after this thread's own imports,
-    # which would otherwise compete with Keras's for Python's lock (README, "Benchmarks")
-    with loading_in_background(plan):
+    # which would otherwise compete with Keras's for Python's lock (README, "Benchmarks");
+    # the next block is read while one is predicted, and the quicklook's imports are done
+    # while the last is
+    warm = warm_quicklook if "quicklook" in req.paths else None
+    with loading_in_background(plan), \
+            (reading_ahead(plan, when_idle=warm) if here else contextlib.nullcontext()):
         try:
             (results,) = compute(tasks, label="Classifying", show=req.progress, unit="blocks")
         except ModelError:  # the model would not load: nothing of this run is worth resuming
@@ -177,3 +190,36 @@ def predictions_per_pixel(plan: Plan, results: list[dict]) -> float:
     """Window pixels predicted per pixel of the grid (1.0: no pixel predicted twice)."""
     windows = sum(r["windows"] for r in results)
     return windows * plan.window ** 2 / max(1, plan.grid.width * plan.grid.height)
+
+
+def runs_here() -> bool:
+    """The block tasks run in this process (dask's threaded or synchronous scheduler, no
+    distributed client): they then run one at a time, in order, and read ahead
+    (:func:`landcover.classify.blocks.reading_ahead`); the model already uses every core for one
+    call, so two blocks in it at once only took turns."""
+    import dask
+
+    if "distributed" in sys.modules:  # as landcover.scheduler.compute finds a client
+        from distributed import get_client
+
+        try:
+            get_client()
+            return False
+        except ValueError:
+            pass
+    return dask.config.get("scheduler", None) in (None, "threads", "threading", "synchronous",
+                                                  "sync", "single-threaded")
+
+
+def block_in_turn(plan: Plan, i: int, j: int, previous) -> dict:
+    """:func:`classify_block` after the block before it (``previous``: its result, unused)."""
+    return classify_block(plan, i, j)
+
+
+def warm_quicklook() -> None:
+    """Import what the quicklook draws with (about 0.4 s of one core) while the model predicts
+    the last blocks, not after them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
