@@ -15,8 +15,9 @@ on it with the defaults but its architecture:
 
 ``random_forest``  ``train.model.architecture=random_forest`` (LightGBM's random forest)
 ``scratch``        ``train.model.architecture=convlstm`` (the network ``auto`` trains)
-``pretrained``     the same with ``train.pretrain=ENCODER`` (``train.pretrain_mode``: finetune)
-``frozen``         the same with ``train.pretrain_mode=frozen``
+``pretrained``     the same with ``train.pretrain=ENCODER`` (``train.pretrain_mode``'s default,
+                   frozen: the encoder kept, the head trained)
+``finetune``       the same with ``train.pretrain_mode=finetune`` (every weight trained)
 
 Prints the test OA and macro F1 of every run with their 95 % intervals over the test groups and
 the number of test pixels, then per set, share and model the mean over the seeds; writes every
@@ -41,8 +42,8 @@ import real_data  # noqa: E402
 MODELS = {"random_forest": ["train.model.architecture=random_forest"],
           "scratch": ["train.model.architecture=convlstm"],
           "pretrained": ["train.model.architecture=convlstm", "train.pretrain={encoder}"],
-          "frozen": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
-                     "train.pretrain_mode=frozen"]}
+          "finetune": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
+                       "train.pretrain_mode=finetune"]}
 
 
 def make_set(name: str, share: float, seed: int, work: Path):
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
     done = {(r["set"], r["share"], r["seed"], r["model"]) for r in results}
     encoders = {}
     for s in sets:
-        if any(m in ("pretrained", "frozen") for m in models):
+        if any(m in ("pretrained", "finetune") for m in models):
             t0 = time.monotonic()
             path, record = encoder_for(s, work, args.extra)
             t = record["training"]

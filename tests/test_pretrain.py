@@ -266,7 +266,7 @@ def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp
     train(field_dataset, out, load_config(None, [*TINY_MODEL, "train.epochs=1",
                                                  f"train.pretrain={encoder[0]}"]))
     pre = read_metadata(out)["training"]["pretrained"]
-    assert pre["path"] == str(encoder[0]) and pre["mode"] == "finetune"
+    assert pre["path"] == str(encoder[0]) and pre["mode"] == "frozen"
     assert pre["layers"] == ["convlstm1", "convlstm1_ln"] and pre["steps"] > 0
     assert pre["objective"]["kind"] == "masked_observations" and len(pre["dates"]) == 4
-    assert "Encoder pretrained without labels (finetune)" in (out / "report.md").read_text()
+    assert "Encoder pretrained without labels (frozen)" in (out / "report.md").read_text()
