@@ -32,7 +32,8 @@ End to end and the bare model run alternately ``--repeats`` times (default 2) an
 of each counts; every run's seconds and the ratio of each pair are printed too (the machine's speed
 drifts by a few per cent between runs). The last line is ``ratio end-to-end / bare-model: X.XX``;
 with ``--json``, one JSON object follows it: ``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s``
-(null with ``--skip-rf``), their ratios, the seconds of each run, the precision and the machine.
+(null with ``--skip-rf``), their ratios, the seconds of each run, the precision, the machine and
+its load average at the start and the end (other work on a shared machine slows every figure).
 Issue 27's CPU criteria: end to end at least 0.8 of the bare model, and at least the forest.
 
 Run:  python benchmarks/bench_classify.py [--size 2048] [--dates 12] [--memory-sizes 1024 4096]
@@ -261,6 +262,7 @@ def main() -> None:
 
     import keras
 
+    load_start = os.getloadavg()
     print(f"# bench_classify: {os.cpu_count()} cores, python {platform.python_version()}, "
           f"keras {keras.__version__} ({keras.backend.backend()})", flush=True)
     work = args.workdir
@@ -366,7 +368,9 @@ def main() -> None:
             "seconds": {"end_to_end": [r["seconds"] for r in lcs],
                         "bare": [r["seconds"] for r in bares],
                         "forest": None if px_rf is None else rf["seconds"]},
-            "peak_mib": {"end_to_end": lc["peak_mib"], "bare": bare["peak_mib"]}}))
+            "peak_mib": {"end_to_end": lc["peak_mib"], "bare": bare["peak_mib"]},
+            "load_average": {"start": [round(v, 2) for v in load_start],
+                             "end": [round(v, 2) for v in os.getloadavg()]}}))
 
 
 if __name__ == "__main__":
