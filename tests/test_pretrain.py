@@ -270,3 +270,38 @@ def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp
     assert pre["layers"] == ["convlstm1", "convlstm1_ln"] and pre["steps"] > 0
     assert pre["objective"]["kind"] == "masked_observations" and len(pre["dates"]) == 4
     assert "Encoder pretrained without labels (frozen)" in (out / "report.md").read_text()
+
+
+def test_the_pretrain_command(field_series, runner, tmp_path):
+    from conftest import one_line_error
+
+    from landcover.cli.main import cli
+
+    sets = [a for s in TINY for a in ("--set", s)] + ["--set", "pretrain.epochs=1"]
+    scenes = [str(s) for s in field_series[0]]
+    out = tmp_path / "enc"
+    result = runner.invoke(cli, ["pretrain", *scenes, "--out", str(out), *sets])
+    assert result.exit_code == 0, result.output
+    assert f"Wrote {out}: the convlstm encoder, 1 epochs" in result.output
+    assert "predicting the band mean" in result.output
+    again = runner.invoke(cli, ["pretrain", *scenes, "--out", str(out), *sets])
+    one_line_error(again, 1, str(out), "--overwrite")
+    pixel = runner.invoke(cli, ["pretrain", *scenes, "--out", str(tmp_path / "p"),
+                                "--set", "train.model.architecture=random_forest"])
+    one_line_error(pixel, 2, "train.model.architecture", "per-pixel classifier")
+    resume = runner.invoke(cli, ["pretrain", *scenes, "--out", str(tmp_path / "r"),
+                                 "--resume", *sets])
+    one_line_error(resume, 1, "no interrupted pretraining")
+    assert not (tmp_path / "p").exists() and not (tmp_path / "r").exists()
+
+
+def test_train_names_a_missing_encoder(field_dataset, runner, tmp_path):
+    from conftest import TINY_MODEL, one_line_error
+
+    from landcover.cli.main import cli
+
+    result = runner.invoke(cli, ["train", str(field_dataset), "--out", str(tmp_path / "m"),
+                                 *[a for s in TINY_MODEL for a in ("--set", s)],
+                                 "--set", f"train.pretrain={tmp_path / 'nowhere'}"])
+    one_line_error(result, 1, "train.pretrain", "nowhere", "landcover pretrain")
+    assert not (tmp_path / "m").exists()
