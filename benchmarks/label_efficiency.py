@@ -18,6 +18,7 @@ on it with the defaults but its architecture:
 ``pretrained``     the same with ``train.pretrain=ENCODER`` (``train.pretrain_mode``'s default,
                    frozen: the encoder kept, the head trained)
 ``finetune``       the same with ``train.pretrain_mode=finetune`` (every weight trained)
+``pretrained_head64``  ``pretrained`` with a hidden layer of 64 units before the logits
 
 Prints the test OA and macro F1 of every run with their 95 % intervals over the test groups and
 the number of test pixels, then per set, share and model the mean over the seeds; writes every
@@ -43,7 +44,9 @@ MODELS = {"random_forest": ["train.model.architecture=random_forest"],
           "scratch": ["train.model.architecture=convlstm"],
           "pretrained": ["train.model.architecture=convlstm", "train.pretrain={encoder}"],
           "finetune": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
-                       "train.pretrain_mode=finetune"]}
+                       "train.pretrain_mode=finetune"],
+          "pretrained_head64": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
+                                "train.model.head_units=64"]}
 
 
 def make_set(name: str, share: float, seed: int, work: Path):
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
     done = {(r["set"], r["share"], r["seed"], r["model"]) for r in results}
     encoders = {}
     for s in sets:
-        if any(m in ("pretrained", "finetune") for m in models):
+        if any(m.startswith("pretrained") or m == "finetune" for m in models):
             t0 = time.monotonic()
             path, record = encoder_for(s, work, args.extra)
             t = record["training"]

@@ -295,3 +295,22 @@ def test_no_module_outside_landcover_models_names_an_architecture():
              if "models" not in path.relative_to(ROOT / "landcover").parts
              for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_a_hidden_head_layer_is_built_and_follows_the_network_to_other_windows():
+    """``train.model.head_units``: a 1x1 ReLU convolution before the logits, its weights taken
+    by the restatement for another window (the streamed convlstm)."""
+    s = dict(TINY, architecture="convlstm", filters=4, layers=1, head_units=8)
+    model = build_model(s, model_input_shape(s, 3, 8, 8, 3), 3)
+    assert model.get_layer("head_hidden").get_weights()[0].shape == (1, 1, 4, 8)
+    assert "head_hidden" not in [layer.name for layer in build_model(
+        dict(s, head_units=0), (None, 8, 8, 3), 3).layers]
+    meta = {"architecture": s, "classes": [{}, {}, {}], "output": {},
+            "input": {"patch_size": 8, "time_steps": 3, "features": ["a", "b", "c"],
+                      "variable_time_steps": True}}
+    wide = rebuild_for_window(model, BundleMeta.from_json(meta), 12)
+    np.testing.assert_array_equal(wide.get_layer("head_hidden").get_weights()[0],
+                                  model.get_layer("head_hidden").get_weights()[0])
+    x = series(3, 8, 8)
+    np.testing.assert_allclose(predict(rebuild_for_window(model, BundleMeta.from_json(meta), 8), x),
+                               predict(model, x), atol=1e-5)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 NORMS = ("batch", "group", "layer", "none")
-MODEL_KEYS = ("filters", "layers", "kernel", "head_kernel", "dropout", "norm")
+MODEL_KEYS = ("filters", "layers", "kernel", "head_kernel", "head_units", "dropout", "norm")
 """The ``train.model.*`` hyperparameters (besides ``architecture``) every architecture uses."""
 ATTENTION_KEYS = ("heads", "key_dim")
 """The ``train.model.*`` keys of the temporal-attention architectures."""

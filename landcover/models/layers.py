@@ -404,6 +404,8 @@ def assemble(arch: Architecture, spec: Mapping, input_shape: tuple, num_classes:
         inputs = [inputs, days]
     else:
         x = builder(inputs, spec)
+    if int(spec.get("head_units") or 0):
+        x = layers.Conv2D(int(spec["head_units"]), 1, activation="relu", name="head_hidden")(x)
     logits = layers.Conv2D(num_classes, int(spec["head_kernel"]), padding="same",
                            dtype="float32", name="logits")(x)
     if absent:

@@ -53,7 +53,7 @@ def spec_keys(spec: Mapping) -> dict:
     from landcover.models import architecture
 
     arch = architecture(spec["architecture"])
-    keep = [k for k in arch.keys if k not in ("head_kernel", "dropout")]
+    keep = [k for k in arch.keys if k not in ("head_kernel", "head_units", "dropout")]
     return {"architecture": spec["architecture"], **{k: spec.get(k) for k in keep}}
 
 

@@ -18,7 +18,7 @@ both).
 The network (:func:`build_pretrain_model`) is the classifier's body (:mod:`landcover.models`, the
 same layers and names, so its weights go to a classifier by name) with a reconstruction head in
 place of the logits: the body's features of each pixel ``(B, H, W, C)`` repeated over the dates,
-a dense layer, the sinusoidal encoding of each date's day (the convlstm body keeps no per-date
+a dense layer, the sinusoidal encoding of each date's day (a recurrent body keeps no per-date
 output; the head asks the summary for the observation of a given day), a dense layer to the bands.
 The loss is the mean squared error over the weighted entries (:class:`MaskedReconstruction`).
 Model and loss code uses ``keras`` and ``keras.ops`` only.
