@@ -19,6 +19,7 @@ on it with the defaults but its architecture:
                    frozen: the encoder kept, the head trained)
 ``finetune``       the same with ``train.pretrain_mode=finetune`` (every weight trained)
 ``pretrained_head64``  ``pretrained`` with a hidden layer of 64 units before the logits
+``scratch_head64``     ``scratch`` with the same hidden layer
 
 Prints the test OA and macro F1 of every run with their 95 % intervals over the test groups and
 the number of test pixels, then per set, share and model the mean over the seeds; writes every
@@ -46,7 +47,8 @@ MODELS = {"random_forest": ["train.model.architecture=random_forest"],
           "finetune": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
                        "train.pretrain_mode=finetune"],
           "pretrained_head64": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
-                                "train.model.head_units=64"]}
+                                "train.model.head_units=64"],
+          "scratch_head64": ["train.model.architecture=convlstm", "train.model.head_units=64"]}
 
 
 def make_set(name: str, share: float, seed: int, work: Path):

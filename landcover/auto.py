@@ -237,13 +237,15 @@ PRETRAINED = "+pretrained"  # the pretrained network's candidate name: the archi
 def _network_configs(cfg, network: str):
     """``[(candidate name, config)]`` of the networks ``auto`` tries: the default network from
     scratch and, with ``train.pretrain`` a folder, the same network started from it."""
+    from landcover.pretrain.encoder import with_head
+
     tc = cfg.train
     model = dataclasses.replace(tc.model, architecture=network)
-    out = [(network, dataclasses.replace(cfg, train=dataclasses.replace(
-        tc, model=model, pretrain="none")))]
+    out = [(network, dataclasses.replace(cfg, train=with_head(dataclasses.replace(
+        tc, model=model, pretrain="none"))))]
     if tc.pretrain not in (None, "", "none"):
-        out.append((network + PRETRAINED, dataclasses.replace(cfg, train=dataclasses.replace(
-            tc, model=model))))
+        out.append((network + PRETRAINED, dataclasses.replace(cfg, train=with_head(
+            dataclasses.replace(tc, model=model)))))
     return out
 
 

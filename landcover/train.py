@@ -9,6 +9,7 @@ records it is :mod:`landcover.scoring`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from landcover.errors import ResumeError
 from landcover.models import architecture
 from landcover.network_training import STATE_FILE, check_dataset, train_network
 from landcover.outputs import OutputSet, PartialRun
+from landcover.pretrain.encoder import with_head
 
 
 def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool = False,
@@ -41,6 +43,8 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     ds = open_dataset(dataset)
     cfg = resolve_pretrain(ds, cfg, progress)
     name = cfg.train.model.architecture
+    if name != "auto":  # auto resolves it for each of its networks
+        cfg = dataclasses.replace(cfg, train=with_head(cfg.train))
     partial = PartialRun(out, STATE_FILE)
     if resume and not partial.exists():  # before any work, for every model
         raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial.path})")
@@ -78,8 +82,6 @@ def resolve_pretrain(ds, cfg: Config, progress=None) -> Config:
     these ``pretrain.*`` settings, else one pretrained now on the dataset's own scenes (with
     the dataset's ``scenes`` and ``prepare`` settings) and kept there for the next run.
     Per-pixel classifiers leave it as it is."""
-    import dataclasses
-
     tc = cfg.train
     if tc.pretrain != "auto" or (tc.model.architecture != "auto"
                                  and getattr(architecture(tc.model.architecture), "pixel", False)):

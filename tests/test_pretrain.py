@@ -265,7 +265,9 @@ def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp
     out = tmp_path / "model"
     train(field_dataset, out, load_config(None, [*TINY_MODEL, "train.epochs=1",
                                                  f"train.pretrain={encoder[0]}"]))
-    pre = read_metadata(out)["training"]["pretrained"]
+    meta = read_metadata(out)
+    assert meta["architecture"]["head_units"] == 64  # null: a small head on a frozen encoder
+    pre = meta["training"]["pretrained"]
     assert pre["path"] == str(encoder[0]) and pre["mode"] == "frozen"
     assert pre["layers"] == ["convlstm1", "convlstm1_ln"] and pre["steps"] > 0
     assert pre["objective"]["kind"] == "masked_observations" and len(pre["dates"]) == 4
@@ -305,3 +307,17 @@ def test_train_names_a_missing_encoder(field_dataset, runner, tmp_path):
                                  "--set", f"train.pretrain={tmp_path / 'nowhere'}"])
     one_line_error(result, 1, "train.pretrain", "nowhere", "landcover pretrain")
     assert not (tmp_path / "m").exists()
+
+
+def test_the_head_of_a_frozen_encoder():
+    from landcover.config import load_config
+    from landcover.pretrain.encoder import FROZEN_HEAD_UNITS, with_head
+
+    def units(*sets):
+        return with_head(load_config(None, list(sets)).train).model.head_units
+
+    assert units() == 0
+    assert units("train.pretrain=/enc") == FROZEN_HEAD_UNITS == 64
+    assert units("train.pretrain=/enc", "train.pretrain_mode=finetune") == 0
+    assert units("train.pretrain=/enc", "train.model.head_units=8") == 8
+    assert units("train.model.head_units=0", "train.pretrain=/enc") == 0

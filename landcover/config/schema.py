@@ -336,9 +336,10 @@ class ModelConfig:
                           odd(1, "must be an odd number (1, 3, 5, ...)"))
     head_kernel: int = setting(1, "kernel of the final convolution to class logits (1 or 3)",
                                odd(1, "must be an odd number (1, 3, ...)"))
-    head_units: int = setting(
-        0, "hidden units of a 1x1 convolution (ReLU) before the logits; 0 = none, the logits "
-        "straight from the network's features", at_least(0, low_means="none"))
+    head_units: int | None = setting(
+        None, "hidden units of a 1x1 convolution (ReLU) before the logits; 0 = none, the logits "
+        "straight from the network's features; null = 64 for a frozen pretrained encoder "
+        "(train.pretrain), else 0 (docs/training.md)", at_least(0, low_means="none"))
     dropout: float = setting(
         0.0, "dropout rate (ConvLSTM input dropout; U-Net spatial dropout)",
         within(0, 1, "[)"))
