@@ -394,19 +394,12 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                                  tc=tc, state=state, monitor=monitor, progress=progress)
     t0 = time.monotonic()
     finished = state.get("stopped_early") or state["epochs_done"] >= tc.epochs
-    try:
+    with run.kept_on_failure(state, "training"):
         if not finished:
             model.fit(train_stream.keras_dataset(), epochs=tc.epochs,
                       initial_epoch=state["epochs_done"],
                       validation_data=val_stream.keras_dataset() if has_val else None,
                       callbacks=[loop, *callbacks], shuffle=False, verbose=0)
-    except BaseException:
-        if state["epochs_done"] == 0:
-            remove(partial)
-        else:
-            log.warning("training stopped after epoch %d; continue with --resume (checkpoint "
-                        "in %s)", state["epochs_done"], partial)
-        raise
     seconds = time.monotonic() - t0
 
     # the kept model: the best epoch's weights in a fresh, uncompiled network

@@ -405,6 +405,21 @@ class PartialRun:
         self.path.mkdir(parents=True)
         return self.path
 
+    @contextmanager
+    def kept_on_failure(self, state: dict, what: str) -> Iterator[None]:
+        """Around the work: if it fails (or is interrupted) before ``state["epochs_done"]``
+        counts a finished epoch, the folder is removed; after, it is kept for ``--resume``
+        (a warning says where)."""
+        try:
+            yield
+        except BaseException:
+            if not state.get("epochs_done"):
+                remove(self.path)
+            else:
+                log.warning("%s stopped after epoch %d; continue with --resume (checkpoint in "
+                            "%s)", what, state["epochs_done"], self.path)
+            raise
+
     def write(self, data: dict) -> None:
         """Write the record (atomically: a kill leaves the old one or the new one)."""
         tmp = self.record.with_name(f".{self.record.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -219,17 +219,10 @@ def _train(windows, spec: dict, cfg: Config, run: PartialRun, outputs: OutputSet
                 message(report, f"pretraining epoch {epoch + 1}/{pc.epochs}: loss {loss:.4f}, "
                                 f"{seconds:.1f} s")
 
-    try:
+    with run.kept_on_failure(state, "pretraining"):
         if state["epochs_done"] < pc.epochs and not state.get("stopped"):
             model.fit(data, epochs=pc.epochs, initial_epoch=state["epochs_done"],
                       callbacks=[Loop(), *callbacks], shuffle=False, verbose=0)
-    except BaseException:
-        if state["epochs_done"] == 0:
-            remove(partial)
-        else:
-            log.warning("pretraining stopped after epoch %d; continue with --resume "
-                        "(checkpoint in %s)", state["epochs_done"], partial)
-        raise
     final = build_pretrain_model(spec, shape, n_bands, valid_channel)
     _take_trained(final, model)
     baseline = _mean_loss(data, pc)
