@@ -15,11 +15,11 @@ on it with the defaults but its architecture:
 
 ``random_forest``  ``train.model.architecture=random_forest`` (LightGBM's random forest)
 ``scratch``        ``train.model.architecture=convlstm`` (the network ``auto`` trains)
-``pretrained``     the same with ``train.pretrain=ENCODER`` (``train.pretrain_mode``'s default,
-                   frozen: the encoder kept, the head trained)
+``pretrained``     the same with ``train.pretrain=ENCODER`` (the defaults: ``train.pretrain_mode``
+                   frozen, the encoder kept, and ``train.model.head_units`` 64: a small head)
 ``finetune``       the same with ``train.pretrain_mode=finetune`` (every weight trained)
-``pretrained_head64``  ``pretrained`` with a hidden layer of 64 units before the logits
-``scratch_head64``     ``scratch`` with the same hidden layer
+``pretrained_linear``  ``pretrained`` with the logits straight from the frozen encoder
+``scratch_head64``     ``scratch`` with a hidden layer of 64 units before the logits
 
 Prints the test OA and macro F1 of every run with their 95 % intervals over the test groups and
 the number of test pixels, then per set, share and model the mean over the seeds; writes every
@@ -46,8 +46,8 @@ MODELS = {"random_forest": ["train.model.architecture=random_forest"],
           "pretrained": ["train.model.architecture=convlstm", "train.pretrain={encoder}"],
           "finetune": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
                        "train.pretrain_mode=finetune"],
-          "pretrained_head64": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
-                                "train.model.head_units=64"],
+          "pretrained_linear": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
+                                "train.model.head_units=0"],
           "scratch_head64": ["train.model.architecture=convlstm", "train.model.head_units=64"]}
 
 
@@ -65,7 +65,7 @@ def make_set(name: str, share: float, seed: int, work: Path):
 
 def encoder_for(name: str, work: Path, extra: list[str]) -> tuple[Path, dict]:
     from landcover.config import load_config
-    from landcover.pretrain.encoder import read_encoder
+    from landcover.encoder.folder import read_encoder
     from landcover.pretrain.run import pretrain
     from landcover.scenes import LocalScenes
 

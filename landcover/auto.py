@@ -237,7 +237,7 @@ PRETRAINED = "+pretrained"  # the pretrained network's candidate name: the archi
 def _network_configs(cfg, network: str):
     """``[(candidate name, config)]`` of the networks ``auto`` tries: the default network from
     scratch and, with ``train.pretrain`` a folder, the same network started from it."""
-    from landcover.pretrain.encoder import with_head
+    from landcover.encoder.folder import with_head
 
     tc = cfg.train
     model = dataclasses.replace(tc.model, architecture=network)

@@ -424,14 +424,14 @@ MODEL_OVERHEAD = 128 * 2**20  # the backend's graph, weights and optimizer state
 def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> dict | None:
     """With ``train.pretrain`` a folder: ``model``'s encoder set to its weights (frozen with
     ``train.pretrain_mode: frozen``), after the checks of
-    :func:`landcover.pretrain.encoder.check_encoder`; returns the provenance the bundle records.
+    :func:`landcover.encoder.folder.check_encoder`; returns the provenance the bundle records.
     ``auto`` is resolved to a folder before training (:func:`landcover.train.train`)."""
     if tc.pretrain in (None, "", "none"):
         return None
     if tc.pretrain == "auto":
         raise ModelError("train.pretrain: auto must be resolved to an encoder folder before "
                          "the network is built (landcover.train.train does it)")
-    from landcover.pretrain.encoder import start_from_encoder
+    from landcover.encoder.folder import start_from_encoder
 
     pretrained = start_from_encoder(model, tc.pretrain, ds.attrs, spec,
                                     frozen=tc.pretrain_mode == "frozen")

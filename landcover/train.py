@@ -15,11 +15,11 @@ from pathlib import Path
 
 from landcover.config import Config
 from landcover.dataset import open_dataset, verify_checksums
+from landcover.encoder.folder import with_head
 from landcover.errors import ResumeError
 from landcover.models import architecture
 from landcover.network_training import STATE_FILE, check_dataset, train_network
 from landcover.outputs import OutputSet, PartialRun
-from landcover.pretrain.encoder import with_head
 
 
 def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool = False,
@@ -87,7 +87,7 @@ def resolve_pretrain(ds, cfg: Config, progress=None) -> Config:
                                  and getattr(architecture(tc.model.architecture), "pixel", False)):
         return cfg
     from landcover.config import load_config
-    from landcover.pretrain.encoder import mismatch, read_encoder
+    from landcover.encoder.folder import mismatch, read_encoder
     from landcover.pretrain.run import network_spec, pretrain
     from landcover.scenes import LocalScenes
 

@@ -29,7 +29,7 @@ def _series(seed=0, b=3, t=5, s=6, n_bands=3, cloudy=0.3):
 def test_cloudy_observations_change_nothing(fill):
     """Whatever a cloudy observation's stored values, the encoder's input and the target and
     weights are the same: it is neither seen nor reconstructed."""
-    from landcover.pretrain.objective import hide
+    from landcover.encoder.objective import hide
 
     x, valid = _series()
     days = np.array([0, 16, 40, 64, 100], float)
@@ -48,7 +48,7 @@ def test_cloudy_observations_change_nothing(fill):
 def test_hidden_observations_never_reach_the_encoder(fill):
     """Changing the values of the hidden observations changes the target there and nothing the
     encoder sees; they are marked missing (valid 0) like a cloud."""
-    from landcover.pretrain.objective import hide
+    from landcover.encoder.objective import hide
 
     x, valid = _series()
     days = np.array([0, 16, 40, 64, 100], float)
@@ -68,7 +68,7 @@ def test_the_loss_counts_only_hidden_valid_values():
     prediction elsewhere costs nothing, a batch without a hidden value costs 0."""
     import keras
 
-    from landcover.pretrain.objective import masked_reconstruction
+    from landcover.encoder.objective import masked_reconstruction
 
     loss = masked_reconstruction()
     target = np.zeros((1, 2, 2, 2, 4), np.float32)
@@ -115,9 +115,9 @@ def _dataset_inputs(field_dataset):
 
 def test_a_network_starts_from_the_encoder(encoder, field_dataset):
     from landcover.config import load_config
+    from landcover.encoder.folder import start_from_encoder
+    from landcover.encoder.objective import build_pretrain_model
     from landcover.models import build_model
-    from landcover.pretrain.encoder import start_from_encoder
-    from landcover.pretrain.objective import build_pretrain_model
 
     out, record = encoder
     attrs = _dataset_inputs(field_dataset)
@@ -138,7 +138,7 @@ def test_a_network_starts_from_the_encoder(encoder, field_dataset):
 
 def test_an_encoder_of_other_bands_or_networks_is_refused(encoder, field_dataset):
     from landcover.config import load_config
-    from landcover.pretrain.encoder import check_encoder
+    from landcover.encoder.folder import check_encoder
 
     out, _ = encoder
     attrs = dict(_dataset_inputs(field_dataset))
@@ -154,9 +154,9 @@ def test_an_encoder_of_other_bands_or_networks_is_refused(encoder, field_dataset
 
 
 def test_train_refuses_a_mismatched_encoder_in_one_line(encoder, field_dataset, runner, tmp_path):
-    from landcover.cli.main import cli
-
     from conftest import TINY_MODEL, one_line_error
+
+    from landcover.cli.main import cli
 
     out, _ = encoder
     result = runner.invoke(cli, ["train", str(field_dataset), "--out", str(tmp_path / "m"),
@@ -311,7 +311,7 @@ def test_train_names_a_missing_encoder(field_dataset, runner, tmp_path):
 
 def test_the_head_of_a_frozen_encoder():
     from landcover.config import load_config
-    from landcover.pretrain.encoder import FROZEN_HEAD_UNITS, with_head
+    from landcover.encoder.folder import FROZEN_HEAD_UNITS, with_head
 
     def units(*sets):
         return with_head(load_config(None, list(sets)).train).model.head_units

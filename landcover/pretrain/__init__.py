@@ -1,9 +1,9 @@
-"""Self-supervised pretraining of the networks' encoders on the user's own scenes, no labels.
+"""``landcover pretrain``: self-supervised pretraining of a network's encoder on the user's own
+scenes, no labels.
 
-``landcover pretrain SCENES --out DIR`` samples windows from the whole stack
-(:mod:`~landcover.pretrain.sample`), hides valid observations and bands and trains the network's
-encoder to reconstruct them (:mod:`~landcover.pretrain.objective`), with progress, a time budget
-and resume (:mod:`~landcover.pretrain.run`). ``train.pretrain: DIR`` starts a network from it
-(:mod:`~landcover.pretrain.encoder`), after checking that its bands, features and network
-settings match. Nothing is imported here: the submodules are imported where they are used.
+It samples windows from the whole stack (:mod:`~landcover.pretrain.sample`) and trains the encoder
+on the masked-observation objective of :mod:`landcover.encoder.objective`, with progress, a time
+budget and resume (:mod:`~landcover.pretrain.run`), into an encoder folder
+(:mod:`landcover.encoder.folder`) that ``train.pretrain: DIR`` starts a network from. Nothing is
+imported here: the submodules are imported where they are used.
 """

@@ -1,7 +1,7 @@
 """``landcover pretrain``: scenes to a pretrained encoder folder, with progress, a budget and resume.
 
 The loop is Keras ``fit`` over the sampled windows (:mod:`landcover.pretrain.sample`) with the
-masked-observation objective (:mod:`landcover.pretrain.objective`). Every batch (its windows, their
+masked-observation objective (:mod:`landcover.encoder.objective`). Every batch (its windows, their
 flips and rotations, the observations hidden) is a function of ``(pretrain.seed, epoch, batch)``
 only, and the dropout seeds are set per epoch, so a run resumed after its last finished epoch
 (``--resume``: weights and optimizer state from ``.NAME.partial/``) ends with the same weights as
@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from landcover.config import Config
-from landcover.errors import ConfigError, ModelError, ResumeError
-from landcover.outputs import OutputSet, PartialRun, atomic_file, check_space, remove
-from landcover.pretrain.encoder import ENCODER_FORMAT, RECORD, WEIGHTS
-from landcover.pretrain.objective import (
+from landcover.encoder.folder import ENCODER_FORMAT, RECORD, WEIGHTS
+from landcover.encoder.objective import (
     build_pretrain_model,
     head_layers,
     hide,
     masked_reconstruction,
 )
+from landcover.errors import ConfigError, ModelError, ResumeError
+from landcover.outputs import OutputSet, PartialRun, atomic_file, check_space, remove
 
 log = logging.getLogger(__name__)
 

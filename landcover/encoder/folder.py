@@ -119,7 +119,7 @@ def start_from_encoder(model, path: str | Path, inp: Mapping, spec: Mapping,
     Raises:
         ModelError: see :func:`check_encoder`; or a layer's weights do not fit.
     """
-    from landcover.pretrain.objective import build_pretrain_model
+    from landcover.encoder.objective import build_pretrain_model
 
     meta = check_encoder(path, inp, spec)
     enc_in = meta["input"]
