@@ -255,6 +255,7 @@ def test_pretrain_auto_pretrains_beside_the_dataset_once(field_dataset, tmp_path
     assert len(calls) == 1  # other pretrain settings: made again
 
 
+@pytest.mark.slow
 def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp_path):
     from conftest import TINY_MODEL
 
@@ -274,6 +275,7 @@ def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp
     assert "Encoder pretrained without labels (frozen)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_pretrain_command(field_series, runner, tmp_path):
     from conftest import one_line_error
 
