@@ -323,3 +323,23 @@ def test_the_head_of_a_frozen_encoder():
     assert units("train.pretrain=/enc", "train.pretrain_mode=finetune") == 0
     assert units("train.pretrain=/enc", "train.model.head_units=8") == 8
     assert units("train.model.head_units=0", "train.pretrain=/enc") == 0
+
+
+def test_pretraining_that_would_not_fit_in_memory_is_refused_before_reading(field_series,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    import psutil
+
+    from landcover.config import load_config
+    from landcover.errors import ConfigError
+    from landcover.pretrain.run import pretrain
+    from landcover.scenes import find_scenes
+
+    class Little:
+        available = 50_000_000
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Little())
+    cfg = load_config(None, [*TINY, "pretrain.max_pixels=10000000"])
+    with pytest.raises(ConfigError, match="pretrain.max_pixels: sampling 10,000,000 window pixels"):
+        pretrain(find_scenes(field_series[0], profile=cfg.scenes.profile), tmp_path / "e", cfg)
+    assert not list(tmp_path.iterdir())

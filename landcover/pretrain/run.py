@@ -110,6 +110,7 @@ def pretrain(scenes, out: str | Path, cfg: Config, *, overwrite: bool = False,
     """
     from landcover.pretrain.sample import sample_windows
     from landcover.progress import message, reporter
+    from landcover.runtime import check_memory
     from landcover.scenes import as_scenes
     from landcover.stack import stack_scenes
 
@@ -124,6 +125,12 @@ def pretrain(scenes, out: str | Path, cfg: Config, *, overwrite: bool = False,
     with OutputSet([out], overwrite, folders=[True]) as outputs:
         scenes = as_scenes(scenes)
         stack = stack_scenes(scenes, cfg.scenes)
+        # the windows' reflectance and validity, then their features (float32), side by side
+        t, b = stack.sizes["time"], stack.sizes["band"]
+        check_memory(pc.max_pixels * t * (2 * b + 5) * 4 + 4 * stack.nbytes / max(
+            1, stack.sizes["y"] * stack.sizes["x"]) * cfg.scenes.chunk_size ** 2,
+            "pretrain.max_pixels", f"sampling {pc.max_pixels:,d} window pixels of {t} dates takes",
+            "pretrain.max_pixels")
         t0 = time.monotonic()
         windows = sample_windows(stack, cfg.prepare.patches.size, pc.max_pixels,
                                  cfg.prepare.features.fill, cfg.prepare.features.doy, pc.seed,
