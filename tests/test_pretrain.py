@@ -343,3 +343,28 @@ def test_pretraining_that_would_not_fit_in_memory_is_refused_before_reading(fiel
     with pytest.raises(ConfigError, match="pretrain.max_pixels: sampling 10,000,000 window pixels"):
         pretrain(find_scenes(field_series[0], profile=cfg.scenes.profile), tmp_path / "e", cfg)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["ltae", "utae"])
+def test_the_attention_networks_pretrain_and_start_from_their_encoders(arch, field_series,
+                                                                      field_dataset, tmp_path):
+    """L-TAE and U-TAE (their body takes the days and the validity) pretrain and hand their
+    encoder's layers to a classifier."""
+    from landcover.config import load_config
+    from landcover.encoder.folder import start_from_encoder
+    from landcover.models import build_model
+    from landcover.pretrain.run import network_spec, pretrain
+    from landcover.scenes import find_scenes
+
+    cfg = load_config(None, [*TINY, f"train.model.architecture={arch}", "train.model.layers=2",
+                             "pretrain.epochs=1", "pretrain.max_pixels=2048"])
+    record = pretrain(find_scenes(field_series[0], profile=cfg.scenes.profile), tmp_path / "e",
+                      cfg)
+    assert record["encoder_layers"] and record["training"]["steps"] > 0
+    attrs = _dataset_inputs(field_dataset)
+    spec = network_spec(cfg)
+    model = build_model(spec, (None, 16, 16, len(attrs["features"])), 3, (),
+                        attrs["features"].index("valid"))
+    info = start_from_encoder(model, tmp_path / "e", attrs, spec)
+    assert set(info["layers"]) == set(record["encoder_layers"]) - {"valid_mask"}
