@@ -154,6 +154,7 @@ def plot(results: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sets = sorted({r["set"] for r in results})
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False)
@@ -170,6 +171,7 @@ def plot(results: list[dict], path: Path) -> None:
             ax.plot(px, f1, marker="o", label=m)
             ax.fill_between(px, lo, hi, alpha=0.15)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("labelled training pixels")
         ax.set_ylabel("test macro F1 (mean over seeds; band: min-max)")
         ax.set_title(s)
