@@ -18,6 +18,8 @@ on it with the defaults but its architecture:
 ``pretrained``     the same with ``train.pretrain=ENCODER`` (the defaults: ``train.pretrain_mode``
                    frozen, the encoder kept, and ``train.model.head_units`` 64: a small head)
 ``finetune``       the same with ``train.pretrain_mode=finetune`` (every weight trained)
+``staged``         the same with ``train.pretrain_mode=staged`` (the head on the frozen encoder,
+                   then every weight at a tenth of the rate)
 ``pretrained_linear``  ``pretrained`` with the logits straight from the frozen encoder
 ``scratch_head64``     ``scratch`` with a hidden layer of 64 units before the logits
 ``auto_pretrained``    ``train.model.architecture: auto`` (the default) with ``train.pretrain``: the
@@ -48,6 +50,8 @@ MODELS = {"random_forest": ["train.model.architecture=random_forest"],
           "pretrained": ["train.model.architecture=convlstm", "train.pretrain={encoder}"],
           "finetune": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
                        "train.pretrain_mode=finetune"],
+          "staged": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
+                     "train.pretrain_mode=staged"],
           "pretrained_linear": ["train.model.architecture=convlstm", "train.pretrain={encoder}",
                                 "train.model.head_units=0"],
           "scratch_head64": ["train.model.architecture=convlstm", "train.model.head_units=64"],

@@ -6,7 +6,7 @@ Each architecture of the registry (the networks; the pixel classifiers need no b
 ``landcover train`` builds it (default ``train.model`` settings), compiled with the masked loss,
 and trained for 3 steps on random batches of ``--batch`` patches of ``--size`` px x ``--dates``
 dates x 9 features, in a fresh process. The process's peak RSS growth over the steps (after the
-model is built and one step traced) is the measured figure; ``landcover.network_training.batch_memory`` is
+model is built and one step traced) is the measured figure; ``landcover.network_memory.batch_memory`` is
 the estimate. Prints both and their ratio per architecture.
 """
 
@@ -26,7 +26,7 @@ from landcover.runtime import import_keras
 keras = import_keras()
 from landcover.losses import MaskedLoss
 from landcover.models import build_model, model_input_shape, takes_dates
-from landcover.network_training import batch_memory
+from landcover.network_memory import batch_memory
 import dataclasses
 base0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 cfg = load_config(None, [f"train.model.architecture={arch}", f"train.batch_size={b}"])

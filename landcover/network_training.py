@@ -32,17 +32,18 @@ import numpy as np
 from landcover.bundle import writer
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset
+from landcover.encoder.folder import unfreeze
 from landcover.errors import DatasetError, ModelError, ResumeError
 from landcover.models import (
-    architecture,
     check_patch,
     model_input_shape,
     takes_dates,
     valid_channel_of,
 )
+from landcover.network_memory import checkpoint_bytes, fit_batch_size
 from landcover.outputs import OutputSet, PartialRun, atomic_file, check_space, remove
 from landcover.progress import Stage, message, reporter
-from landcover.runtime import check_memory, import_keras, reseed
+from landcover.runtime import import_keras, reseed
 from landcover.scores import scores
 from landcover.scoring import evaluate_stream, score_held_out
 
@@ -127,6 +128,7 @@ def _make_loop_callback():
             self.stream, self.metric, self.names = stream, metric, names
             self.partial, self.tc, self.state = partial, tc, state
             self.monitor, self.report = monitor, reporter(progress)
+            self.total = tc.epochs  # the last epoch of this stage (staged: the second's)
             self.prefix = "val_" if monitor.startswith("val_") else ""
             self._steps = None
 
@@ -134,7 +136,7 @@ def _make_loop_callback():
             self.stream.epoch = epoch
             reseed(self.model, self.tc.seed, epoch)
             self._t0 = time.monotonic()
-            self._steps = Stage(self.report, f"Epoch {epoch + 1}/{self.tc.epochs}",
+            self._steps = Stage(self.report, f"Epoch {epoch + 1}/{self.total}",
                                 len(self.stream), unit="batches").start()
 
         def on_train_batch_end(self, batch, logs=None):
@@ -189,7 +191,7 @@ def _make_loop_callback():
                 if s["overall_accuracy"] is not None:
                     shown.append(f"{p}OA {s['overall_accuracy']:.3f}")
                 shown.append(f"{record['seconds']:.1f} s")
-                message(self.report, f"epoch {epoch + 1}/{self.tc.epochs}: " + ", ".join(shown))
+                message(self.report, f"epoch {epoch + 1}/{self.total}: " + ", ".join(shown))
             if (self.tc.patience and st["wait"] >= self.tc.patience
                     and epoch + 1 >= self.tc.min_epochs):
                 log.info("early stopping: no better %s for %d epochs", self.monitor, st["wait"])
@@ -266,14 +268,15 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     with scope:
         model = build_model(spec, model_input_shape(spec, t, h, w, f), ds.num_classes, [],
                             valid_channel_of(ds.attrs))
-        start_encoder(model, tc, ds, spec)
+        pretrained = start_encoder(model, tc, ds, spec)
+        loss = MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
+                          focal_gamma=tc.loss.focal_gamma, dice_weight=tc.loss.dice_weight)
         model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, tc, len(stream))),
-                      loss=MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
-                                      focal_gamma=tc.loss.focal_gamma,
-                                      dice_weight=tc.loss.dice_weight),
-                      jit_compile=tc.jit_compile)
+                      loss=loss, jit_compile=tc.jit_compile)
+    staged = pretrained is not None and tc.pretrain_mode == "staged"
+    total = tc.epochs + (tc.finetune_epochs if staged else 0)
     report = reporter(progress)
-    stage = Stage(report, f"{label}network, {tc.epochs} epochs", tc.epochs, unit="epochs").start()
+    stage = Stage(report, f"{label}network, {total} epochs", total, unit="epochs").start()
 
     over = []
 
@@ -294,15 +297,14 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
             if deadline is None or self.model.stop_training or batch not in PROJECT_AFTER:
                 return
             per_batch = (time.monotonic() - self.t1) / batch
-            left = len(stream) - batch - 1 + (tc.epochs - self.epoch - 1 + epochs_after) * len(
-                stream)
+            left = len(stream) - batch - 1 + (total - self.epoch - 1 + epochs_after) * len(stream)
             if time.monotonic() + left * per_batch > deadline:
                 over.append(True)
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             stage.advance()
-            left = tc.epochs - epoch - 1 + epochs_after
+            left = total - epoch - 1 + epochs_after
             if (deadline is not None and epoch == 0
                     and time.monotonic() + left * (time.monotonic() - self.t0) > deadline):
                 over.append(True)
@@ -314,6 +316,13 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
 
     model.fit(stream.keras_dataset(), epochs=tc.epochs, callbacks=[_Epochs()], shuffle=False,
               verbose=0)
+    if staged and not over:  # the second stage: every weight, at a lower rate
+        with scope:
+            unfreeze(model, pretrained["layers"])
+            model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, tc, len(stream), 2)),
+                          loss=loss, jit_compile=tc.jit_compile)
+        model.fit(stream.keras_dataset(), initial_epoch=tc.epochs, epochs=total,
+                  callbacks=[_Epochs()], shuffle=False, verbose=0)
     stage.finish()
     if over:
         return None
@@ -370,16 +379,24 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     if not has_val:
         log.warning("%s: no validation split; the best epoch is chosen by the training mIoU "
                     "(optimistic)", ds.path)
+    loss = MaskedLoss(tc.loss.kind, k, ignore_label=ds.ignore_label,
+                      focal_gamma=tc.loss.focal_gamma, dice_weight=tc.loss.dice_weight)
+
+    def compile_stage(stage: int):  # staged: 1 = the head on the frozen encoder, 2 = every weight
+        with scope:
+            metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
+            model.compile(optimizer=keras.optimizers.Adam(_schedule(
+                keras, tc, len(train_stream), stage)), loss=loss, weighted_metrics=[metric],
+                jit_compile=tc.jit_compile)
+        return metric
+
     with scope:
         model = build_model(spec, shape, k, absent, valid_channel)
         pretrained = start_encoder(model, tc, ds, spec)
-        lr = _schedule(keras, tc, len(train_stream))
-        metric = ConfusionMatrix(k, ignore_label=ds.ignore_label, name="miou")
-        model.compile(optimizer=keras.optimizers.Adam(lr),
-                      loss=MaskedLoss(tc.loss.kind, k, ignore_label=ds.ignore_label,
-                                      focal_gamma=tc.loss.focal_gamma,
-                                      dice_weight=tc.loss.dice_weight),
-                      weighted_metrics=[metric], jit_compile=tc.jit_compile)
+    staged = pretrained is not None and tc.pretrain_mode == "staged"
+    if state is not None and state.get("stage") == 2:
+        unfreeze(model, pretrained["layers"])
+    metric = compile_stage(2 if state is not None and state.get("stage") == 2 else 1)
     # two checkpoints (weights and optimizer moments), the bundle, its pictures
     check_space(out.parent, 4 * checkpoint_bytes(model) + 5e6, "writing the checkpoints and the bundle")
     if state is not None:
@@ -394,12 +411,27 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                                  tc=tc, state=state, monitor=monitor, progress=progress)
     t0 = time.monotonic()
     finished = state.get("stopped_early") or state["epochs_done"] >= tc.epochs
+
+    def fit(epochs):
+        loop.total = epochs
+        model.fit(train_stream.keras_dataset(), epochs=epochs, initial_epoch=state["epochs_done"],
+                  validation_data=val_stream.keras_dataset() if has_val else None,
+                  callbacks=[loop, *callbacks], shuffle=False, verbose=0)
+
     with run.kept_on_failure(state, "training"):
-        if not finished:
-            model.fit(train_stream.keras_dataset(), epochs=tc.epochs,
-                      initial_epoch=state["epochs_done"],
-                      validation_data=val_stream.keras_dataset() if has_val else None,
-                      callbacks=[loop, *callbacks], shuffle=False, verbose=0)
+        if state.get("stage", 1) == 1 and not finished:
+            fit(tc.epochs)
+        if staged and state.get("stage", 1) == 1:  # from the best epoch on, every weight trains
+            model.load_weights(partial / "best.weights.h5")
+            unfreeze(model, pretrained["layers"])
+            loop.metric = compile_stage(2)
+            state.update(stage=2, stage2_from=state["epochs_done"], wait=0, stopped_early=None)
+            run.write(state)
+        end = state.get("stage2_from", 0) + tc.finetune_epochs
+        if staged and not (state.get("stopped_early") or state["epochs_done"] >= end):
+            log.info("the encoder trains too from epoch %d, at %g x the learning rate",
+                     state["epochs_done"] + 1, tc.finetune_lr_scale)
+            fit(end)
     seconds = time.monotonic() - t0
 
     # the kept model: the best epoch's weights in a fresh, uncompiled network
@@ -418,9 +450,6 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     return summary
 
 
-MODEL_OVERHEAD = 128 * 2**20  # the backend's graph, weights and optimizer state of a small network
-
-
 def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> dict | None:
     """With ``train.pretrain`` a folder: ``model``'s encoder set to its weights (frozen with
     ``train.pretrain_mode: frozen``), after the checks of
@@ -434,65 +463,11 @@ def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> di
     from landcover.encoder.folder import start_from_encoder
 
     pretrained = start_from_encoder(model, tc.pretrain, ds.attrs, spec,
-                                    frozen=tc.pretrain_mode == "frozen")
+                                    frozen=tc.pretrain_mode in ("frozen", "staged"))
+    pretrained["mode"] = tc.pretrain_mode
     log.info("the %s encoder starts from %s (%s)", spec["architecture"], tc.pretrain,
              pretrained["mode"])
     return pretrained
-
-
-def batch_memory(tc: TrainConfig, shape, chunk: int, *, activations_only: bool = False) -> float:
-    """Estimated bytes of one training step at ``tc.batch_size``: every layer keeps a few tensors
-    of ``filters`` channels per pixel (and per date, for the networks that keep the dates), twice
-    (the gradients); plus, unless ``activations_only``, the shuffle buffer of the input pipeline.
-    A U-Net level ``l`` has ``2**l`` times the filters on a quarter of the pixels of the level
-    above, so its levels add up to about twice the first. Each architecture's ``memory`` factor
-    (:class:`landcover.models.Architecture`) brings the estimate within 0.77-1.90x of the peak
-    measured by ``benchmarks/train_memory.py`` (12 and 47 dates, 30 px, batch 8; the old rule
-    was 57x too high for the U-Net at 47 dates and refused batches that used 1.1 GB)."""
-    t, h, w, f = shape
-    m = tc.model
-    arch = architecture(m.architecture)
-    layers = int(m.layers)
-    if arch.downsamples:  # sum over levels of 2**l channels on 4**-l of the pixels
-        depth = sum(2.0 ** l / 4.0 ** l for l in range(layers))
-    else:
-        depth = layers
-    factor, per_date = arch.memory
-    activations = 12 * int(m.filters) * depth * factor * (t if per_date else 1)
-    need = tc.batch_size * h * w * 4 * (f * t + activations) * 2 + MODEL_OVERHEAD
-    if not activations_only:
-        need += tc.shuffle_chunks * chunk * t * h * w * f * 4 * 2
-    return need
-
-
-def fit_batch_size(tc: TrainConfig, ds: PreparedDataset) -> int:
-    """``train.batch_size``, or the largest half, quarter, ... of it whose step fits in the memory
-    available (:func:`batch_memory`), with a warning; a batch of 1 that does not fit is refused
-    (ConfigError naming ``train.batch_size``)."""
-    import psutil
-
-    available = psutil.virtual_memory().available
-    batch = int(tc.batch_size)
-    while batch > 1 and batch_memory(dataclasses.replace(tc, batch_size=batch), ds.input_shape,
-                                     ds.chunk) > available:
-        batch //= 2
-    need = batch_memory(dataclasses.replace(tc, batch_size=batch), ds.input_shape, ds.chunk)
-    t, h, w, _ = ds.input_shape
-    check_memory(need, f"train.batch_size={batch}",
-                 f"a training batch of {t} dates of {h}x{w} px needs",
-                 "train.shuffle_chunks or train.model.filters")
-    if batch < tc.batch_size:
-        log.warning("train.batch_size=%d: a batch of %d dates of %dx%d px needs about %.1f GB, "
-                    "%.1f GB is available; training with batches of %d instead", tc.batch_size,
-                    t, h, w, batch_memory(tc, ds.input_shape, ds.chunk) / 1e9, available / 1e9,
-                    batch)
-    return batch
-
-
-def checkpoint_bytes(model) -> int:
-    """Bytes of one ``.weights.h5`` checkpoint: the weights and Adam's two moments (float32),
-    with room for HDF5's overhead."""
-    return int(model.count_params() * 4 * 3 * 1.2 + 1e6)
 
 
 def absent_classes(ds: PreparedDataset) -> list[int]:
@@ -505,10 +480,17 @@ def absent_classes(ds: PreparedDataset) -> list[int]:
     return absent
 
 
-def _schedule(keras, tc: TrainConfig, steps_per_epoch: int):
+def _schedule(keras, tc: TrainConfig, steps_per_epoch: int, stage: int = 1):
     """Learning rate: linear warm-up over ``warmup_epochs`` (at most all epochs but the last) from a
     tenth of the rate, then cosine decay to ``lr_floor`` x the rate at the last step (or
-    constant)."""
+    constant). Stage 2 of ``train.pretrain_mode: staged``: ``finetune_lr_scale`` x the rate, cosine
+    over ``finetune_epochs`` without warm-up."""
+    if stage == 2:
+        rate = tc.learning_rate * tc.finetune_lr_scale
+        if tc.schedule != "cosine":
+            return rate
+        return keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=max(1, tc.finetune_epochs * steps_per_epoch), alpha=tc.lr_floor)
     if tc.schedule != "cosine":
         return tc.learning_rate
     warmup = min(tc.warmup_epochs, tc.epochs - 1) * steps_per_epoch  # never the whole run

@@ -157,7 +157,7 @@ def test_a_batch_that_does_not_fit_is_halved_and_one_that_never_fits_is_refused(
 
     from landcover.config import load_config
     from landcover.errors import ConfigError
-    from landcover.network_training import batch_memory, fit_batch_size
+    from landcover.network_memory import batch_memory, fit_batch_size
 
     tc = load_config(None, ["train.batch_size=16", "train.model.architecture=convlstm"]).train
     ds = types.SimpleNamespace(input_shape=(47, 30, 30, 9), chunk=32)
@@ -166,10 +166,10 @@ def test_a_batch_that_does_not_fit_is_halved_and_one_that_never_fits_is_refused(
     assert need_8 < need_16
     fake = types.SimpleNamespace(available=int((need_8 + need_16) / 2))
     monkeypatch.setattr(psutil, "virtual_memory", lambda: fake)
-    import landcover.network_training
+    import landcover.network_memory
 
     said = []
-    monkeypatch.setattr(landcover.network_training.log, "warning", lambda msg, *a: said.append(msg % a))
+    monkeypatch.setattr(landcover.network_memory.log, "warning", lambda msg, *a: said.append(msg % a))
     assert fit_batch_size(tc, ds) == 8
     assert len(said) == 1 and "batches of 8 instead" in said[0]
     fake.available = 10
@@ -187,7 +187,7 @@ def test_the_memory_estimate_no_longer_refuses_what_runs():
     """The 47-date, 30 px, batch 8 case that was refused for 25 GB: unet used 219 MiB there
     (benchmarks/train_memory.py); every architecture's estimate is now under 3 GB."""
     from landcover.config import load_config
-    from landcover.network_training import batch_memory
+    from landcover.network_memory import batch_memory
 
     for arch in ("convlstm", "unet", "unet_convlstm", "ltae", "utae"):
         tc = load_config(None, [f"train.model.architecture={arch}", "train.batch_size=8"]).train

@@ -308,7 +308,7 @@ def test_prepare_and_train_refuse_settings_that_cannot_fit_in_memory(field_serie
                                  str(field_series[1]), "--out", str(tmp_path / "ds.zarr"),
                                  "--set", "prepare.patches.tile_size=4000000"])
     one_line_error(result, 2, "prepare.patches.tile_size=", "lower prepare.patches.tile_size")
-    # a batch too large is halved until it fits (landcover.network_training.fit_batch_size); a network whose
+    # a batch too large is halved until it fits (landcover.network_memory.fit_batch_size); a network whose
     # single patch cannot fit is refused, naming what to lower
     result = runner.invoke(cli, ["-q", "train", str(field_dataset), "--out",
                                  str(tmp_path / "model"), "--set", "train.model.filters=10000000",

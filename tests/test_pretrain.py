@@ -321,6 +321,7 @@ def test_the_head_of_a_frozen_encoder():
     assert units() == 0
     assert units("train.pretrain=/enc") == FROZEN_HEAD_UNITS == 64
     assert units("train.pretrain=/enc", "train.pretrain_mode=finetune") == 0
+    assert units("train.pretrain=/enc", "train.pretrain_mode=staged") == 64
     assert units("train.pretrain=/enc", "train.model.head_units=8") == 8
     assert units("train.model.head_units=0", "train.pretrain=/enc") == 0
 
@@ -368,3 +369,37 @@ def test_the_attention_networks_pretrain_and_start_from_their_encoders(arch, fie
                         attrs["features"].index("valid"))
     info = start_from_encoder(model, tmp_path / "e", attrs, spec)
     assert set(info["layers"]) == set(record["encoder_layers"]) - {"valid_mask"}
+
+
+@pytest.mark.slow
+def test_staged_trains_the_head_then_every_weight(encoder, field_dataset, tmp_path):
+    """train.pretrain_mode staged: the head on the frozen encoder for train.epochs, then every
+    weight at train.finetune_lr_scale x the rate for train.finetune_epochs; the encoder of the kept
+    network is the pretrained one exactly when the kept epoch is of the first stage."""
+    from conftest import TINY_MODEL
+
+    from landcover.bundle import load_bundle, read_metadata
+    from landcover.config import load_config
+    from landcover.encoder.objective import build_pretrain_model
+    from landcover.train import train
+
+    out = tmp_path / "model"
+    train(field_dataset, out, load_config(None, [
+        *TINY_MODEL, "train.epochs=2", "train.pretrain_mode=staged", "train.finetune_epochs=2",
+        "train.finetune_lr_scale=0.1", "train.schedule=constant", "train.learning_rate=0.01",
+        f"train.pretrain={encoder[0]}"]))
+    meta = read_metadata(out)
+    assert meta["training"]["pretrained"]["mode"] == "staged"
+    assert meta["architecture"]["head_units"] == 64
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert [h["learning_rate"] for h in history] == pytest.approx([0.01, 0.01, 0.001, 0.001])
+    attrs = _dataset_inputs(field_dataset)
+    spec = {**load_config(None, TINY).train.model.__dict__}
+    net = build_pretrain_model(spec, (None, 16, 16, len(attrs["features"])), 6, 6)
+    net.load_weights(encoder[0] / "encoder.weights.h5")
+    model, _ = load_bundle(out)
+    same = all(np.array_equal(a, b) for a, b in zip(model.get_layer("convlstm1").get_weights(),
+                                                    net.get_layer("convlstm1").get_weights()))
+    best = meta["training"]["best_epoch"]
+    assert same == (best <= 2), (best, same)

@@ -442,8 +442,15 @@ class TrainConfig:
     pretrain_mode: str = setting(
         "frozen", "with train.pretrain: frozen (the pretrained encoder is kept, only the head "
         "trains: 2 points of macro F1 above finetune and the network from scratch on maipo "
-        "3 % and 10 %, docs/training.md) or finetune (every weight trains)",
-        choices=("frozen", "finetune"))
+        "3 % and 10 %, docs/training.md), finetune (every weight trains) or staged (frozen, "
+        "then every weight for train.finetune_epochs at train.finetune_lr_scale x the rate)",
+        choices=("frozen", "finetune", "staged"))
+    finetune_epochs: int = setting(
+        10, "train.pretrain_mode staged: epochs of the second stage, after the head trained on "
+        "the frozen encoder; its best epoch is kept only where it scores better", at_least(1))
+    finetune_lr_scale: float = setting(
+        0.1, "train.pretrain_mode staged: the second stage's learning rate as a fraction of "
+        "train.learning_rate (cosine decay from there, no warm-up)", within(0, 1, "(]"))
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,16 @@ def with_head(tc):
 
     if tc.model.head_units is not None:
         return tc
-    frozen = tc.pretrain not in (None, "", "none") and tc.pretrain_mode == "frozen"
+    frozen = tc.pretrain not in (None, "", "none") and tc.pretrain_mode in ("frozen", "staged")
     return dataclasses.replace(tc, model=dataclasses.replace(
         tc.model, head_units=FROZEN_HEAD_UNITS if frozen else 0))
+
+
+def unfreeze(model, layers) -> None:
+    """The second stage of ``train.pretrain_mode: staged``: the encoder ``layers`` (names, as
+    :func:`start_from_encoder` returns them) of ``model`` trainable again (compile after)."""
+    for name in layers:
+        model.get_layer(name).trainable = True
 
 
 def read_encoder(path: str | Path) -> dict:

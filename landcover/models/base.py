@@ -63,7 +63,7 @@ class Architecture:
     streams: Callable[[Mapping], bool] | None = None
     pixel: bool = False
     memory: tuple[float, bool] = (1.0, True)
-    """``(factor, per_date)`` of the training-memory estimate (``landcover.network_training.batch_memory``):
+    """``(factor, per_date)`` of the training-memory estimate (``landcover.network_memory.batch_memory``):
     its activations times ``factor``; ``per_date`` False where the dates are stacked as
     channels (the activations do not grow with them). Measured in
     ``benchmarks/train_memory.py``."""

@@ -147,7 +147,8 @@ def pretrain(scenes, out: str | Path, cfg: Config, *, overwrite: bool = False,
 def _train(windows, spec: dict, cfg: Config, run: PartialRun, outputs: OutputSet, *,
            resume: bool, progress, callbacks, sample_seconds: float) -> dict:
     from landcover.models import valid_channel_of
-    from landcover.network_training import checkpoint_bytes, restore
+    from landcover.network_memory import checkpoint_bytes
+    from landcover.network_training import restore
     from landcover.progress import Stage, message, reporter
     from landcover.runtime import import_keras, reseed, versions
 
