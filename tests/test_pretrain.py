@@ -403,3 +403,27 @@ def test_staged_trains_the_head_then_every_weight(encoder, field_dataset, tmp_pa
                                                     net.get_layer("convlstm1").get_weights()))
     best = meta["training"]["best_epoch"]
     assert same == (best <= 2), (best, same)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cut", [2, 3])
+def test_staged_training_resumes_to_the_same_weights(encoder, field_dataset, tmp_path, cut):
+    """Cut after the first stage's last epoch (2) or inside the second stage (3)."""
+    from conftest import TINY_MODEL
+    from test_train import Interrupt
+
+    from landcover.bundle import load_bundle
+    from landcover.config import load_config
+    from landcover.train import train
+
+    cfg = load_config(None, [*TINY_MODEL, "train.epochs=2", "train.pretrain_mode=staged",
+                             "train.finetune_epochs=2", f"train.pretrain={encoder[0]}"])
+    whole = train(field_dataset, tmp_path / "whole", cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(field_dataset, tmp_path / "cut", cfg, progress=False, callbacks=[Interrupt(cut)])
+    resumed = train(field_dataset, tmp_path / "cut", cfg, resume=True, progress=False)
+    assert resumed["metrics"] == whole["metrics"]
+    m1, _ = load_bundle(tmp_path / "whole")
+    m2, _ = load_bundle(tmp_path / "cut")
+    for u, v in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(u, v)
