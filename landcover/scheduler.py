@@ -96,10 +96,26 @@ def compute(*collections, label: str = "Working", show=None, unit: str = "tasks"
         if report is not None:
             _poll(futures, label, report, unit)
         return tuple(client.gather(futures))
+    get = local_get(dask.config.get("scheduler", None))
     if report is None:
-        return dask.compute(*collections)
+        return dask.compute(*collections, scheduler=get)
     with _task_callback(label, report, unit):
-        return dask.compute(*collections)
+        return dask.compute(*collections, scheduler=get)
+
+
+def local_get(name):
+    """The function of a local dask scheduler named in dask's config (``threads``, the default, or
+    ``synchronous``; a function as it is). Given by name, dask would import ``distributed`` (when
+    installed) to look for a client: 1.4 s of CPU, 3.4 s of wall time under load, for a small map
+    that needs none."""
+    import dask.local
+    import dask.threaded
+
+    if callable(name):
+        return name
+    if name in ("synchronous", "sync", "single-threaded"):
+        return dask.local.get_sync
+    return dask.threaded.get
 
 
 def _poll(futures, label: str, report, unit: str = "tasks") -> None:

@@ -154,3 +154,21 @@ def test_quiet_draws_nothing_and_stderr_only_otherwise(runner, scenes_dir):
     assert "Reading QA" not in loud.stdout
     quiet = runner.invoke(cli, ["-q", "info", str(scenes_dir)])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_local_work_does_not_import_distributed():
+    """Naming dask's local scheduler by its name makes dask import ``distributed`` (to look for a
+    client): seconds a small map does not need. ``compute`` hands dask the function instead."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dask, dask.array as da\n"
+            "from landcover.scheduler import compute, use_scheduler\n"
+            "for name in ('threads', 'synchronous'):\n"
+            "    with use_scheduler(name):\n"
+            "        assert compute(da.ones(4, chunks=2).sum())[0] == 4\n"
+            "print('distributed' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
