@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     done = {(r["set"], r["share"], r["seed"], r["model"]) for r in results}
     encoders = {}
     for s in sets:
-        if any("pretrained" in m or m == "finetune" for m in models):
+        if any("{encoder}" in a for m in models for a in MODELS[m]):
             t0 = time.monotonic()
             path, record = encoder_for(s, work, args.extra)
             t = record["training"]
