@@ -234,18 +234,18 @@ def pick(candidates: list[dict], results: dict | None = None) -> tuple[dict, str
 PRETRAINED = "+pretrained"  # the pretrained network's candidate name: the architecture's and this
 
 
-def _network_configs(cfg, network: str):
+def _network_configs(ds, cfg, network: str):
     """``[(candidate name, config)]`` of the networks ``auto`` tries: the default network from
     scratch and, with ``train.pretrain`` a folder, the same network started from it."""
-    from landcover.encoder.folder import with_head
+    from landcover.encoder.folder import train_pixels, with_head
 
-    tc = cfg.train
+    tc, pixels = cfg.train, train_pixels(ds)
     model = dataclasses.replace(tc.model, architecture=network)
     out = [(network, dataclasses.replace(cfg, train=with_head(dataclasses.replace(
-        tc, model=model, pretrain="none"))))]
+        tc, model=model, pretrain="none"), pixels)))]
     if tc.pretrain not in (None, "", "none"):
         out.append((network + PRETRAINED, dataclasses.replace(cfg, train=with_head(
-            dataclasses.replace(tc, model=model)))))
+            dataclasses.replace(tc, model=model), pixels))))
     return out
 
 
@@ -280,7 +280,7 @@ def train_auto(ds, outputs, cfg, *, resume: bool, progress, callbacks) -> dict:
     method, val_size = choose_estimate(ds, tc.estimate)
     weighted = bool(tc.loss.class_weights)
     network, kinds = default_architecture(), pixel_architectures()
-    networks = _network_configs(cfg, network)
+    networks = _network_configs(ds, cfg, network)
     t0 = time.monotonic()
     if report is not None:
         message(report, f"auto: {method} estimate (validation split: {val_size['pixels']:,d} px "

@@ -32,7 +32,7 @@ import numpy as np
 from landcover.bundle import writer
 from landcover.config import Config, TrainConfig
 from landcover.dataset import PreparedDataset
-from landcover.encoder.folder import unfreeze
+from landcover.encoder.folder import train_pixels, unfreeze, with_head
 from landcover.errors import DatasetError, ModelError, ResumeError
 from landcover.models import (
     check_patch,
@@ -333,7 +333,8 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                   progress, callbacks: Sequence) -> dict:
     """Train the network of ``cfg.train.model`` and write its bundle through ``outputs`` (held
     under the output lock)."""
-    out, tc = outputs.main, cfg.train
+    tc = with_head(cfg.train, train_pixels(ds))  # as landcover.train.train does, for any caller
+    out, cfg = outputs.main, dataclasses.replace(cfg, train=tc)
     batch = fit_batch_size(tc, ds)
     if batch != tc.batch_size:  # the bundle records the batch that ran, and why
         tc = dataclasses.replace(tc, batch_size=batch)
@@ -457,8 +458,8 @@ def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> di
     ``auto`` is resolved to a folder before training (:func:`landcover.train.train`)."""
     if tc.pretrain in (None, "", "none"):
         return None
-    if tc.pretrain == "auto":
-        raise ModelError("train.pretrain: auto must be resolved to an encoder folder before "
+    if tc.pretrain == "auto" or tc.pretrain_mode == "auto":
+        raise ModelError("train.pretrain and train.pretrain_mode: auto must be resolved before "
                          "the network is built (landcover.train.train does it)")
     from landcover.encoder.folder import start_from_encoder
 

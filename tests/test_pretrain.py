@@ -265,6 +265,7 @@ def test_a_bundle_trained_from_an_encoder_records_it(encoder, field_dataset, tmp
 
     out = tmp_path / "model"
     train(field_dataset, out, load_config(None, [*TINY_MODEL, "train.epochs=1",
+                                                 "train.pretrain_mode=frozen",
                                                  f"train.pretrain={encoder[0]}"]))
     meta = read_metadata(out)
     assert meta["architecture"]["head_units"] == 64  # null: a small head on a frozen encoder
@@ -324,6 +325,20 @@ def test_the_head_of_a_frozen_encoder():
     assert units("train.pretrain=/enc", "train.pretrain_mode=staged") == 64
     assert units("train.pretrain=/enc", "train.model.head_units=8") == 8
     assert units("train.model.head_units=0", "train.pretrain=/enc") == 0
+
+
+def test_auto_fine_tunes_the_encoder_only_with_many_labels():
+    from landcover.config import load_config
+    from landcover.encoder.folder import FINETUNE_FROM_PIXELS, with_head
+
+    tc = load_config(None, ["train.pretrain=/enc"]).train
+    assert tc.pretrain_mode == "auto"
+    few = with_head(tc, FINETUNE_FROM_PIXELS - 1)
+    many = with_head(tc, FINETUNE_FROM_PIXELS)
+    assert (few.pretrain_mode, few.model.head_units) == ("frozen", 64)
+    assert (many.pretrain_mode, many.model.head_units) == ("finetune", 0)
+    fixed = load_config(None, ["train.pretrain=/enc", "train.pretrain_mode=frozen"]).train
+    assert with_head(fixed, 10**6).pretrain_mode == "frozen"
 
 
 def test_pretraining_that_would_not_fit_in_memory_is_refused_before_reading(field_series,

@@ -440,11 +440,11 @@ class TrainConfig:
         "settings, kept beside the dataset and reused); with architecture auto the pretrained "
         "network is one more candidate (docs/training.md)", path=True)
     pretrain_mode: str = setting(
-        "frozen", "with train.pretrain: frozen (the pretrained encoder is kept, only the head "
-        "trains: 2 points of macro F1 above finetune and the network from scratch on maipo "
-        "3 % and 10 %, docs/training.md), finetune (every weight trains) or staged (frozen, "
-        "then every weight for train.finetune_epochs at train.finetune_lr_scale x the rate)",
-        choices=("frozen", "finetune", "staged"))
+        "auto", "with train.pretrain: frozen (the pretrained encoder is kept, only the head "
+        "trains), finetune (every weight trains), staged (frozen, then every weight for "
+        "train.finetune_epochs at train.finetune_lr_scale x the rate) or auto (finetune from "
+        "3,000 labelled training pixels on, else frozen: measured on maipo, docs/training.md)",
+        choices=("auto", "frozen", "finetune", "staged"))
     finetune_epochs: int = setting(
         10, "train.pretrain_mode staged: epochs of the second stage, after the head trained on "
         "the frozen encoder; its best epoch is kept only where it scores better", at_least(1))
