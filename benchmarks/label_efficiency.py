@@ -160,6 +160,8 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    from landcover.encoder.folder import FINETUNE_FROM_PIXELS
+
     sets = sorted({r["set"] for r in results})
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False)
     for ax, s in zip(axes[0], sets):
@@ -174,13 +176,16 @@ def plot(results: list[dict], path: Path) -> None:
             hi = [max(r["macro_f1"] for r in rs if r["share"] == sh) for sh in shares]
             ax.plot(px, f1, marker="o", label=m)
             ax.fill_between(px, lo, hi, alpha=0.15)
+        ax.axvline(FINETUNE_FROM_PIXELS, color="grey", linestyle=":", linewidth=1)
+        ax.annotate("pretrain_mode auto:\nfrozen | finetune", (FINETUNE_FROM_PIXELS, 0.02),
+                    xycoords=("data", "axes fraction"), ha="center", fontsize=8, color="grey")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("labelled training pixels")
         ax.set_ylabel("test macro F1 (mean over seeds; band: min-max)")
         ax.set_title(s)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
