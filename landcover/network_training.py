@@ -453,9 +453,9 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
 
 def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> dict | None:
     """With ``train.pretrain`` a folder: ``model``'s encoder set to its weights (frozen with
-    ``train.pretrain_mode: frozen``), after the checks of
+    ``train.pretrain_mode`` frozen or staged), after the checks of
     :func:`landcover.encoder.folder.check_encoder`; returns the provenance the bundle records.
-    ``auto`` is resolved to a folder before training (:func:`landcover.train.train`)."""
+    ``auto`` (of either key) is resolved before training (:func:`landcover.train.train`)."""
     if tc.pretrain in (None, "", "none"):
         return None
     if tc.pretrain == "auto" or tc.pretrain_mode == "auto":
