@@ -194,6 +194,7 @@ def test_cli_missing_dataset_and_missing_folder(runner, tmp_path, field_dataset)
 
 
 # ------------------------------------------------------------- defaults that hold on small data
+@pytest.mark.slow  # 9 s: the default run stays about 4 minutes on 2 cores
 def test_default_normalisation_scores_alike_in_inference_and_training_mode(field_dataset,
                                                                            tmp_path):
     """About a hundred 16 px patches, the default model (layer normalisation): the kept weights
