@@ -248,7 +248,6 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
     :data:`PROJECT_AFTER` batches of the first epoch and after it. ``stats`` receives
     ``batches``: the training batches run."""
     keras = import_keras()
-    from landcover.losses import MaskedLoss
     from landcover.models import build_model
     from landcover.pipeline import PatchStream
 
@@ -269,8 +268,7 @@ def fit_fold_network(ds: PreparedDataset, cfg: Config, exclude_groups, *, progre
         model = build_model(spec, model_input_shape(spec, t, h, w, f), ds.num_classes, [],
                             valid_channel_of(ds.attrs))
         pretrained = start_encoder(model, tc, ds, spec)
-        loss = MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
-                          focal_gamma=tc.loss.focal_gamma, dice_weight=tc.loss.dice_weight)
+        loss = _masked_loss(tc, ds)
         model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, tc, len(stream))),
                       loss=loss, jit_compile=tc.jit_compile)
     staged = pretrained is not None and tc.pretrain_mode == "staged"
@@ -333,7 +331,8 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                   progress, callbacks: Sequence) -> dict:
     """Train the network of ``cfg.train.model`` and write its bundle through ``outputs`` (held
     under the output lock)."""
-    tc = with_head(cfg.train, train_pixels(ds))  # as landcover.train.train does, for any caller
+    # train.pretrain_mode auto and train.model.head_units null resolved (auto's candidates come so)
+    tc = with_head(cfg.train, train_pixels(ds))
     out, cfg = outputs.main, dataclasses.replace(cfg, train=tc)
     batch = fit_batch_size(tc, ds)
     if batch != tc.batch_size:  # the bundle records the batch that ran, and why
@@ -352,7 +351,6 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
         run.clear()
 
     keras = import_keras()
-    from landcover.losses import MaskedLoss
     from landcover.metrics import ConfusionMatrix
     from landcover.models import build_model
     from landcover.pipeline import PatchStream
@@ -380,8 +378,7 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
     if not has_val:
         log.warning("%s: no validation split; the best epoch is chosen by the training mIoU "
                     "(optimistic)", ds.path)
-    loss = MaskedLoss(tc.loss.kind, k, ignore_label=ds.ignore_label,
-                      focal_gamma=tc.loss.focal_gamma, dice_weight=tc.loss.dice_weight)
+    loss = _masked_loss(tc, ds)
 
     def compile_stage(stage: int):  # staged: 1 = the head on the frozen encoder, 2 = every weight
         with scope:
@@ -395,9 +392,10 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
         model = build_model(spec, shape, k, absent, valid_channel)
         pretrained = start_encoder(model, tc, ds, spec)
     staged = pretrained is not None and tc.pretrain_mode == "staged"
-    if state is not None and state.get("stage") == 2:
+    resumed_stage = state.get("stage", 1) if state is not None else 1
+    if resumed_stage == 2:
         unfreeze(model, pretrained["layers"])
-    metric = compile_stage(2 if state is not None and state.get("stage") == 2 else 1)
+    metric = compile_stage(resumed_stage)
     # two checkpoints (weights and optimizer moments), the bundle, its pictures
     check_space(out.parent, 4 * checkpoint_bytes(model) + 5e6, "writing the checkpoints and the bundle")
     if state is not None:
@@ -449,6 +447,14 @@ def train_network(ds: PreparedDataset, outputs: OutputSet, cfg: Config, *, resum
                                           seconds, extra)
     remove(partial)
     return summary
+
+
+def _masked_loss(tc: TrainConfig, ds: PreparedDataset):
+    """The masked, weighted loss every network training compiles with (``train.loss``)."""
+    from landcover.losses import MaskedLoss
+
+    return MaskedLoss(tc.loss.kind, ds.num_classes, ignore_label=ds.ignore_label,
+                      focal_gamma=tc.loss.focal_gamma, dice_weight=tc.loss.dice_weight)
 
 
 def start_encoder(model, tc: TrainConfig, ds: PreparedDataset, spec: dict) -> dict | None:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from landcover.config import Config
 from landcover.dataset import open_dataset, verify_checksums
-from landcover.encoder.folder import train_pixels, with_head
 from landcover.errors import ResumeError
 from landcover.models import architecture
 from landcover.network_training import STATE_FILE, check_dataset, train_network
@@ -43,8 +42,6 @@ def train(dataset: str | Path, out: str | Path, cfg: Config, *, overwrite: bool 
     ds = open_dataset(dataset)
     cfg = resolve_pretrain(ds, cfg, progress)
     name = cfg.train.model.architecture
-    if name != "auto":  # auto resolves it for each of its networks
-        cfg = dataclasses.replace(cfg, train=with_head(cfg.train, train_pixels(ds)))
     partial = PartialRun(out, STATE_FILE)
     if resume and not partial.exists():  # before any work, for every model
         raise ResumeError(f"no interrupted run of {out} to continue (looked for {partial.path})")
