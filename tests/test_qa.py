@@ -89,3 +89,23 @@ def test_code_masks_and_flags_a_layer_cannot_express():
 def test_unknown_flag_is_a_config_error():
     with pytest.raises(ConfigError, match="scenes.mask.invalid_flags: unknown flag 'clouds'"):
         qa.validate_flags(["cloud", "clouds"])
+
+
+def test_integer_bands_are_looked_up_with_the_same_result_for_every_value():
+    """A uint16 or uint8 band is decoded through a table of all its values: every value gives
+    what the bit layout says (checked here by plain bit arithmetic, not through qa)."""
+    v = np.arange(65536, dtype=np.uint16)
+    w = v.astype(np.int64)
+    got = qa.invalid_mask("qa_pixel", v.reshape(256, 256), qa.DEFAULT_INVALID_FLAGS)
+    assert got.shape == (256, 256) and got.dtype == bool
+    np.testing.assert_array_equal(got.ravel(), (w & 0b11111) != 0)  # fill, dilated, cirrus,
+    # cloud, shadow: bits 0-4
+    snow = qa.invalid_mask("qa_pixel", v, ("snow", "cloud_confidence_medium"))
+    np.testing.assert_array_equal(snow, ((w >> 5) & 1 == 1) | ((w >> 8) & 3 >= 2))
+    c1 = qa.invalid_mask("bqa_c1", v, ("fill", "cloud", "cloud_shadow"))
+    np.testing.assert_array_equal(c1, (w & 1 == 1) | ((w >> 4) & 1 == 1) | ((w >> 7) & 3 == 3))
+    codes = {"cloud": [4], "fill": [255], "cloud_shadow": [2, 3]}
+    u8 = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(qa.invalid_mask("codes", u8, qa.DEFAULT_INVALID_FLAGS, codes),
+                                  np.isin(u8, [2, 3, 4, 255]))
+    assert not qa.invalid_mask("codes", u8, ("snow",), codes).any()  # a flag it cannot express
