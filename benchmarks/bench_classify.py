@@ -28,8 +28,12 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
 2. **Memory as scenes and series grow**: peak RSS of ``classify`` on 1024^2 and 4096^2 px
    (``--memory-sizes``) at ``--dates`` dates, and on 1024^2 px at twice the dates; ratios.
 
-End to end and the bare model run alternately ``--repeats`` times (default 2) and the fastest run
-of each counts; every run's seconds and the ratio of each pair are printed too (the machine's speed
+   * *importing the backend*: ``import keras`` in a fresh process (the backend's import, which
+     the end-to-end run pays once whatever the scene's size, measured apart as for issue 27's small
+     map), and the end-to-end ratio without it.
+
+End to end, the bare model and the import run alternately ``--repeats`` times (default 2) and the
+fastest run of each counts; every run's seconds and the ratio of each pair are printed too (the machine's speed
 drifts by a few per cent between runs). The last line is ``ratio end-to-end / bare-model: X.XX``;
 with ``--json``, one JSON object follows it: ``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s``
 (null with ``--skip-rf``), their ratios, the seconds of each run, the precision, the machine and
@@ -176,6 +180,15 @@ def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) ->
             "pixels": H * W, "precision": precision}
 
 
+def job_import() -> dict:
+    """Importing the backend (what every classify pays once before its first model call)."""
+    t0 = time.perf_counter()
+    from landcover.runtime import import_keras
+
+    import_keras()
+    return {"seconds": time.perf_counter() - t0}
+
+
 def job_rf(folder: Path, model_dir: Path, out: Path, labels_map: Path) -> dict:
     """A per-pixel random forest, end to end (read the stack, predict every pixel, write)."""
     import rasterio
@@ -213,6 +226,7 @@ def child(mode: str, folder: Path, model: Path, out: Path, sets: list[str]) -> N
             "previous": lambda: job_landcover(folder, model, out, []),  # the tree on PYTHONPATH
             "bare": lambda: job_bare(folder, model, out),
             "bare_trained": lambda: job_bare(folder, model, out, trained=True),
+            "import": job_import,
             "rf": lambda: job_rf(folder, model, out, Path(sets[0]))}
     result = jobs[mode]()
     result["peak_mib"] = peak_rss_mib()
@@ -287,12 +301,15 @@ def main() -> None:
     f, model = folders[size, dates], models[dates]
     # end to end and bare model alternately, --repeats times each; the fastest run of each
     # counts (the machine's speed drifts by a few per cent between runs)
-    lcs, bares = [], []
+    lcs, bares, imports = [], [], []
     for _ in range(max(1, args.repeats)):
         lcs.append(run_child("landcover", f, model, out / f"lc{size}.tif"))
         bares.append(run_child("bare", f, model, out / f"bare{size}.tif"))
+        imports.append(run_child("import", f, model, out))
     lc = min(lcs, key=lambda r: r["seconds"])
     bare = min(bares, key=lambda r: r["seconds"])
+    t_import = min(r["seconds"] for r in imports)
+    beyond = bare["seconds"] / (lc["seconds"] - t_import) * lc["pixels"] / bare["pixels"]
     px_lc, px_bare = lc["pixels"] / lc["seconds"], bare["pixels"] / bare["seconds"]
     trained = run_child("bare_trained", f, model, out / f"bare{size}.tif")
     rows = [("landcover classify, end to end", lc, (f"{lc['windows']:,d} x {lc['window']}^2 "
@@ -354,6 +371,8 @@ def main() -> None:
               f"{mem[large, dates]['peak_mib'] / mem[small, dates]['peak_mib']:.2f}x; "
               f"{2 * dates} / {dates} dates at {small}^2: "
               f"{mem[small, 2 * dates]['peak_mib'] / mem[small, dates]['peak_mib']:.2f}x")
+    print(f"importing the backend (fresh process, fastest of {len(imports)}): {t_import:.1f} s; "
+          f"end to end beyond it {lc['seconds'] - t_import:.1f} s, / bare model: {beyond:.2f}")
     print(f"\nratio end-to-end / bare-model: {px_lc / px_bare:.2f}")
     if args.json:
         px_rf = None if args.skip_rf else rf["pixels"] / rf["seconds"]
@@ -364,9 +383,11 @@ def main() -> None:
             "end_to_end_px_s": round(px_lc), "bare_px_s": round(px_bare),
             "forest_px_s": None if px_rf is None else round(px_rf),
             "end_to_end_over_bare": round(px_lc / px_bare, 3),
+            "import_s": round(t_import, 2), "end_to_end_beyond_import_over_bare": round(beyond, 3),
             "end_to_end_over_forest": None if px_rf is None else round(px_lc / px_rf, 3),
             "seconds": {"end_to_end": [r["seconds"] for r in lcs],
                         "bare": [r["seconds"] for r in bares],
+                        "import": [r["seconds"] for r in imports],
                         "forest": None if px_rf is None else rf["seconds"]},
             "peak_mib": {"end_to_end": lc["peak_mib"], "bare": bare["peak_mib"]},
             "load_average": {"start": [round(v, 2) for v in load_start],
