@@ -32,7 +32,7 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
      the end-to-end run pays once whatever the scene's size, measured apart as for issue 27's small
      map), and the end-to-end ratio without it.
 
-End to end, the bare model and the import run alternately ``--repeats`` times (default 2) and the
+End to end, the bare model, the import and the forest run alternately ``--repeats`` times (default 2) and the
 fastest run of each counts; every run's seconds and the ratio of each pair are printed too (the machine's speed
 drifts by a few per cent between runs). The last line is ``ratio end-to-end / bare-model: X.XX``;
 with ``--json``, one JSON object follows it: ``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s``
@@ -301,11 +301,13 @@ def main() -> None:
     f, model = folders[size, dates], models[dates]
     # end to end and bare model alternately, --repeats times each; the fastest run of each
     # counts (the machine's speed drifts by a few per cent between runs)
-    lcs, bares, imports = [], [], []
+    lcs, bares, imports, rfs = [], [], [], []
     for _ in range(max(1, args.repeats)):
         lcs.append(run_child("landcover", f, model, out / f"lc{size}.tif"))
         bares.append(run_child("bare", f, model, out / f"bare{size}.tif"))
         imports.append(run_child("import", f, model, out))
+        if not args.skip_rf:  # labelled by landcover's map
+            rfs.append(run_child("rf", f, model, out / f"rf{size}.tif", str(out / f"lc{size}.tif")))
     lc = min(lcs, key=lambda r: r["seconds"])
     bare = min(bares, key=lambda r: r["seconds"])
     t_import = min(r["seconds"] for r in imports)
@@ -322,7 +324,7 @@ def main() -> None:
             ("bare model, the Keras network as trained", trained,
              f"the same windows, {trained['precision']} (one run; for comparison)")]
     if not args.skip_rf:
-        rf = run_child("rf", f, model, out / f"rf{size}.tif", str(out / f"lc{size}.tif"))
+        rf = min(rfs, key=lambda r: r["seconds"])
         rows.append(("random forest per pixel, end to end", rf, "100 trees, 72 values"))
     if args.previous:
         prev = run_child("previous", f, model, out / f"prev{size}.tif", tree=args.previous)
@@ -338,8 +340,9 @@ def main() -> None:
         t_lc = ", ".join(f"{r['seconds']:.1f}" for r in lcs)
         t_bare = ", ".join(f"{r['seconds']:.1f}" for r in bares)
         pairs = ", ".join(f"{b['seconds'] / a['seconds']:.2f}" for a, b in zip(lcs, bares))
+        t_rf = "" if not rfs else "; forest " + ", ".join(f"{r['seconds']:.1f}" for r in rfs)
         print(f"\n{len(lcs)} runs each, alternately; the table has the fastest of each. Seconds: "
-              f"landcover {t_lc}; bare model {t_bare}; ratio of each pair {pairs}")
+              f"landcover {t_lc}; bare model {t_bare}{t_rf}; ratio of each pair {pairs}")
     print(f"\nmodel throughput: bare {bare['windows'] * bare['window'] ** 2 / bare['seconds']:,.0f}"
           f" window px/s; landcover {lc['windows'] * lc['window'] ** 2 / lc['seconds']:,.0f} window"
           " px/s")
@@ -388,7 +391,7 @@ def main() -> None:
             "seconds": {"end_to_end": [r["seconds"] for r in lcs],
                         "bare": [r["seconds"] for r in bares],
                         "import": [r["seconds"] for r in imports],
-                        "forest": None if px_rf is None else rf["seconds"]},
+                        "forest": [r["seconds"] for r in rfs] or None},
             "peak_mib": {"end_to_end": lc["peak_mib"], "bare": bare["peak_mib"]},
             "load_average": {"start": [round(v, 2) for v in load_start],
                              "end": [round(v, 2) for v in os.getloadavg()]}}))
