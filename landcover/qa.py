@@ -4,7 +4,7 @@ Every function here is plain vectorised array code (``&``, ``>>``, ``==``, ``|``
 on NumPy arrays, dask arrays and xarray objects. Masks are boolean with ``True`` = the flag is set
 (for :func:`invalid_mask`: ``True`` = the pixel must not be used). :func:`invalid_mask` of a NumPy
 uint8 or uint16 band looks each pixel up in a table of every value the band can hold, decoded once
-by the same code (a quarter of the time on a 2-core CPU).
+by the same code: 2.7 ms against 6.5-7.2 ms for a 920 px square on a 2-core Xeon.
 
 Bit layouts (USGS Landsat 8-9 C2 L2 Science Product Guide; Landsat 4-7 guide for C2; the C1 guide for BQA):
 
