@@ -22,8 +22,7 @@ from landcover.cli.progress import bars_for
               help="Bayesian spatial smoothing of the probabilities before the map (removes "
                    "isolated pixels); same as --set classify.smooth.enabled=true, tuned by "
                    "classify.smooth.*.")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same --out from its finished blocks.")
+@options.resume_opt("its finished blocks")
 @options.scheduler_opt
 @options.run_options
 def classify(ctx: click.Context, scenes, model, out, probabilities, smooth, resume, scheduler,

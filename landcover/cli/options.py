@@ -8,6 +8,7 @@ option              meaning                                used by
 ``--json``          machine-readable output on stdout      every command
 ``--overwrite``     replace an existing output             prepare, train, classify, evaluate
 ``--scheduler``     threads, synchronous, local:N, tcp://  prepare, classify
+``--resume``        continue an interrupted run of --out   pretrain, train, classify
 ==================  =====================================  ==========================
 """
 
@@ -34,6 +35,13 @@ scheduler_opt = click.option(
     "--scheduler", default="threads", show_default=True, metavar="SPEC",
     help="Dask scheduler: threads, synchronous, local:N (a LocalCluster of N worker processes) or "
          "tcp://HOST:PORT (an existing cluster that sees the same paths).")
+
+
+def resume_opt(done: str):
+    """``--resume``: continue an interrupted run of the same ``--out`` from ``done`` (what the
+    command keeps of a run: its last finished epoch, its finished blocks)."""
+    return click.option("--resume", is_flag=True,
+                        help=f"Continue an interrupted run of the same --out from {done}.")
 
 
 def run_options(f):

@@ -14,8 +14,7 @@ from landcover.cli.progress import bars_for
 @options.scenes_arg
 @click.option("--out", "out", required=True, type=click.Path(path_type=str),
               help="Encoder folder to write (encoder.json and encoder.weights.h5).")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same --out from its last finished epoch.")
+@options.resume_opt("its last finished epoch")
 @options.run_options
 def pretrain(ctx: click.Context, scenes, out, resume, overwrite, as_json, config_path,
              overrides) -> None:

@@ -15,8 +15,7 @@ from landcover.cli.progress import bars_for
 @click.argument("dataset", type=click.Path(path_type=str))
 @click.option("--out", "out", required=True, type=click.Path(path_type=str),
               help="Model bundle folder to write.")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same --out from its last finished epoch.")
+@options.resume_opt("its last finished epoch")
 @options.run_options
 def train(ctx: click.Context, dataset, out, resume, overwrite, as_json, config_path,
           overrides) -> None:
