@@ -31,6 +31,27 @@ SOUTH = "LC08_L2SP_193027_20230712_20230721_02_T1"
 MISALIGNED = "misaligned/LC09_L2SP_193026_20230704_20230713_02_T1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _precision_cache(tmp_path_factory):
+    """The tests neither read nor write the user's measurement of ``classify.precision: auto``
+    (``~/.cache/landcover/precision.json``): they keep it in a folder of their own, which says
+    float32 for this machine, so every classification of the tests computes alike on any CPU.
+    bfloat16 is tested where a test asks for it; the measurement in tests/test_precision.py with
+    caches of its own."""
+    import json
+
+    from landcover.precision import CACHE_FORMAT, machine_key
+
+    root = tmp_path_factory.mktemp("landcover-cache")
+    (root / "precision.json").write_text(json.dumps(
+        {"format": CACHE_FORMAT, "key": machine_key(), "precision": "float32", "seconds": {},
+         "measured": "not measured: tests/conftest.py"}))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LANDCOVER_CACHE_DIR", str(root))
+    yield root
+    patch.undo()
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
