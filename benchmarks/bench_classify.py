@@ -24,20 +24,21 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
    * *previous default* (``--previous DIR``: a landcover source tree, e.g. the commit before the
      tiling changed, unpacked with ``git archive``): its ``classify`` with its defaults; its time,
      peak memory and the share of pixels where its map differs from landcover's.
-
-2. **Memory as scenes and series grow**: peak RSS of ``classify`` on 1024^2 and 4096^2 px
-   (``--memory-sizes``) at ``--dates`` dates, and on 1024^2 px at twice the dates; ratios.
-
    * *importing the backend*: ``import keras`` in a fresh process (the backend's import, which
      the end-to-end run pays once whatever the scene's size, measured apart as for issue 27's small
      map), and the end-to-end ratio without it.
 
-End to end, the bare model, the import and the forest run alternately ``--repeats`` times (default 2) and the
-fastest run of each counts; every run's seconds and the ratio of each pair are printed too (the machine's speed
-drifts by a few per cent between runs). The last line is ``ratio end-to-end / bare-model: X.XX``;
-with ``--json``, one JSON object follows it: ``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s``
-(null with ``--skip-rf``), their ratios, the seconds of each run, the precision, the machine and
-its load average at the start and the end (other work on a shared machine slows every figure).
+2. **Memory as scenes and series grow**: peak RSS of ``classify`` on 1024^2 and 4096^2 px
+   (``--memory-sizes``) at ``--dates`` dates, and on 1024^2 px at twice the dates; ratios.
+
+End to end, the bare model, the import and the forest run alternately ``--repeats`` times
+(default 2) and the fastest run of each counts; every run's seconds and the ratio of each pair are
+printed too (the machine's speed drifts by a few per cent between runs). The last line is
+``ratio end-to-end / bare-model: X.XX``; with ``--json``, one JSON object follows it:
+``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s`` (null with ``--skip-rf``), their ratios,
+``import_s`` and ``end_to_end_beyond_import_over_bare``, the seconds of each run, the precision,
+the machine and its load average at the start and the end (other work on a shared machine slows
+every figure).
 Issue 27's CPU criteria: end to end at least 0.8 of the bare model, and at least the forest.
 
 Run:  python benchmarks/bench_classify.py [--size 2048] [--dates 12] [--memory-sizes 1024 4096]
@@ -299,8 +300,8 @@ def main() -> None:
 
     size, dates = args.size, args.dates
     f, model = folders[size, dates], models[dates]
-    # end to end and bare model alternately, --repeats times each; the fastest run of each
-    # counts (the machine's speed drifts by a few per cent between runs)
+    # end to end, bare model, import and forest alternately, --repeats times each; the fastest
+    # run of each counts (the machine's speed drifts by a few per cent between runs)
     lcs, bares, imports, rfs = [], [], [], []
     for _ in range(max(1, args.repeats)):
         lcs.append(run_child("landcover", f, model, out / f"lc{size}.tif"))
