@@ -210,7 +210,9 @@ def _invalid_table(kind: str, flags: tuple, codes: tuple, itemsize: int) -> np.n
     values = np.arange(256 ** itemsize, dtype=np.uint8 if itemsize == 1 else np.uint16)
     table = invalid_mask(kind, values.astype(np.int64), flags,
                          {k: list(vs) for k, vs in codes})  # int64: not a table again
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(table, bool), values.shape))
+    table = np.ascontiguousarray(np.broadcast_to(np.asarray(table, bool), values.shape))
+    table.flags.writeable = False  # shared by every call (cached)
+    return table
 
 
 def radsat_mask(radsat, band_numbers: Iterable[int], *, terrain_occlusion: bool = True):

@@ -46,10 +46,9 @@ def _precision_cache(tmp_path_factory):
     (root / "precision.json").write_text(json.dumps(
         {"format": CACHE_FORMAT, "key": machine_key(), "precision": "float32", "seconds": {},
          "measured": "not measured: tests/conftest.py"}))
-    patch = pytest.MonkeyPatch()
-    patch.setenv("LANDCOVER_CACHE_DIR", str(root))
-    yield root
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LANDCOVER_CACHE_DIR", str(root))
+        yield root
 
 
 @pytest.fixture
