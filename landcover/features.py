@@ -131,7 +131,9 @@ def _date_features(refl: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: n
     z = np.empty(planes.shape, np.float32)
     np.subtract(planes, mean.astype(np.float32)[:, None, None], out=z)
     np.divide(z, std.astype(np.float32)[:, None, None], out=z)
-    np.copyto(z, np.float32(0.0), where=~valid[None])
+    # invalid pixels 0 in every plane, by their flat positions: np.copyto with a broadcast
+    # ``where`` took 2.0 ms of a 244 px window's 3.2 ms per date, this 0.2 ms (the same values)
+    z.reshape(B, -1)[:, np.flatnonzero(~valid)] = 0.0
     out[..., :B] = np.moveaxis(z, 0, -1)
     out[..., B] = valid
     if doy is not None:
