@@ -74,7 +74,7 @@ def interpolate_time(z: np.ndarray, valid: np.ndarray, days: np.ndarray) -> np.n
     """Fill invalid observations of ``z (k, T, s, s, B)`` linearly in time between the nearest
     valid dates (the nearest valid value before the first or after the last); 0 where a pixel has
     no valid observation."""
-    k, T = valid.shape[:2]
+    T = valid.shape[1]
     idx = np.arange(T).reshape(1, T, 1, 1)
     prev = np.maximum.accumulate(np.where(valid, idx, -1), axis=1)
     nxt = np.flip(np.minimum.accumulate(np.flip(np.where(valid, idx, T), 1), axis=1), 1)

@@ -336,11 +336,16 @@ def reading_ahead(plan: Plan, ahead: int = READ_AHEAD, when_idle=None):
     """Inside the ``with`` block, the block tasks of ``plan`` that run in this process read the
     next block while they predict theirs (:class:`ReadAhead`). Run the tasks one at a time, in
     the order of ``plan.blocks()``, so that each finds its rasters read (any order stays
-    correct: a block not read ahead is read by its own task)."""
-    reader = ReadAhead(plan, ahead, when_idle=when_idle)
-    READERS[plan.store] = reader
-    try:
-        yield reader
-    finally:
-        READERS.pop(plan.store, None)
-        reader.close()
+    correct: a block not read ahead is read by its own task). The scene's rasters stay open
+    until the block ends (:func:`landcover.gdalio.keep_open`: a file is opened once, and the
+    tile column two neighbouring blocks share is decoded once)."""
+    from landcover.gdalio import keep_open
+
+    with keep_open():
+        reader = ReadAhead(plan, ahead, when_idle=when_idle)
+        READERS[plan.store] = reader
+        try:
+            yield reader
+        finally:
+            READERS.pop(plan.store, None)
+            reader.close()
