@@ -147,7 +147,10 @@ here instead. Reading the blocks of 2048^2 px x 12 dates (96 rasters) with the f
 added 818 MiB to the process's peak RSS with GDAL's default cache, 80-140 MiB with 16 or 64 MiB
 (the same CPU time)."""
 
-_KEPT = None  # the KeptRasters of the run in this process (keep_open), or None
+_KEPT = None  # the KeptRasters of the runs in this process (keep_open), or None
+_KEPT_USERS = 0  # the keep_open blocks under way
+_KEPT_CACHE_BEFORE = None  # GDAL's cache size before the first of them
+_KEPT_LOCK = threading.Lock()
 
 
 class KeptRasters:
@@ -227,18 +230,24 @@ class KeptRasters:
 @contextlib.contextmanager
 def keep_open() -> Iterator[KeptRasters]:
     """Inside the ``with`` block, :func:`read_window` reads rasters on the target's lattice
-    through one :class:`KeptRasters` (closed when the block ends), from any thread of this
-    process. Not nested: an inner call uses the outer one."""
-    import rasterio
+    through one :class:`KeptRasters`, from any thread of this process, with GDAL's block cache at
+    :data:`KEPT_CACHE_BYTES`. Blocks that overlap (nested, or runs in several threads) share it;
+    the last to end closes the files and gives GDAL its cache size back."""
+    from rasterio.env import get_gdal_config, set_gdal_config
 
-    global _KEPT
-    if _KEPT is not None:
-        yield _KEPT
-        return
-    kept = _KEPT = KeptRasters()
+    global _KEPT, _KEPT_USERS, _KEPT_CACHE_BEFORE
+    with _KEPT_LOCK:
+        if _KEPT is None:
+            _KEPT, _KEPT_CACHE_BEFORE = KeptRasters(), get_gdal_config("GDAL_CACHEMAX")
+            set_gdal_config("GDAL_CACHEMAX", KEPT_CACHE_BYTES)
+        _KEPT_USERS += 1
+        kept = _KEPT
     try:
-        with rasterio.Env(GDAL_CACHEMAX=KEPT_CACHE_BYTES):
-            yield kept
+        yield kept
     finally:
-        _KEPT = None
-        kept.close()
+        with _KEPT_LOCK:
+            _KEPT_USERS -= 1
+            if _KEPT_USERS == 0:
+                _KEPT = None
+                kept.close()
+                set_gdal_config("GDAL_CACHEMAX", _KEPT_CACHE_BEFORE)

@@ -83,3 +83,20 @@ def test_neighbouring_blocks_read_their_shared_tile_column_once(tmp_path, monkey
     # only the tiles after them: columns 192-319
     assert [(w.col_off, w.width, w.row_off, w.height) for w in reads] == \
         [(0, 192, 0, 192), (192, 128, 0, 192)]
+
+
+def test_overlapping_runs_share_the_kept_rasters_until_the_last_ends(tmp_path):
+    from rasterio.env import get_gdal_config
+
+    path = str(tmp_path / "band.tif")
+    grid = write(path, tiled=True)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    with keep_open() as outer:
+        assert get_gdal_config("GDAL_CACHEMAX") == gdalio.KEPT_CACHE_BYTES
+        with keep_open() as inner:  # a second run in this process
+            assert inner is outer
+            read_window(path, grid, grid, 0, 0, 100, 100, 0, resampling="nearest")
+        assert gdalio._KEPT is outer and not outer._rasters[path][0].closed  # still open
+        read_window(path, grid, grid, 0, 80, 100, 100, 0, resampling="nearest")
+    assert gdalio._KEPT is None and not outer._rasters
+    assert get_gdal_config("GDAL_CACHEMAX") == before
