@@ -132,7 +132,7 @@ def _lattice_read(read, dtype, scene_grid: Grid, target: Grid, row0: int, col0: 
 
 # ------------------------------------------------------------------------ rasters kept open
 SEAM_TILE_MAX = 1024
-"""px: rasters whose tiles are at most this wide keep the tile column a window ends in (a
+"""px: rasters whose tiles are at most this wide keep the tile columns a window ends in (a
 striped GeoTIFF's "tile" is the whole width: it is read as before)."""
 
 SEAM_PX = 64
@@ -155,16 +155,18 @@ _KEPT_LOCK = threading.Lock()
 
 class KeptRasters:
     """The rasters of a run, opened once and kept open (one handle per path, its reads
-    serialised by a lock of its own), and for each the last tile column that a window read
-    ended in.
+    serialised by a lock of its own), and for each the tile columns of the last :data:`SEAM_PX`
+    px of the last window read.
 
     classify reads a scene block by block, each block with a few pixels of context on every
     side, so two blocks side by side share a column of the files' tiles; GDAL decoded each such
     tile once per block (with blocks of 912 px and 256 px tiles, 1.25 times the tiles along a
     row), and opening a file cost about 1 ms each time. Here the tiles a read needs are read from
-    the file aligned to the tile grid, and the tile column the window ends in is kept for the next
-    read of the same rows: the block to the right takes it instead of decoding it again. Memory:
-    one tile column of a block's height per raster (at most :data:`SEAM_TILE_MAX` px wide). The
+    the file aligned to the tile grid, and the tile columns of the window's last :data:`SEAM_PX`
+    px are kept for the next read of the same rows: the block to the right takes them instead of
+    decoding them again. Memory: one tile column of a block's height in whole tiles per raster,
+    two where the window ends within SEAM_PX px of a tile's edge (tiles at most
+    :data:`SEAM_TILE_MAX` px wide): 60-120 MiB for 96 files of 256 px tiles and 912 px blocks. The
     block below still decodes the tile row the two share (keeping it would hold the scene's width).
     Files are opened with ``VSI_CACHE`` off (it keeps up to 25 MB of each open file's bytes)
     unless remote. Values are those of a plain read, bit for bit.

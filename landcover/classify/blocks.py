@@ -19,6 +19,7 @@ from landcover.classify.plan import Plan
 from landcover.classify.store import chunk_sums, done_marker
 from landcover.classify.worker import checked_model, predict_windows, wait_for_model
 from landcover.features import features_by_date
+from landcover.gdalio import keep_open
 from landcover.lattice import reflect_index, taper
 from landcover.maps import encode_classes, encode_probabilities
 from landcover.postprocess import apply_steps, halo_of
@@ -339,8 +340,6 @@ def reading_ahead(plan: Plan, ahead: int = READ_AHEAD, when_idle=None):
     correct: a block not read ahead is read by its own task). The scene's rasters stay open
     until the block ends (:func:`landcover.gdalio.keep_open`: a file is opened once, and the
     tile column two neighbouring blocks share is decoded once)."""
-    from landcover.gdalio import keep_open
-
     with keep_open():
         reader = ReadAhead(plan, ahead, when_idle=when_idle)
         READERS[plan.store] = reader
