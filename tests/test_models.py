@@ -151,6 +151,42 @@ def test_the_streamed_convlstm_predicts_what_the_trained_network_does(norm, prec
             assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.95  # 98-100 % seen
 
 
+def test_a_bfloat16_streamed_convlstm_rounds_only_its_convolutions():
+    """Under ``mixed_bfloat16`` the streamed ConvLSTM convolves in bfloat16 and computes its
+    gates and states in float32. Inputs, weights and sums that bfloat16 holds exactly (x in
+    {-1, 0, 1}, weights in quarters up to 0.5, |z| <= 36 quarters: 8 significant bits) make one
+    date's convolution exact, so its output is the float32 layer's to float32 rounding; gates in
+    bfloat16 would round it to 8 bits (relative 2^-9, ~2e-3)."""
+    import keras
+
+    from landcover.models.layers import StreamedConvLSTM
+
+    rng = np.random.default_rng(0)
+    inp = keras.Input((1, 6, 6, 2))
+    trained = keras.Model(inp, keras.layers.ConvLSTM2D(2, 3, padding="same",
+                                                       name="convlstm1")(inp))
+    trained.set_weights([rng.integers(-1, 3, w.shape).astype(np.float32) / 4
+                         for w in trained.get_weights()])
+    x = rng.integers(-1, 2, (3, 1, 6, 6, 2)).astype(np.float32)
+    out = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        before = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            layer = StreamedConvLSTM(2, 1, 3, "none", name="convlstm")
+        finally:
+            keras.config.set_dtype_policy(before)
+        layer(x)  # builds
+        layer.take_weights(trained)
+        out[policy] = np.asarray(layer(x))
+        assert out[policy].dtype == np.float32
+        assert layer.cell.compute_dtype == "float32"
+        assert [s.conv_dtype for s in layer.cell.steps] == [policy.removeprefix("mixed_")]
+        assert all(s.dtype == "float32" for s in layer.cell.get_initial_state(1))
+    np.testing.assert_allclose(out["mixed_bfloat16"], out["float32"], rtol=1e-6, atol=1e-7)
+    assert np.abs(out["float32"]).max() > 0.1  # the gates did not all close
+
+
 def test_a_convlstm_layer_the_step_does_not_compute_is_refused():
     import keras
 

@@ -202,11 +202,16 @@ class ConvLSTMStep(layers.Layer):
     input and recurrent kernels stacked (Keras' cell makes eight convolutions and adds them):
     the same arithmetic up to float rounding, fewer small operations, and a step that needs the
     previous state before it starts, so a loop cannot run the input convolutions of later dates
-    ahead and hold their outputs."""
+    ahead and hold their outputs.
+
+    ``conv_dtype``: the dtype the convolution computes in, where it is not the layer's own (the
+    step of a ``bfloat16`` network computes in float32 and convolves in bfloat16, see
+    :class:`StreamedConvLSTM`); None: the layer's compute dtype."""
 
     def __init__(self, filters, kernel_size, activation="tanh", recurrent_activation="sigmoid",
-                 **kwargs):
+                 conv_dtype=None, **kwargs):
         super().__init__(**kwargs)
+        self.conv_dtype = conv_dtype
         self.filters = int(filters)
         self.kernel_size = tuple(int(k) for k in kernel_size)
         self.activation = keras.activations.get(activation)
@@ -220,7 +225,14 @@ class ConvLSTMStep(layers.Layer):
 
     def call(self, x, states):
         h, c = states
-        z = ops.conv(ops.concatenate([x, h], axis=-1), self.kernel, padding="same") + self.bias
+        xh = ops.concatenate([x, h], axis=-1)
+        if self.conv_dtype is None or self.conv_dtype == self.compute_dtype:
+            z = ops.conv(xh, self.kernel, padding="same")
+        else:  # rounded to conv_dtype for the convolution alone
+            z = ops.cast(ops.conv(ops.cast(xh, self.conv_dtype),
+                                  ops.cast(self.kernel, self.conv_dtype), padding="same"),
+                         self.compute_dtype)
+        z = z + self.bias
         n = self.filters  # Keras' gate order: input, forget, cell, output
         i = self.recurrent_activation(z[..., :n])
         f = self.recurrent_activation(z[..., n:2 * n])
@@ -248,12 +260,14 @@ class ConvLSTMStack(layers.Layer):
     are each layer's ``h`` and ``c``, its output the last layer's ``h``."""
 
     def __init__(self, filters, depth, kernel, norm, activation="tanh",
-                 recurrent_activation="sigmoid", **kwargs):
+                 recurrent_activation="sigmoid", conv_dtype=None, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.depth = int(filters), int(depth)
         self.steps = [ConvLSTMStep(filters, (kernel, kernel), activation, recurrent_activation,
-                                   name=f"convlstm{i + 1}") for i in range(self.depth)]
-        self.norms = [norm_layer(norm, filters, f"convlstm{i + 1}") for i in range(depth - 1)]
+                                   conv_dtype, name=f"convlstm{i + 1}", dtype=self.dtype_policy)
+                      for i in range(self.depth)]
+        self.norms = [norm_layer(norm, filters, f"convlstm{i + 1}", dtype=self.dtype_policy)
+                      for i in range(depth - 1)]
         self.state_size = [-1] * (2 * self.depth)  # states shaped like the images (see below)
 
     def build(self, input_shape):
@@ -284,10 +298,20 @@ class StreamedConvLSTM(layers.RNN):
     dates, for inference: ``(B, T, H, W, F) -> (B, H, W, filters)``, the last layer's final
     state before its normalisation. Only each layer's states are kept from one date to the next,
     so memory does not grow with the number of dates (the trained network keeps every date's
-    output of every layer but the last)."""
+    output of every layer but the last).
 
-    def __init__(self, filters, depth, kernel, norm, **kwargs):
-        super().__init__(ConvLSTMStack(filters, depth, kernel, norm), **kwargs)
+    Under a mixed precision policy (``mixed_bfloat16``, ``mixed_float16``) only the convolutions
+    compute in its half type (``conv_dtype``; None: the policy's); the gates, the states and the
+    normalisations between the layers compute in float32, as in the trained network. On a CPU,
+    TensorFlow's elementwise bfloat16 operations are slower than float32's (a 244 px step:
+    gates 10 ms in bfloat16, 6 in float32, convolution 3), and the cell state keeps float32's
+    precision over the dates (README, "Tiling")."""
+
+    def __init__(self, filters, depth, kernel, norm, conv_dtype=None, **kwargs):
+        conv_dtype = conv_dtype or keras.config.dtype_policy().compute_dtype
+        kwargs["dtype"] = "float32"
+        super().__init__(ConvLSTMStack(filters, depth, kernel, norm, conv_dtype=conv_dtype,
+                                       dtype="float32"), **kwargs)
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         return (sequences_shape[0], *sequences_shape[2:-1], self.cell.filters)
@@ -343,18 +367,18 @@ def level_padding(size: int, depth: int) -> tuple[int, int]:
     return pad // 2, pad - pad // 2
 
 
-def norm_layer(kind: str, filters: int, name: str):
+def norm_layer(kind: str, filters: int, name: str, dtype=None):
     """``batch``: BatchNormalization (statistics of the batch in training, moving averages in
     inference); ``group``: GroupNormalization over the patch (groups of 4 channels); ``layer``:
     LayerNormalization of each pixel's channels (the same in training and inference, and
     independent of the window); ``none``."""
     if kind == "batch":
-        return layers.BatchNormalization(name=f"{name}_bn")
+        return layers.BatchNormalization(name=f"{name}_bn", dtype=dtype)
     if kind == "group":
         return layers.GroupNormalization(groups=math.gcd(filters, max(1, filters // 4)),
-                                         name=f"{name}_gn")
+                                         name=f"{name}_gn", dtype=dtype)
     if kind == "layer":
-        return layers.LayerNormalization(name=f"{name}_ln")
+        return layers.LayerNormalization(name=f"{name}_ln", dtype=dtype)
     return None
 
 
