@@ -305,7 +305,7 @@ class StreamedConvLSTM(layers.RNN):
     normalisations between the layers compute in float32, as in the trained network. On a CPU,
     TensorFlow's elementwise bfloat16 operations are slower than float32's (a 244 px step:
     gates 10 ms in bfloat16, 6 in float32, convolution 3), and the cell state keeps float32's
-    precision over the dates (README, "Tiling")."""
+    precision over the dates (README, "Classifying": Precision)."""
 
     def __init__(self, filters, depth, kernel, norm, conv_dtype=None, **kwargs):
         conv_dtype = conv_dtype or keras.config.dtype_policy().compute_dtype
