@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +35,68 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
+class _RefuseScikitLearn(importlib.abc.MetaPathFinder):
+    """Refuses ``sklearn`` to the one thread that imports Keras (other threads import it as
+    usual)."""
+
+    def __init__(self):
+        self.thread = threading.get_ident()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if (fullname == "sklearn" or fullname.startswith("sklearn.")) and \
+                threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (deferred by landcover "
+                                      "while Keras is imported)", name=fullname)
+        # else None: the next finders look for it
+
+
+@contextlib.contextmanager
+def _scikit_learn_deferred():
+    """Import Keras without scikit-learn, whose import costs about 1.1 s of one core (2-3 s on a
+    loaded 2-core machine; scipy.stats is most of it) of Keras's 4-7 s, though only the
+    ``keras.wrappers`` scikit-learn wrappers use it. Those wrappers then find no scikit-learn;
+    they are put back to be imported again, with it, on first use (:func:`_wrappers_on_first_use`).
+    Nothing changes where scikit-learn or Keras is already imported."""
+    if "sklearn" in sys.modules or "keras" in sys.modules:
+        yield
+        return
+    finder = _RefuseScikitLearn()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        _wrappers_on_first_use()
+
+
+def _wrappers_on_first_use() -> None:
+    """``keras.wrappers``, imported without scikit-learn, as a module that imports itself again
+    (and scikit-learn) when first used (``importlib.util.LazyLoader``)."""
+    utils = sys.modules.get("keras.src.wrappers.utils")
+    if utils is None or getattr(utils, "sklearn", True) is not None:
+        return  # not imported, or imported with scikit-learn (by another thread)
+    for name in [m for m in sys.modules
+                 if m in ("keras.wrappers", "keras.src.wrappers")
+                 or m.startswith("keras.src.wrappers.")]:
+        del sys.modules[name]
+    src = sys.modules.get("keras.src")
+    if src is not None and "wrappers" in vars(src):
+        delattr(src, "wrappers")
+    spec = importlib.util.find_spec("keras.wrappers")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["keras.wrappers"] = module
+    spec.loader.exec_module(module)
+    sys.modules["keras"].wrappers = module
+
+
 def import_keras():
-    """The ``keras`` module, with TensorFlow's start-up noise silenced when it is the backend."""
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        _import_tensorflow_quietly()
-    import keras
+    """The ``keras`` module, with TensorFlow's start-up noise silenced when it is the backend,
+    and without importing scikit-learn for it (:func:`_scikit_learn_deferred`)."""
+    with _scikit_learn_deferred():
+        if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+            _import_tensorflow_quietly()
+        import keras
 
     return keras
 

@@ -124,3 +124,38 @@ def test_a_one_block_map_moves_before_its_block_ends(pixel_case, tmp_path):
     moving = [e.fraction for e in stage if e.done == 0 and 0 < e.fraction < 1]
     assert len(moving) >= len(scenes)  # a step a date read, then the model and its windows
     assert moving == sorted(moving) and stage[-1].fraction == 1.0
+
+
+def test_only_the_thread_importing_keras_is_refused_scikit_learn():
+    import threading
+
+    from landcover.runtime import _RefuseScikitLearn
+
+    finder = _RefuseScikitLearn()
+    with pytest.raises(ModuleNotFoundError, match="sklearn.base"):
+        finder.find_spec("sklearn.base")
+    assert finder.find_spec("scipy") is None and finder.find_spec("sklearnish") is None
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(finder.find_spec("sklearn")))
+    other.start()
+    other.join()
+    assert seen == [None]  # another thread imports it as usual
+
+
+@pytest.mark.slow
+def test_keras_starts_without_scikit_learn_and_its_wrappers_still_work():
+    """Importing Keras for a map does not import scikit-learn (about 1 s of its start); Keras's
+    scikit-learn wrappers, the only part of Keras that uses it, import it on first use."""
+    script = (
+        "import sys\n"
+        "from landcover.runtime import import_keras\n"
+        "keras = import_keras()\n"
+        "before = 'sklearn' in sys.modules\n"
+        "wrapper = keras.wrappers.SKLearnClassifier(model=lambda X, y: None)\n"
+        "import sklearn.base\n"
+        "from keras.wrappers import SKLearnRegressor\n"
+        "print(before, isinstance(wrapper, sklearn.base.BaseEstimator),\n"
+        "      issubclass(SKLearnRegressor, sklearn.base.RegressorMixin))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True", "True"]
