@@ -27,6 +27,14 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
    * *importing the backend*: ``import keras`` in a fresh process (the backend's import, which
      the end-to-end run pays once whatever the scene's size, measured apart as for issue 27's small
      map), and the end-to-end ratio without it.
+   * *the floor on these cores*: CPU seconds (every thread) of the end-to-end run, of the bare
+     model's calls, and of one more end-to-end run whose model calls return uniform probabilities
+     (everything else a run does: the import, loading, reading and decoding, features, blending,
+     the store, the products). End to end cannot take less than the model's CPU seconds for
+     classify's windows plus that, spread over every core (nor less than the model calls alone):
+     printed with the most end to end / bare model that this allows on the machine, and how close
+     the run came. Where the bare model keeps every core busy, the host's work cannot hide
+     behind it.
 
 2. **Memory as scenes and series grow**: peak RSS of ``classify`` on 1024^2 and 4096^2 px
    (``--memory-sizes``) at ``--dates`` dates, and on 1024^2 px at twice the dates; ratios.
@@ -36,7 +44,9 @@ End to end, the bare model, the import and the forest run alternately ``--repeat
 printed too (the machine's speed drifts by a few per cent between runs). The last line is
 ``ratio end-to-end / bare-model: X.XX``; with ``--json``, one JSON object follows it:
 ``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s`` (null with ``--skip-rf``), their ratios,
-``import_s`` and ``end_to_end_beyond_import_over_bare``, the seconds of each run, the precision,
+``import_s`` and ``end_to_end_beyond_import_over_bare``, the CPU seconds with ``floor_cores``,
+``floor_s``, ``end_to_end_over_bare_bound`` and ``end_to_end_over_floor``, the seconds of each
+run, the precision,
 the machine and its load average at the start and the end (other work on a shared machine slows
 every figure).
 Issue 27's CPU criteria: end to end at least 0.8 of the bare model, and at least the forest.
@@ -122,15 +132,31 @@ def job_landcover(folder: Path, model: Path, out: Path, sets: list[str]) -> dict
     from landcover.classify import classify, model_scenes, resolve_config
 
     meta, cfg = resolve_config(model, None, sets)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = classify(model_scenes(scenes_of(folder), meta, cfg), model, out, cfg, meta=meta,
                        overwrite=True, progress=False)
-    return {"seconds": time.perf_counter() - t0, "windows": summary["windows"],
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "windows": summary["windows"],
             "window": summary["window"], "overlap": summary["overlap"],
             "block": summary["block_size"], "batch": summary.get("batch_size"),
             "per_pixel": summary.get("predictions_per_pixel"),
             "precision": summary.get("precision", "float32"),
             "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
+
+
+def job_host(folder: Path, model: Path, out: Path) -> dict:
+    """``classify`` end to end with every model call replaced by uniform probabilities: the
+    work of a run beyond the model's (importing the backend, loading the bundle, reading,
+    decoding, features, blending, the store, the products), its seconds and CPU seconds."""
+    from landcover.classify import blocks, resolve_config
+
+    K = len(resolve_config(model)[0].classes)
+
+    def uniform(model, lock, x, batch_size, days=None, temperature=1.0):
+        return np.full((len(x), x.shape[2], x.shape[3], K), 1.0 / K, np.float32)
+
+    blocks.predict_windows = uniform
+    return job_landcover(folder, model, out, [])
 
 
 def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) -> dict:
@@ -171,13 +197,15 @@ def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) ->
     B = plan.batch_size
     windows = [(i * s, j * s) for i in range(ny) for j in range(nx)]
     predict_windows(model, lock, np.stack([feats[:, :s, :s]] * B), B, plan.days)  # trace once
-    seconds = 0.0
+    seconds = cpu = 0.0
     for a in range(0, len(windows), B):
         x = np.stack([feats[:, y:y + s, c:c + s] for y, c in windows[a:a + B]])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         predict_windows(model, lock, x, B, plan.days)
         seconds += time.perf_counter() - t0
-    return {"seconds": seconds, "windows": len(windows), "window": s, "batch": B,
+        cpu += time.process_time() - c0
+    return {"seconds": seconds, "cpu_seconds": cpu, "windows": len(windows), "window": s,
+            "batch": B,
             "pixels": H * W, "precision": precision}
 
 
@@ -227,6 +255,7 @@ def child(mode: str, folder: Path, model: Path, out: Path, sets: list[str]) -> N
             "previous": lambda: job_landcover(folder, model, out, []),  # the tree on PYTHONPATH
             "bare": lambda: job_bare(folder, model, out),
             "bare_trained": lambda: job_bare(folder, model, out, trained=True),
+            "host": lambda: job_host(folder, model, out),
             "import": job_import,
             "rf": lambda: job_rf(folder, model, out, Path(sets[0]))}
     result = jobs[mode]()
@@ -245,6 +274,21 @@ def run_child(mode: str, folder: Path, model: Path, out: Path, *sets: str,
     if proc.returncode != 0:
         sys.exit(f"{mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def cpu_floor(lc: dict, bare: dict, host: dict) -> dict:
+    """The least time end to end can take on this machine's cores, from CPU seconds: the model
+    calls of classify's windows (the bare model's CPU seconds per window) plus everything else
+    a run does (``host``: the run with the model calls replaced), spread over every core, and
+    not less than the model calls alone. ``bound``: the most end to end / bare model (px/s) this
+    floor allows; ``of_floor``: how close the run came to it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    scale = lc["windows"] / bare["windows"]
+    floor = max(bare["seconds"] * scale,
+                (bare["cpu_seconds"] * scale + host["cpu_seconds"]) / cores)
+    return {"cores": cores, "host_s": host["seconds"], "host_cpu_s": host["cpu_seconds"],
+            "floor_s": floor, "bound": bare["seconds"] / floor * lc["pixels"] / bare["pixels"],
+            "of_floor": floor / lc["seconds"]}
 
 
 def differ(a: Path, b: Path) -> float:
@@ -315,6 +359,7 @@ def main() -> None:
     beyond = bare["seconds"] / (lc["seconds"] - t_import) * lc["pixels"] / bare["pixels"]
     px_lc, px_bare = lc["pixels"] / lc["seconds"], bare["pixels"] / bare["seconds"]
     trained = run_child("bare_trained", f, model, out / f"bare{size}.tif")
+    cpu = cpu_floor(lc, bare, run_child("host", f, model, out / f"host{size}.tif"))
     rows = [("landcover classify, end to end", lc, (f"{lc['windows']:,d} x {lc['window']}^2 "
              f"(overlap {lc['overlap']}, {lc['per_pixel']:.2f} predictions per pixel), "
              f"{lc['precision']}")),
@@ -377,6 +422,13 @@ def main() -> None:
               f"{mem[small, 2 * dates]['peak_mib'] / mem[small, dates]['peak_mib']:.2f}x")
     print(f"importing the backend (fresh process, fastest of {len(imports)}): {t_import:.1f} s; "
           f"end to end beyond it {lc['seconds'] - t_import:.1f} s, / bare model: {beyond:.2f}")
+    print(f"\nCPU seconds (all threads): end to end {lc['cpu_seconds']:.1f}; bare model "
+          f"{bare['cpu_seconds']:.1f} ({bare['cpu_seconds'] / bare['seconds']:.2f} cores busy); "
+          f"everything but the model calls (one run, uniform probabilities instead) "
+          f"{cpu['host_cpu_s']:.1f} in {cpu['host_s']:.1f} s. On {cpu['cores']} cores, with "
+          f"classify's {lc['windows']} windows, end to end cannot take less than "
+          f"{cpu['floor_s']:.1f} s: at most {cpu['bound']:.2f} of the bare model's px/s on this "
+          f"machine; this run took {cpu['of_floor']:.2f} of that floor's px/s")
     print(f"\nratio end-to-end / bare-model: {px_lc / px_bare:.2f}")
     if args.json:
         px_rf = None if args.skip_rf else rf["pixels"] / rf["seconds"]
@@ -394,6 +446,12 @@ def main() -> None:
                         "import": [r["seconds"] for r in imports],
                         "forest": [r["seconds"] for r in rfs] or None},
             "peak_mib": {"end_to_end": lc["peak_mib"], "bare": bare["peak_mib"]},
+            "cpu_seconds": {"end_to_end": round(lc["cpu_seconds"], 1),
+                            "bare": round(bare["cpu_seconds"], 1),
+                            "beyond_the_model": round(cpu["host_cpu_s"], 1)},
+            "floor_cores": cpu["cores"], "floor_s": round(cpu["floor_s"], 1),
+            "end_to_end_over_bare_bound": round(cpu["bound"], 3),
+            "end_to_end_over_floor": round(cpu["of_floor"], 3),
             "load_average": {"start": [round(v, 2) for v in load_start],
                              "end": [round(v, 2) for v in os.getloadavg()]}}))
 
