@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import types
 
 log = logging.getLogger(__name__)
 
@@ -35,65 +36,79 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
-class _RefuseScikitLearn(importlib.abc.MetaPathFinder):
-    """Refuses ``sklearn`` to the one thread that imports Keras (other threads import it as
-    usual)."""
+DEFERRED = {"sklearn": "wrappers", "matplotlib": "visualization"}
+"""Libraries that Keras imports at start-up for one part of its API alone, and that part:
+scikit-learn (with scipy.stats) for the ``keras.wrappers`` estimators, about 1.1 s of one core
+(2-3 s on a loaded 2-core machine); matplotlib's pyplot for the ``keras.visualization``
+galleries, about 0.6 s. :func:`import_keras` imports Keras without them (Keras runs without
+either) and puts those parts back to be imported again, with them, on first use."""
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    """Refuses the :data:`DEFERRED` libraries to the one thread that imports Keras (other threads
+    import them as usual) and notes which it refused."""
 
     def __init__(self):
-        self.thread = threading.get_ident()
+        self.thread, self.refused = threading.get_ident(), set()
 
     def find_spec(self, fullname, path=None, target=None):
-        if (fullname == "sklearn" or fullname.startswith("sklearn.")) and \
-                threading.get_ident() == self.thread:
+        root = fullname.partition(".")[0]
+        if root in DEFERRED and threading.get_ident() == self.thread:
+            self.refused.add(root)
             raise ModuleNotFoundError(f"No module named {fullname!r} (deferred by landcover "
                                       "while Keras is imported)", name=fullname)
         # else None: the next finders look for it
 
 
 @contextlib.contextmanager
-def _scikit_learn_deferred():
-    """Import Keras without scikit-learn, whose import costs about 1.1 s of one core (2-3 s on a
-    loaded 2-core machine; scipy.stats is most of it) of Keras's 4-7 s, though only the
-    ``keras.wrappers`` scikit-learn wrappers use it. Those wrappers then find no scikit-learn;
-    they are put back to be imported again, with it, on first use (:func:`_wrappers_on_first_use`).
-    Nothing changes where scikit-learn or Keras is already imported."""
-    if "sklearn" in sys.modules or "keras" in sys.modules:
+def _deferring():
+    """The ``with`` block imports Keras without the :data:`DEFERRED` libraries; the parts of
+    Keras that went without them are then imported again, with them, on first use
+    (:func:`_again_on_first_use`). Nothing changes where Keras is already imported."""
+    if "keras" in sys.modules:
         yield
         return
-    finder = _RefuseScikitLearn()
+    finder = _Refuse()
     sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
         sys.meta_path.remove(finder)
-        _wrappers_on_first_use()
+        for root in finder.refused:
+            _again_on_first_use(DEFERRED[root])
 
 
-def _wrappers_on_first_use() -> None:
-    """``keras.wrappers``, imported without scikit-learn, as a module that imports itself again
-    (and scikit-learn) when first used (``importlib.util.LazyLoader``)."""
-    utils = sys.modules.get("keras.src.wrappers.utils")
-    if utils is None or getattr(utils, "sklearn", True) is not None:
-        return  # not imported, or imported with scikit-learn (by another thread)
+def _again_on_first_use(part: str) -> None:
+    """Keras's ``part`` (``keras.src.<part>`` and ``keras.<part>``), imported without a library
+    it uses, forgotten; ``keras.<part>``, and every Keras module's name for it (``tf.keras``'s
+    too), becomes a module that imports itself again, with the library, when first used
+    (``importlib.util.LazyLoader``)."""
+    public, private = f"keras.{part}", f"keras.src.{part}"
+    old = sys.modules.get(public)
     for name in [m for m in sys.modules
-                 if m in ("keras.wrappers", "keras.src.wrappers")
-                 or m.startswith("keras.src.wrappers.")]:
+                 if m == public or m == private or m.startswith(private + ".")]:
         del sys.modules[name]
-    src = sys.modules.get("keras.src")
-    if src is not None and "wrappers" in vars(src):
-        delattr(src, "wrappers")
-    spec = importlib.util.find_spec("keras.wrappers")
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and child in vars(sys.modules[parent]):
+            delattr(sys.modules[parent], child)
+    if old is None:
+        return
+    spec = importlib.util.find_spec(public)
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["keras.wrappers"] = module
+    sys.modules[public] = module
     spec.loader.exec_module(module)
-    sys.modules["keras"].wrappers = module
+    sys.modules["keras"].__dict__[part] = module
+    for name, other in list(sys.modules.items()):  # e.g. keras._tf_keras.keras (tf.keras)
+        if name.startswith("keras.") and type(other) is types.ModuleType and \
+                other.__dict__.get(part) is old:
+            other.__dict__[part] = module
 
 
 def import_keras():
     """The ``keras`` module, with TensorFlow's start-up noise silenced when it is the backend,
-    and without importing scikit-learn for it (:func:`_scikit_learn_deferred`)."""
-    with _scikit_learn_deferred():
+    imported without the libraries in :data:`DEFERRED` (:func:`_deferring`)."""
+    with _deferring():
         if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
             _import_tensorflow_quietly()
         import keras

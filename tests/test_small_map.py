@@ -126,15 +126,18 @@ def test_a_one_block_map_moves_before_its_block_ends(pixel_case, tmp_path):
     assert moving == sorted(moving) and stage[-1].fraction == 1.0
 
 
-def test_only_the_thread_importing_keras_is_refused_scikit_learn():
+def test_only_the_thread_importing_keras_is_refused_the_deferred_libraries():
     import threading
 
-    from landcover.runtime import _RefuseScikitLearn
+    from landcover.runtime import _Refuse
 
-    finder = _RefuseScikitLearn()
+    finder = _Refuse()
     with pytest.raises(ModuleNotFoundError, match="sklearn.base"):
         finder.find_spec("sklearn.base")
+    with pytest.raises(ModuleNotFoundError, match="matplotlib.pyplot"):
+        finder.find_spec("matplotlib.pyplot")
     assert finder.find_spec("scipy") is None and finder.find_spec("sklearnish") is None
+    assert finder.refused == {"sklearn", "matplotlib"}
     seen = []
     other = threading.Thread(target=lambda: seen.append(finder.find_spec("sklearn")))
     other.start()
@@ -143,19 +146,26 @@ def test_only_the_thread_importing_keras_is_refused_scikit_learn():
 
 
 @pytest.mark.slow
-def test_keras_starts_without_scikit_learn_and_its_wrappers_still_work():
-    """Importing Keras for a map does not import scikit-learn (about 1 s of its start); Keras's
-    scikit-learn wrappers, the only part of Keras that uses it, import it on first use."""
+def test_keras_starts_without_scikit_learn_or_pyplot_and_their_parts_still_work():
+    """Importing Keras for a map imports neither scikit-learn nor matplotlib's pyplot (about
+    1.7 s of its start); the parts of Keras that use them (its scikit-learn wrappers, its image
+    galleries) import them on first use, as tf.keras's do."""
     script = (
         "import sys\n"
         "from landcover.runtime import import_keras\n"
         "keras = import_keras()\n"
-        "before = 'sklearn' in sys.modules\n"
+        "before = [m in sys.modules for m in ('sklearn', 'matplotlib')]\n"
         "wrapper = keras.wrappers.SKLearnClassifier(model=lambda X, y: None)\n"
         "import sklearn.base\n"
         "from keras.wrappers import SKLearnRegressor\n"
-        "print(before, isinstance(wrapper, sklearn.base.BaseEstimator),\n"
-        "      issubclass(SKLearnRegressor, sklearn.base.RegressorMixin))\n")
+        "gallery = keras.visualization.plot_image_gallery\n"
+        "import tensorflow as tf\n"
+        "boxes = tf.keras.visualization.plot_bounding_box_gallery\n"
+        "print(*before, isinstance(wrapper, sklearn.base.BaseEstimator),\n"
+        "      issubclass(SKLearnRegressor, sklearn.base.RegressorMixin),\n"
+        "      sys.modules[gallery.__module__].plt is not None,\n"
+        "      sys.modules[boxes.__module__].patches is not None,\n"
+        "      tf.keras.wrappers.SKLearnClassifier is keras.wrappers.SKLearnClassifier)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["False", "True", "True"]
+    assert out == ["False", "False", "True", "True", "True", "True", "True"]
