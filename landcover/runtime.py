@@ -91,14 +91,15 @@ def _again_on_first_use(part: str) -> None:
         parent, _, child = name.rpartition(".")
         if parent in sys.modules and child in vars(sys.modules[parent]):
             delattr(sys.modules[parent], child)
-    if old is None:
+    keras = sys.modules.get("keras")
+    if old is None or keras is None:  # not imported, or Keras's import failed
         return
     spec = importlib.util.find_spec(public)
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[public] = module
     spec.loader.exec_module(module)
-    sys.modules["keras"].__dict__[part] = module
+    keras.__dict__[part] = module
     for name, other in list(sys.modules.items()):  # e.g. keras._tf_keras.keras (tf.keras)
         if name.startswith("keras.") and type(other) is types.ModuleType and \
                 other.__dict__.get(part) is old:
