@@ -37,12 +37,14 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
-DEFERRED = {"sklearn": "wrappers", "matplotlib": "visualization"}
-"""Libraries that Keras imports at start-up for one part of its API alone, and that part:
-scikit-learn (with scipy.stats) for the ``keras.wrappers`` estimators, about 1.1 s of one core
-(2-3 s on a loaded 2-core machine); matplotlib's pyplot for the ``keras.visualization``
-galleries, about 0.6 s. :func:`import_keras` imports Keras without them (Keras runs without
-either) and puts those parts back to be imported again, with them, on first use."""
+DEFERRED = {"sklearn": ("keras.wrappers",), "matplotlib": ("keras.visualization",),
+            "pandas": ("keras.src.trainers.data_adapters.array_slicing",)}
+"""Libraries that Keras imports at start-up for one part of it alone, and the Keras modules of
+that part: scikit-learn (with scipy.stats) for the ``keras.wrappers`` estimators, about 1.1 s of
+one core (2-3 s on a loaded 2-core machine); matplotlib's pyplot for the ``keras.visualization``
+galleries, about 0.6 s; pandas for the data adapters' slicing of DataFrames and Series (``fit``
+or ``predict`` of a DataFrame), 0.3-0.4 s. :func:`import_keras` imports Keras without them (Keras
+runs without each) and puts those modules back to be imported again, with them, on first use."""
 
 
 class _Refuse(importlib.abc.MetaPathFinder):
@@ -76,35 +78,39 @@ def _deferring():
     finally:
         sys.meta_path.remove(finder)
         for root in finder.refused:
-            _again_on_first_use(DEFERRED[root])
+            for name in DEFERRED[root]:
+                _again_on_first_use(name)
 
 
-def _again_on_first_use(part: str) -> None:
-    """Keras's ``part`` (``keras.src.<part>`` and ``keras.<part>``), imported without a library
-    it uses, forgotten; ``keras.<part>``, and every Keras module's name for it (``tf.keras``'s
-    too), becomes a module that imports itself again, with the library, when first used
-    (``importlib.util.LazyLoader``)."""
-    public, private = f"keras.{part}", f"keras.src.{part}"
-    old = sys.modules.get(public)
-    for name in [m for m in sys.modules
-                 if m == public or m == private or m.startswith(private + ".")]:
-        del sys.modules[name]
-        parent, _, child = name.rpartition(".")
+def _again_on_first_use(name: str) -> None:
+    """Keras's module ``name``, imported without a library it uses, forgotten with its
+    submodules (for a public ``keras.<part>``, its ``keras.src.<part>`` too); ``name`` becomes a
+    module that imports itself again, with the library, when first used
+    (``importlib.util.LazyLoader``), under every Keras module's name for it (``tf.keras``'s
+    too)."""
+    private = name if name.startswith("keras.src.") else "keras.src." + name[len("keras."):]
+    old = sys.modules.get(name)
+    for module in [m for m in sys.modules
+                   if m in (name, private) or m.startswith(private + ".")]:
+        del sys.modules[module]
+        parent, _, child = module.rpartition(".")
         if parent in sys.modules and child in vars(sys.modules[parent]):
             delattr(sys.modules[parent], child)
-    keras = sys.modules.get("keras")
-    if old is None or keras is None:  # not imported, or Keras's import failed
+    if old is None or "keras" not in sys.modules:  # not imported, or Keras's import failed
         return
-    spec = importlib.util.find_spec(public)
+    spec = importlib.util.find_spec(name)
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[public] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
-    keras.__dict__[part] = module
-    for name, other in list(sys.modules.items()):  # e.g. keras._tf_keras.keras (tf.keras)
-        if name.startswith("keras.") and type(other) is types.ModuleType and \
-                other.__dict__.get(part) is old:
-            other.__dict__[part] = module
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
+    for other_name, other in list(sys.modules.items()):  # e.g. keras._tf_keras.keras (tf.keras)
+        if other_name.startswith("keras.") and type(other) is types.ModuleType:
+            for attr, value in list(vars(other).items()):
+                if value is old:
+                    setattr(other, attr, module)
 
 
 @contextlib.contextmanager
