@@ -196,6 +196,8 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int, *, block
                 x = ahead.result()
                 if n + 1 < len(batches):  # the next batch's features while this one is predicted
                     ahead = builder.submit(features, batches[n + 1])
+                elif reader is not None and (idle := reader.idle_work()) is not None:
+                    builder.submit(idle)  # beside this block's last calls (Python's lock)
                 probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
                                         plan.temperature)
                 share.advance(len(batch))
@@ -279,8 +281,10 @@ class ReadAhead:
     blocks beyond the one being predicted; blocks already finished (``--resume``) are skipped.
     The block tasks take their rasters with :meth:`take` and ask for the next with
     :meth:`prefetch_after`; a block not read ahead is read by its task, as without read-ahead.
-    ``when_idle``: called once in the pool when no block is left to read (warming up what the
-    products need while the last blocks are predicted)."""
+    ``when_idle``: called once when no block is left to read, by the block task whose window
+    features are all built (:meth:`idle_work`): warming up what the products need while the last
+    windows are predicted, not while their features are built (its imports hold Python's lock:
+    run in the read pool, it once held the last window's features up 0.44 s)."""
 
     def __init__(self, plan: Plan, ahead: int = READ_AHEAD, workers: int | None = None,
                  when_idle=None):
@@ -291,6 +295,7 @@ class ReadAhead:
         self.pending: dict = {}  # (i, j) -> (rows, cols, the dates' futures)
         self.lock = threading.Lock()
         self.idle_called = False
+        self.all_read = False  # every block left has been given to the pool
 
     def take(self, block, rows: np.ndarray, cols: np.ndarray, share=None) -> BlockData:
         """The rasters of ``block`` over ``rows`` x ``cols``: read ahead, or read now."""
@@ -318,9 +323,15 @@ class ReadAhead:
                 box = read_box(plan, rows, cols)
                 self.pending[i, j] = (rows, cols, [
                     self.pool.submit(read_date_entry, plan, group, *box) for group in plan.groups])
-            if not self.pending and self.when_idle is not None and not self.idle_called:
-                self.idle_called = True
-                self.pool.submit(self.when_idle)
+            self.all_read = True
+
+    def idle_work(self):
+        """``when_idle``, once, when every block left is being read or done; else None."""
+        with self.lock:
+            if not self.all_read or self.when_idle is None or self.idle_called:
+                return None
+            self.idle_called = True
+            return self.when_idle
 
     def close(self) -> None:
         """Drop what was read ahead and not taken; wait for the reads under way."""
