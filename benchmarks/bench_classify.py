@@ -40,10 +40,13 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
    (``--memory-sizes``) at ``--dates`` dates, and on 1024^2 px at twice the dates; ratios.
 
 End to end, the bare model, the import and the forest run alternately ``--repeats`` times
-(default 2) and the fastest run of each counts; every run's seconds and the ratio of each pair are
-printed too (the machine's speed drifts by a few per cent between runs). The last line is
+(default 2) and the fastest run of each counts; every run's seconds and the ratio of each pair
+(end to end and the bare model run one after the other) are printed too, with their median: the
+machine's speed drifts between runs, by up to a third on a shared 2-core VM, and the fastest of
+each may come from different minutes. The last line is
 ``ratio end-to-end / bare-model: X.XX``; with ``--json``, one JSON object follows it:
 ``end_to_end_px_s``, ``bare_px_s``, ``forest_px_s`` (null with ``--skip-rf``), their ratios,
+``end_to_end_over_bare_pairs`` and ``end_to_end_over_bare_median_pair``,
 ``import_s`` and ``end_to_end_beyond_import_over_bare``, the CPU seconds with ``floor_cores``,
 ``floor_s``, ``end_to_end_over_bare_bound`` and ``end_to_end_over_floor``, the seconds of each
 run, the precision,
@@ -63,6 +66,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -376,6 +380,7 @@ def main() -> None:
         prev = run_child("previous", f, model, out / f"prev{size}.tif", tree=args.previous)
         rows.append(("previous default classify, end to end", prev,
                      f"{prev['windows']:,d} x {prev['window']}^2 (overlap {prev['overlap']})"))
+    pair_ratios = [b["seconds"] / a["seconds"] for a, b in zip(lcs, bares)]
     print(f"\n## 1. {size}^2 px, {dates} dates; batches of {bare['batch']} windows, blocks of "
           f"{lc['block']} px")
     print("| job | seconds | scene pixels/s | peak MiB | windows |\n|---|---:|---:|---:|---|")
@@ -385,10 +390,13 @@ def main() -> None:
     if len(lcs) > 1:
         t_lc = ", ".join(f"{r['seconds']:.1f}" for r in lcs)
         t_bare = ", ".join(f"{r['seconds']:.1f}" for r in bares)
-        pairs = ", ".join(f"{b['seconds'] / a['seconds']:.2f}" for a, b in zip(lcs, bares))
+        pairs = ", ".join(f"{r:.3f}" for r in pair_ratios)
         t_rf = "" if not rfs else "; forest " + ", ".join(f"{r['seconds']:.1f}" for r in rfs)
         print(f"\n{len(lcs)} runs each, alternately; the table has the fastest of each. Seconds: "
-              f"landcover {t_lc}; bare model {t_bare}{t_rf}; ratio of each pair {pairs}")
+              f"landcover {t_lc}; bare model {t_bare}{t_rf}; end to end / bare model of each "
+              f"pair, run side by side {pairs} (median {statistics.median(pair_ratios):.3f}): "
+              "where the machine's speed drifts, the fastest of each may come from different "
+              "minutes")
     print(f"\nmodel throughput: bare {bare['windows'] * bare['window'] ** 2 / bare['seconds']:,.0f}"
           f" window px/s; landcover {lc['windows'] * lc['window'] ** 2 / lc['seconds']:,.0f} window"
           " px/s")
@@ -439,6 +447,8 @@ def main() -> None:
             "end_to_end_px_s": round(px_lc), "bare_px_s": round(px_bare),
             "forest_px_s": None if px_rf is None else round(px_rf),
             "end_to_end_over_bare": round(px_lc / px_bare, 3),
+            "end_to_end_over_bare_pairs": [round(r, 3) for r in pair_ratios],
+            "end_to_end_over_bare_median_pair": round(statistics.median(pair_ratios), 3),
             "import_s": round(t_import, 2), "end_to_end_beyond_import_over_bare": round(beyond, 3),
             "end_to_end_over_forest": None if px_rf is None else round(px_lc / px_rf, 3),
             "seconds": {"end_to_end": [r["seconds"] for r in lcs],
