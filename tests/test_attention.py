@@ -150,6 +150,7 @@ from landcover.losses import MaskedLoss
 from landcover.models import build_model, model_input_shape, model_inputs
 backend, weights = sys.argv[1], sys.argv[2]
 assert keras.backend.backend() == backend
+keras.utils.set_random_seed(0)  # the same initial weights every run (JAX loads TensorFlow's)
 rng = np.random.default_rng(0)
 x = rng.normal(size=(4, 5, 8, 8, 4)).astype("float32")
 x[..., -1] = (rng.random((4, 5, 8, 8)) > 0.3)
