@@ -577,6 +577,7 @@ def test_scenes_on_no_common_grid(field_series, field_bundle, tmp_path):
     assert issubclass(GridMismatchError, LandcoverError)
 
 
+@pytest.mark.slow  # 5.5 s of the default run's 6 min on 2 cores
 def test_fixed_date_model_needs_its_number_of_dates(field_series, field_dataset, tmp_path):
     from landcover.train import train
 
@@ -603,6 +604,7 @@ def test_a_larger_window_rebuilds_the_network_with_the_same_weights(reference, f
     assert model.input_shape[2:4] == (32, 32)
 
 
+@pytest.mark.slow  # 4.6 s of the default run's 6 min on 2 cores
 def test_the_bundle_carries_a_user_profile_that_is_gone(field_series, tmp_path):
     """Trained through a profile YAML of the user's own; the YAML is then deleted: classify reads
     the same layout from the profile recorded in the bundle, without --config."""

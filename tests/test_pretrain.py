@@ -167,6 +167,7 @@ def test_train_refuses_a_mismatched_encoder_in_one_line(encoder, field_dataset, 
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow  # 4.1 s of the default run's 6 min on 2 cores
 def test_pretraining_resumes_to_the_same_weights(field_series, encoder, tmp_path):
     """Killed after its first epoch (its checkpoint written), resumed: the encoder's weights are
     those of the uninterrupted run, bit for bit."""

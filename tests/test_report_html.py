@@ -282,6 +282,7 @@ def test_the_browser_checks_can_fail(tmp_path):
     assert any("report-broken" in line for line in console), console
 
 
+@pytest.mark.slow  # 4.7-4.8 s each of the default run's 6 min on 2 cores
 @pytest.mark.parametrize("which", ["evaluation", "bundle"])
 def test_the_report_renders_in_a_browser(which, evaluation, bundle, tmp_path):
     folder = evaluation[0] if which == "evaluation" else bundle[0]

@@ -123,6 +123,7 @@ class Interrupt(__import__("keras").callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # 13.2 s of the default run's 6 min on 2 cores
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(field_dataset, tmp_path):
     extra = ["train.epochs=4", "train.model.dropout=0.2", "train.augment.drop_dates=0.3",
              "train.shuffle_chunks=2"]
@@ -145,7 +146,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(field_dataset, tmp
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.parametrize("arch", ["unet", pytest.param("unet_convlstm", marks=pytest.mark.slow)])
+@pytest.mark.slow  # unet 7.5 s of the default run's 6 min on 2 cores
+@pytest.mark.parametrize("arch", ["unet", "unet_convlstm"])
 def test_other_architectures_train_and_reload(field_dataset, tmp_path, arch):
     cfg = load_config(None, TINY_MODEL + [f"train.model.architecture={arch}", "train.epochs=1",
                                           "train.model.layers=2", "train.loss.kind=ce+dice"])
@@ -212,6 +214,7 @@ def test_default_normalisation_scores_alike_in_inference_and_training_mode(field
     assert "inference mode" in (tmp_path / "m" / "report.md").read_text()
 
 
+@pytest.mark.slow  # 4.6 s of the default run's 6 min on 2 cores
 def test_mode_check_warns_when_batch_statistics_do_not_settle(field_dataset, tmp_path, caplog):
     """Batch normalisation after a handful of steps: moving averages far from the batch
     statistics, so inference mode scores far below training mode, and train says so."""
@@ -241,6 +244,7 @@ def test_class_mask_removes_a_class_from_the_output():
     assert p[..., 1].max() < 1e-6
 
 
+@pytest.mark.slow  # 5.4 s of the default run's 6 min on 2 cores
 def test_a_class_without_training_pixels_is_never_predicted(field_series, tmp_path, caplog):
     """A class table with a class that the labels never show: it gets no output (the bundle says
     so, the scores never predict it) and a warning names it; marked required, prepare refuses."""
@@ -276,6 +280,7 @@ def test_a_class_without_training_pixels_is_never_predicted(field_series, tmp_pa
     assert not (tmp_path / "ds2.zarr").exists()
 
 
+@pytest.mark.slow  # 5.4 s of the default run's 6 min on 2 cores
 def test_epochs_repeat_a_small_split_and_the_schedule_warms_up_to_a_floor(field_dataset,
                                                                          tmp_path):
     from landcover.dataset import open_dataset as open_ds
@@ -296,6 +301,7 @@ def summary_history(bundle):
     return json.loads((bundle / "history.json").read_text())
 
 
+@pytest.mark.slow  # 5.0 s of the default run's 6 min on 2 cores
 def test_early_stopping_waits_for_min_epochs(field_dataset, tmp_path):
     cfg = load_config(None, TINY_MODEL + ["train.epochs=4", "train.patience=1",
                                           "train.min_epochs=4", "train.learning_rate=0.000001",
