@@ -67,10 +67,7 @@ class _Refuse(importlib.abc.MetaPathFinder):
 def _deferring():
     """The ``with`` block imports Keras without the :data:`DEFERRED` libraries; the parts of
     Keras that went without them are then imported again, with them, on first use
-    (:func:`_again_on_first_use`). Nothing changes where Keras is already imported."""
-    if "keras" in sys.modules:
-        yield
-        return
+    (:func:`_again_on_first_use`). For a Keras not yet imported (:func:`import_keras` checks)."""
     finder = _Refuse()
     sys.meta_path.insert(0, finder)
     try:
