@@ -51,6 +51,21 @@ def _precision_cache(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(autouse=True)
+def _landcover_logger():
+    """Each test starts with the ``landcover`` logger as it was: a CLI run in the test process
+    gives it a handler of its own and the level of its -q/-v (``-q``: errors only), which would
+    keep the warnings of every later test from ``caplog``."""
+    import logging
+
+    logger = logging.getLogger("landcover")
+    saved = logger.handlers[:], logger.level, logger.propagate, logger.disabled
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate, logger.disabled = saved[2], saved[3]
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
