@@ -49,7 +49,16 @@ def test_read_ahead_gives_the_map_of_blocks_read_by_their_tasks(field_series, fi
         reads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
+    readied = []
+    take_prepared = block_tasks.ReadAhead.take_prepared
+
+    def prepared_spy(self, block, *args, **kwargs):
+        got = take_prepared(self, block, *args, **kwargs)
+        readied.append((tuple(block), got is not None))
+        return got
+
     monkeypatch.setattr(block_tasks, "read_date_entry", spy)
+    monkeypatch.setattr(block_tasks.ReadAhead, "take_prepared", prepared_spy)
     ahead = run(field_series[0], field_bundle, tmp_path / "ahead.tif", "classify.block_size=64",
                 probabilities=True)
     assert ahead["blocks"] == 9
@@ -57,6 +66,8 @@ def test_read_ahead_gives_the_map_of_blocks_read_by_their_tasks(field_series, fi
     dates = len(reads) // 9
     assert pooled == 8 * dates  # every block but the first read ahead, in the pool
     assert not block_tasks.READERS  # the run's read-ahead is closed with it
+    # every block but the first was readied (windows, first batch) beside its predecessor
+    assert [ok for _, ok in readied] == [False] + [True] * 8, readied
 
     reads.clear()
     monkeypatch.setattr(run_module, "runs_here", lambda: False)
@@ -114,6 +125,12 @@ def test_a_read_error_ahead_is_raised_by_the_block_that_needs_it(field_series, f
         rows, cols = block_tasks.block_origins(plan, *block_tasks.block_area(plan, 0, 1))[2:]
         with pytest.raises(RasterReadError, match="cannot read"):
             reader.take((0, 1), rows, cols)
+        reader.prefetch_after((0, 1))
+        reader.prepare_next((0, 1))  # readying block (0, 2) beside (0, 1): no error there
+        assert list(reader.prepared) == [(0, 2)] and not reader.pending
+        rows, cols = block_tasks.block_origins(plan, *block_tasks.block_area(plan, 0, 2))[2:]
+        with pytest.raises(RasterReadError, match="cannot read"):
+            reader.take_prepared((0, 2), rows, cols)
     assert not block_tasks.READERS
 
 
