@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -406,22 +407,54 @@ def write_quicklook(map_path: Path, table: ClassTable, counts, path: Path, *, ti
     """A PNG of the map (read from its overviews, at most ``max_size`` px) with map coordinates on
     the axes, a scale bar, the CRS, a legend (class names and area shares) and nodata as a grey
     checkerboard."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch, Rectangle
     from rasterio.enums import Resampling
 
     with open_raster(map_path) as src:
-        f = max(1.0, max(src.width, src.height) / max_size)
-        shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
+        shape = preview_shape(src.height, src.width, max_size)
         codes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
         bounds, crs = src.bounds, src.crs
+    draw_quicklook(codes, tuple(bounds), crs, table, counts, path, title=title)
+
+
+def preview_shape(height: int, width: int, max_size: int = 1000) -> tuple[int, int]:
+    """The shape of a map's quicklook: the map shrunk to at most ``max_size`` px a side."""
+    f = max(1.0, max(width, height) / max_size)
+    return max(1, round(height / f)), max(1, round(width / f))
+
+
+def store_preview(store: str, grid: Grid, max_size: int = 1000) -> np.ndarray:
+    """The class codes of a classify store's ``classes`` array at the quicklook's size
+    (:func:`preview_shape`), each the pixel nearest its cell's centre: the quicklook of a map
+    before its COG is written."""
+    import zarr
+
+    arr = zarr.open_group(store, mode="r")["classes"]
+    h, w = preview_shape(grid.height, grid.width, max_size)
+    rows = np.minimum(((np.arange(h) + 0.5) * grid.height / h).astype(np.int64), grid.height - 1)
+    cols = np.minimum(((np.arange(w) + 0.5) * grid.width / w).astype(np.int64), grid.width - 1)
+    return np.asarray(arr.get_orthogonal_selection((rows, cols)))
+
+
+def draw_quicklook(codes: np.ndarray, bounds: tuple[float, float, float, float], crs,
+                   table: ClassTable, counts, path: Path, *, title: str) -> None:
+    """The quicklook PNG of :func:`write_quicklook` from the codes at its size, the map's
+    ``(left, bottom, right, top)`` and CRS (a rasterio CRS, a string or None)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+    from rasterio.crs import CRS as RasterioCRS
+
+    if crs is not None and not isinstance(crs, RasterioCRS):
+        crs = RasterioCRS.from_user_input(crs)
+    shape = codes.shape
+    bounds = SimpleNamespace(left=bounds[0], bottom=bounds[1], right=bounds[2], top=bounds[3])
     geographic = bool(crs is not None and crs.is_geographic)
     rgba = quicklook_rgba(codes, table)
     total = max(int(np.sum(counts)), 1)
-    fig, ax = plt.subplots(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1.5), dpi=110)
+    # a Figure of its own, not pyplot's: drawn in a thread beside the map's COG (classify)
+    fig = Figure(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
     ax.imshow(rgba, interpolation="nearest", extent=extent)
     ax.set_title(title, fontsize=9)
@@ -450,12 +483,12 @@ def write_quicklook(map_path: Path, table: ClassTable, counts, path: Path, *, ti
     handles = [Patch(facecolor=cl.color, edgecolor="0.3",
                      label=f"{cl.code} {cl.name} ({100 * n / total:.1f}%)")
                for cl, n in zip(table.classes, counts)]
-    handles.append(Patch(facecolor="#%02x%02x%02x" % NODATA_CHECKER[0], edgecolor="0.3",
+    handles.append(Patch(facecolor="#{:02x}{:02x}{:02x}".format(*NODATA_CHECKER[0]),
+                         edgecolor="0.3",
                          hatch="xx", label="no data"))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
               frameon=False)
     fig.savefig(path, format="png", bbox_inches="tight")
-    plt.close(fig)
 
 
 def write_array_map(codes: np.ndarray, grid: Grid, table: ClassTable, path: Path,

@@ -188,3 +188,43 @@ def test_quicklook_draws_projected_and_geographic_maps(tmp_path, crs, res, origi
     assert img.shape[0] > 200
     grey = np.all(np.abs(img[..., :3] * 255 - NODATA_CHECKER[0]) < 2, axis=-1)
     assert grey.sum() > 100  # nodata drawn in grey, not left white
+
+
+@pytest.mark.parametrize("crs,res,origin", [("EPSG:32632", 30.0, (584280.0, 5420820.0)),
+                                            ("EPSG:4326", 0.0003, (10.1, 48.9))])
+def test_the_quicklook_drawn_from_the_store_is_the_one_drawn_from_the_map(tmp_path, crs, res,
+                                                                          origin):
+    """classify draws the quicklook from its store while GDAL writes the COG: for a map that
+    needs no shrinking the picture is the one drawn from the finished map, pixel for pixel."""
+    import matplotlib.image
+    import zarr
+
+    from landcover.maps import draw_quicklook, store_preview
+
+    path, codes = small_map(tmp_path, crs, res, origin)
+    grid = Grid(crs, (res, 0.0, origin[0], 0.0, -res, origin[1]), codes.shape[1], codes.shape[0])
+    store = zarr.open_group(tmp_path / "store.zarr", mode="w")
+    store.create_array("classes", shape=codes.shape, chunks=(16, 16), dtype="uint8")[...] = codes
+    counts = np.bincount(codes[codes != 255], minlength=8)[1:]
+    write_quicklook(path, DEMO, counts, tmp_path / "map.png", title="t")
+    draw_quicklook(store_preview(str(tmp_path / "store.zarr"), grid), grid.bounds, grid.crs, DEMO,
+                   counts, tmp_path / "store.png", title="t")
+    np.testing.assert_array_equal(matplotlib.image.imread(tmp_path / "map.png"),
+                                  matplotlib.image.imread(tmp_path / "store.png"))
+
+
+def test_a_large_map_is_shrunk_to_the_pixels_nearest_the_cells_centres(tmp_path):
+    import zarr
+
+    from landcover.maps import store_preview
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(1, 8, (2500, 1200), dtype=np.uint8)
+    grid = Grid("EPSG:32632", (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 1200, 2500)
+    store = zarr.open_group(tmp_path / "store.zarr", mode="w")
+    store.create_array("classes", shape=codes.shape, chunks=(256, 256), dtype="uint8")[...] = codes
+    preview = store_preview(str(tmp_path / "store.zarr"), grid, max_size=1000)
+    assert preview.shape == (1000, 480)  # 2.5 px a cell on both axes
+    rows = (np.arange(1000) * 2.5 + 1.25).astype(int)  # each cell's centre: 1.25, 3.75, ...
+    cols = (np.arange(480) * 2.5 + 1.25).astype(int)
+    np.testing.assert_array_equal(preview, codes[rows][:, cols])

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +25,12 @@ from landcover.config import Config
 from landcover.errors import ModelError
 from landcover.maps import (
     class_areas,
+    draw_quicklook,
     map_tags,
+    store_preview,
     write_errors,
     write_map,
     write_probabilities,
-    write_quicklook,
     write_style,
 )
 from landcover.outputs import OutputSet, remove
@@ -171,15 +173,20 @@ def write_products(plan: Plan, kept, table: ClassTable, meta: BundleMeta, cfg: C
                     config, plan.bundle)
     windows = [plan.block_window(i, j) for i, j in plan.blocks()]
     tmp = {k: outputs.temporary(p) for k, p in paths.items()}
-    write_map(plan.store, plan.grid, windows, table, tmp["map"], tags, legend=tmp["legend"])
-    write_style(table, tmp["style"])
-    if plan.probabilities:
-        write_probabilities(plan.store, plan.grid, windows, table, tmp["probabilities"], tags,
-                            plan.probability_dtype, plan.uncertainty)
-    if "quicklook" in paths:
-        write_quicklook(tmp["map"], table, counts, tmp["quicklook"],
-                        title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, "
-                              f"{len(kept)} dates")
+    with ThreadPoolExecutor(1, thread_name_prefix="landcover-quicklook") as drawing:
+        # the quicklook (Python's lock, mostly) is drawn from the store while GDAL writes the COG
+        quicklook = drawing.submit(
+            draw_quicklook, store_preview(plan.store, plan.grid), plan.grid.bounds,
+            plan.grid.crs, table, counts, tmp["quicklook"],
+            title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, {len(kept)} dates") \
+            if "quicklook" in paths else None
+        write_map(plan.store, plan.grid, windows, table, tmp["map"], tags, legend=tmp["legend"])
+        write_style(table, tmp["style"])
+        if plan.probabilities:
+            write_probabilities(plan.store, plan.grid, windows, table, tmp["probabilities"],
+                                tags, plan.probability_dtype, plan.uncertainty)
+    if quicklook is not None:
+        quicklook.result()  # its error, if any
     # the STAC item last: sizes and checksums of the temporaries (renaming keeps the bytes)
     write_map_item(tmp["item"], paths, plan.grid, kept, table, meta, files=tmp,
                    probability_dtype=plan.probability_dtype, uncertainty=plan.uncertainty)
@@ -219,7 +226,6 @@ def block_in_turn(plan: Plan, i: int, j: int, previous) -> dict:
 def warm_quicklook() -> None:
     """Import what the quicklook draws with (about 0.4 s of one core) while the model predicts
     the last blocks, not after them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure
+    import matplotlib.patches  # noqa: F401 - the quicklook's imports
