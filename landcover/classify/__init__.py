@@ -26,7 +26,8 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
   and a pool of threads reads the next block's dates while the model predicts one (GDAL decodes
   without Python's lock; at most one block ahead, :class:`~landcover.classify.blocks.ReadAhead`);
   within a block, a thread builds the next batch's features while the model predicts the batch
-  before. On a cluster each worker runs whole blocks with its own model. A block's result is
+  before, and during a block's last call it readies the next block (its windows and first
+  batch). On a cluster each worker runs whole blocks with its own model. A block's result is
   therefore the same whichever way the grid is cut and whichever scheduler runs it; memory is
   bounded by the block size, not the scene size.
 * **Missing data**: windows without any valid observation are not predicted; pixels without a
