@@ -31,7 +31,6 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -447,7 +446,7 @@ def draw_quicklook(codes: np.ndarray, bounds: tuple[float, float, float, float],
     if crs is not None and not isinstance(crs, RasterioCRS):
         crs = RasterioCRS.from_user_input(crs)
     shape = codes.shape
-    bounds = SimpleNamespace(left=bounds[0], bottom=bounds[1], right=bounds[2], top=bounds[3])
+    left, bottom, right, top = bounds
     geographic = bool(crs is not None and crs.is_geographic)
     rgba = quicklook_rgba(codes, table)
     total = max(int(np.sum(counts)), 1)
@@ -455,7 +454,7 @@ def draw_quicklook(codes: np.ndarray, bounds: tuple[float, float, float, float],
     fig = Figure(figsize=(9, 7 * shape[0] / max(shape[1], 1) + 1.5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
+    extent = (left, right, bottom, top)
     ax.imshow(rgba, interpolation="nearest", extent=extent)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
@@ -464,14 +463,14 @@ def draw_quicklook(codes: np.ndarray, bounds: tuple[float, float, float, float],
                   + _crs_label(crs), fontsize=7)
     ax.set_ylabel("latitude (°)" if geographic else "northing (m)", fontsize=7)
     # scale bar, lower left, in metres (degrees converted at the map's mid latitude)
-    width = bounds.right - bounds.left
+    width = right - left
     per_metre = 1.0
     if geographic:
-        per_metre = 1.0 / (111_320.0 * max(math.cos(math.radians((bounds.top + bounds.bottom)
+        per_metre = 1.0 / (111_320.0 * max(math.cos(math.radians((top + bottom)
                                                                   / 2)), 1e-6))
     metres = nice_length(width / per_metre)
-    bar, height = metres * per_metre, (bounds.top - bounds.bottom) * 0.012
-    x0, y0 = bounds.left + width * 0.04, bounds.bottom + (bounds.top - bounds.bottom) * 0.05
+    bar, height = metres * per_metre, (top - bottom) * 0.012
+    x0, y0 = left + width * 0.04, bottom + (top - bottom) * 0.05
     ax.add_patch(Rectangle((x0 - width * 0.01, y0 - height * 1.5), bar + width * 0.02,
                            height * 5, facecolor="white", edgecolor="none", alpha=0.8))
     for part in range(2):

@@ -144,8 +144,9 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int, *, block
     ``(prob (h, w, K) float32, observed (h, w) bool, windows predicted, windows skipped)``.
 
     ``block``: the block ``(i, j)`` the area belongs to, when this process reads blocks ahead
-    (:func:`reading_ahead`): its rasters are taken from the read-ahead, and the next block's are
-    read while this one is predicted. A batch's features are built in a thread of their own while
+    (:func:`reading_ahead`): its rasters are taken from the read-ahead (with its windows and first
+    batch, readied during the block before's last call), and the next block's are read while this
+    one is predicted. A batch's features are built in a thread of their own while
     the model predicts the batch before (the same arrays, in the same order: the same result).
     """
     s = plan.window
@@ -308,11 +309,12 @@ class ReadAhead:
     The block tasks take their rasters with :meth:`take` and ask for the next with
     :meth:`prefetch_after`; a block not read ahead is read by its task, as without read-ahead.
     While a block's last call runs, its features thread readies the next block
-    (:meth:`prepare_next`: its windows and first batch's features too), so that the model does not
-    wait for them between the blocks (about 0.05 s a block on 2 cores). ``when_idle``: called once when no block is left to read, by the block task whose window
-    features are all built (:meth:`idle_work`): warming up what the products need while the last
-    windows are predicted, not while their features are built (its imports hold Python's lock:
-    run in the read pool, it once held the last window's features up 0.44 s)."""
+    (:meth:`prepare_next`: its windows and first batch's features too), so that the model does
+    not wait for them between the blocks (about 0.05 s a block on 2 cores). ``when_idle``: called
+    once when no block is left to read, by the block task whose window features are all built
+    (:meth:`idle_work`): warming up what the products need while the last windows are predicted,
+    not while their features are built (its imports hold Python's lock: run in the read pool, it
+    once held the last window's features up 0.44 s)."""
 
     def __init__(self, plan: Plan, ahead: int = READ_AHEAD, workers: int | None = None,
                  when_idle=None):

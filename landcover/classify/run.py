@@ -173,13 +173,14 @@ def write_products(plan: Plan, kept, table: ClassTable, meta: BundleMeta, cfg: C
                     config, plan.bundle)
     windows = [plan.block_window(i, j) for i, j in plan.blocks()]
     tmp = {k: outputs.temporary(p) for k, p in paths.items()}
+    def draw():  # from the store (Python's lock, mostly) while GDAL writes the COG
+        draw_quicklook(store_preview(plan.store, plan.grid), plan.grid.bounds, plan.grid.crs,
+                       table, counts, tmp["quicklook"],
+                       title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, "
+                             f"{len(kept)} dates")
+
     with ThreadPoolExecutor(1, thread_name_prefix="landcover-quicklook") as drawing:
-        # the quicklook (Python's lock, mostly) is drawn from the store while GDAL writes the COG
-        quicklook = drawing.submit(
-            draw_quicklook, store_preview(plan.store, plan.grid), plan.grid.bounds,
-            plan.grid.crs, table, counts, tmp["quicklook"],
-            title=f"{paths['map'].name}: {kept[0][0]} .. {kept[-1][0]}, {len(kept)} dates") \
-            if "quicklook" in paths else None
+        quicklook = drawing.submit(draw) if "quicklook" in paths else None
         write_map(plan.store, plan.grid, windows, table, tmp["map"], tags, legend=tmp["legend"])
         write_style(table, tmp["style"])
         if plan.probabilities:
