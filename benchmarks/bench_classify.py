@@ -13,9 +13,11 @@ one at a time, so its peak RSS (``VmHWM``) and its time are its own. Printed:
      blocks, features, the model, the Zarr block store, the COG with overviews, legend, style,
      STAC item, quicklook) -> pixels of the scene per second;
    * *bare model*: the windows a single non-overlapping tiling of the scene needs at the same
-     window size (``ceil(H / s) x ceil(W / s)``), cut from features already in memory (computed
-     before timing) and passed to the same network with the same call and batch size -> the time
-     of the model calls alone -> pixels of the scene per second; once more (one run) with the
+     window size (``ceil(H / s) x ceil(W / s)``), cut from the scene's rasters already in memory
+     (each batch's inputs made as classify makes them, before its call is timed: features, or
+     the digital numbers where the network makes the features, ``classify.features_on``) and
+     passed to the same network with the same call and batch size -> the time of the model calls
+     alone -> pixels of the scene per second; once more (one run) with the
      bundle's Keras network as trained, in float32, instead of the streamed network in the
      configured precision that classify predicts with;
    * *random forest*: a per-pixel scikit-learn forest (100 trees, the 72 band-date reflectances,
@@ -54,8 +56,12 @@ the machine and its load average at the start and the end (other work on a share
 every figure).
 Issue 27's CPU criteria: end to end at least 0.8 of the bare model, and at least the forest.
 
+``--set KEY=VALUE`` (repeatable) overrides the config of the end-to-end, bare-model and floor runs
+(``--set classify.features_on=model``: the features made inside the network).
+
 Run:  python benchmarks/bench_classify.py [--size 2048] [--dates 12] [--memory-sizes 1024 4096]
           [--workdir DIR] [--previous DIR] [--skip-memory] [--skip-rf] [--repeats 2] [--json]
+          [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -144,11 +150,12 @@ def job_landcover(folder: Path, model: Path, out: Path, sets: list[str]) -> dict
             "window": summary["window"], "overlap": summary["overlap"],
             "block": summary["block_size"], "batch": summary.get("batch_size"),
             "per_pixel": summary.get("predictions_per_pixel"),
+            "features_on": summary.get("features_on", "host"),
             "precision": summary.get("precision", "float32"),
             "pixels": summary["grid"]["width"] * summary["grid"]["height"]}
 
 
-def job_host(folder: Path, model: Path, out: Path) -> dict:
+def job_host(folder: Path, model: Path, out: Path, sets: list[str] = ()) -> dict:
     """``classify`` end to end with every model call replaced by uniform probabilities: the
     work of a run beyond the model's (importing the backend, loading the bundle, reading,
     decoding, features, blending, the store, the products), its seconds and CPU seconds."""
@@ -157,31 +164,36 @@ def job_host(folder: Path, model: Path, out: Path) -> dict:
     K = len(resolve_config(model)[0].classes)
 
     def uniform(model, lock, x, batch_size, days=None, temperature=1.0):
-        return np.full((len(x), x.shape[2], x.shape[3], K), 1.0 / K, np.float32)
+        n, s = (len(x), x.shape[2]) if not isinstance(x, tuple) else (len(x[0]), x[1].shape[2])
+        return np.full((n, s, s, K), 1.0 / K, np.float32)
 
     blocks.predict_windows = uniform
-    return job_landcover(folder, model, out, [])
+    return job_landcover(folder, model, out, list(sets))
 
 
-def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) -> dict:
+def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False,
+             sets: list[str] = ()) -> dict:
     """The model calls a non-overlapping tiling at landcover's window size needs, timed alone;
     ``trained``: with the bundle's Keras network as trained, in float32 (not the network
     classify predicts with), for comparison."""
+    import dataclasses
+
     from landcover.classify import (
+        BlockData,
         build_plan,
         model_scenes,
         predict_windows,
-        read_features,
         resolve_config,
         worker_model,
     )
+    from landcover.classify.blocks import window_batch
+    from landcover.classify.worker import input_model
 
-    meta, cfg = resolve_config(model_dir)
+    meta, cfg = resolve_config(model_dir, None, list(sets))
     plan, _, _ = build_plan(model_scenes(scenes_of(folder), meta, cfg), model_dir, cfg, meta,
                             out.with_suffix(".store"))
     s, H, W = plan.window, plan.grid.height, plan.grid.width
     ny, nx = math.ceil(H / s), math.ceil(W / s)
-    feats, _ = read_features(plan, np.arange(ny * s), np.arange(nx * s))  # reflected beyond
     if not trained:
         model, lock = worker_model(plan)
         precision = plan.precision
@@ -198,19 +210,29 @@ def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False) ->
                             valid_channel_of(inp))
         model.set_weights(keras_model.get_weights())
         lock, precision = threading.Lock(), "float32"
+        plan = dataclasses.replace(plan, features_on="host")  # the trained network's inputs
+    # the scene's rasters in memory (reflected beyond its edges), read before timing; each
+    # batch's inputs made as classify makes them (features, or the digital numbers where the
+    # network makes its features: classify.features_on), before its call is timed
+    data = BlockData(plan, np.arange(ny * s), np.arange(nx * s))
     B = plan.batch_size
     windows = [(i * s, j * s) for i in range(ny) for j in range(nx)]
-    predict_windows(model, lock, np.stack([feats[:, :s, :s]] * B), B, plan.days)  # trace once
+
+    def call(x):
+        net = model if not isinstance(x, tuple) else input_model(plan, model, x[0].dtype)
+        predict_windows(net, lock, x, B, plan.days)
+
+    call(window_batch(plan, data, windows[:1] * B, 0, 0))  # trace once
     seconds = cpu = 0.0
     for a in range(0, len(windows), B):
-        x = np.stack([feats[:, y:y + s, c:c + s] for y, c in windows[a:a + B]])
+        x = window_batch(plan, data, windows[a:a + B], 0, 0)
         t0, c0 = time.perf_counter(), time.process_time()
-        predict_windows(model, lock, x, B, plan.days)
+        call(x)
         seconds += time.perf_counter() - t0
         cpu += time.process_time() - c0
     return {"seconds": seconds, "cpu_seconds": cpu, "windows": len(windows), "window": s,
-            "batch": B,
-            "pixels": H * W, "precision": precision}
+            "batch": B, "pixels": H * W, "precision": precision,
+            "features_on": plan.features_on}
 
 
 def job_import() -> dict:
@@ -257,9 +279,9 @@ def job_rf(folder: Path, model_dir: Path, out: Path, labels_map: Path) -> dict:
 def child(mode: str, folder: Path, model: Path, out: Path, sets: list[str]) -> None:
     jobs = {"landcover": lambda: job_landcover(folder, model, out, sets),
             "previous": lambda: job_landcover(folder, model, out, []),  # the tree on PYTHONPATH
-            "bare": lambda: job_bare(folder, model, out),
+            "bare": lambda: job_bare(folder, model, out, sets=sets),
             "bare_trained": lambda: job_bare(folder, model, out, trained=True),
-            "host": lambda: job_host(folder, model, out),
+            "host": lambda: job_host(folder, model, out, sets),
             "import": job_import,
             "rf": lambda: job_rf(folder, model, out, Path(sets[0]))}
     result = jobs[mode]()
@@ -315,6 +337,9 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-rf", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for the end-to-end, bare-model and floor runs (e.g. "
+                         "classify.features_on=model); repeatable")
     ap.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -352,8 +377,8 @@ def main() -> None:
     # run of each counts (the machine's speed drifts by a few per cent between runs)
     lcs, bares, imports, rfs = [], [], [], []
     for _ in range(max(1, args.repeats)):
-        lcs.append(run_child("landcover", f, model, out / f"lc{size}.tif"))
-        bares.append(run_child("bare", f, model, out / f"bare{size}.tif"))
+        lcs.append(run_child("landcover", f, model, out / f"lc{size}.tif", *args.set))
+        bares.append(run_child("bare", f, model, out / f"bare{size}.tif", *args.set))
         imports.append(run_child("import", f, model, out))
         if not args.skip_rf:  # labelled by landcover's map
             rfs.append(run_child("rf", f, model, out / f"rf{size}.tif", str(out / f"lc{size}.tif")))
@@ -363,14 +388,15 @@ def main() -> None:
     beyond = bare["seconds"] / (lc["seconds"] - t_import) * lc["pixels"] / bare["pixels"]
     px_lc, px_bare = lc["pixels"] / lc["seconds"], bare["pixels"] / bare["seconds"]
     trained = run_child("bare_trained", f, model, out / f"bare{size}.tif")
-    cpu = cpu_floor(lc, bare, run_child("host", f, model, out / f"host{size}.tif"))
+    cpu = cpu_floor(lc, bare, run_child("host", f, model, out / f"host{size}.tif", *args.set))
     rows = [("landcover classify, end to end", lc, (f"{lc['windows']:,d} x {lc['window']}^2 "
              f"(overlap {lc['overlap']}, {lc['per_pixel']:.2f} predictions per pixel), "
-             f"{lc['precision']}")),
+             f"{lc['precision']}, features on the {lc['features_on']}")),
             ("bare model, non-overlapping tiling", bare,
              (f"{bare['windows']:,d} x {bare['window']}^2 "
              f"({bare['windows'] * bare['window'] ** 2 / bare['pixels']:.2f} per pixel), the "
-             f"network classify predicts with, {bare['precision']}")),
+             f"network classify predicts with, {bare['precision']}, features on the "
+             f"{bare['features_on']}")),
             ("bare model, the Keras network as trained", trained,
              f"the same windows, {trained['precision']} (one run; for comparison)")]
     if not args.skip_rf:

@@ -10,10 +10,13 @@ Issue 27, item 5. With ``KERAS_BACKEND=jax`` (set here when unset), printed side
    analysis gives the FLOPs, TFLOP/s;
 2. **the host path**: the same network through :func:`landcover.classify.predict_windows`
    (``predict_on_batch`` of float32 features built on the host, copied per call), as classify
-   calls it -> Mpx/s;
+   calls it with ``classify.features_on: host`` -> Mpx/s; and **the DN path**: the same with
+   uint16 digital numbers and uint8 validity sent and the features made inside the network
+   (``features_on: model``, the default on a GPU);
 3. **end to end**: ``landcover.classify.classify`` of a synthetic ``--size`` (4096) px square
    scene of ``--dates`` dates (Landsat 8 C2 L2 folders, one date per process of a process pool;
    seeded reflectance, clouds and shadows), in a fresh subprocess -> scene Mpx/s, peak RSS;
+   once with the defaults and once with ``classify.features_on=host``;
 4. **training**: Keras ``fit`` of the same network on random ``30 x 30`` px patches of
    ``--dates`` dates (compiled as ``landcover train`` compiles it: Adam, ``MaskedLoss``), batch
    ``--train-batch`` (256) -> steps/s and patches/s, after one untimed epoch (compilation).
@@ -175,6 +178,37 @@ def host_path(model, window: int, dates: int, batch: int, calls: int) -> dict:
             "mpx_s": round(batch * window * window * calls / seconds / 1e6, 6)}
 
 
+def dn_path(model, bundle: Path, window: int, dates: int, batch: int, calls: int) -> dict:
+    """As :func:`host_path`, with the features made inside the network
+    (``classify.features_on: model``, the default on a GPU): uint16 digital numbers, uint8
+    validity and the dates' scale, offset and normalisation sent instead of float32 features."""
+    import threading
+
+    from landcover.bundle import read_bundle_meta
+    from landcover.classify import predict_windows
+    from landcover.features import FeatureSpec, doy_sin_cos
+    from landcover.models import with_input_features
+
+    meta = read_bundle_meta(bundle, verify=False)
+    spec = FeatureSpec.from_record({"bands": meta.input.bands, "fill": meta.input.fill,
+                                    "doy": meta.input.doy, "normalisation": meta.normalisation})
+    nb = len(spec.bands)
+    rng = np.random.default_rng(1)
+    dn = rng.integers(7273, 43636, (batch, dates, nb, window, window)).astype(np.uint16)
+    valid = (rng.random((batch, dates, window, window)) > 0.2).astype(np.uint8)
+    row = np.concatenate([np.full(nb, 2.75e-5), np.full(nb, -0.2), spec.mean, spec.std,
+                          doy_sin_cos(100.0)]).astype(np.float32)
+    x = (dn, valid, np.broadcast_to(row, (batch, dates, len(row))))
+    net, lock = with_input_features(model, spec, "uint16"), threading.Lock()
+    predict_windows(net, lock, x, batch)  # trace
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        predict_windows(net, lock, x, batch)
+    seconds = time.perf_counter() - t0
+    return {"batch": batch, "calls": calls, "seconds": round(seconds, 3),
+            "mpx_s": round(batch * window * window * calls / seconds / 1e6, 6)}
+
+
 def train_steps(dates: int, batch: int, steps: int) -> dict:
     """Keras ``fit`` of the default network on random 30 px patches, compiled as ``landcover
     train`` compiles it; steps/s over ``steps`` steps after the first (which compiles)."""
@@ -210,8 +244,8 @@ def train_steps(dates: int, batch: int, steps: int) -> dict:
 CHILD = """
 import json, sys, time
 from landcover.classify import classify, model_scenes, resolve_config
-folders, model, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-meta, cfg = resolve_config(model)
+folders, model, out, sets = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+meta, cfg = resolve_config(model, None, sets)
 t0 = time.perf_counter()
 s = classify(model_scenes(folders, meta, cfg), model, out, cfg, meta=meta, overwrite=True,
              progress=False)
@@ -219,13 +253,15 @@ seconds = time.perf_counter() - t0
 with open("/proc/self/status") as f:
     hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 print(json.dumps({"seconds": seconds, "precision": s["precision"], "window": s["window"],
+                  "features_on": s["features_on"],
                   "batch_size": s["batch_size"], "blocks": s["blocks"], "peak_mib": hwm}))
 """
 
 
-def end_to_end(scenes: list[Path], bundle: Path, out: Path, size: int) -> dict:
+def end_to_end(scenes: list[Path], bundle: Path, out: Path, size: int, *sets: str) -> dict:
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([str(s) for s in scenes]),
-                           str(bundle), str(out)], capture_output=True, text=True, check=False)
+                           str(bundle), str(out), *sets], capture_output=True, text=True,
+                          check=False)
     if done.returncode:
         raise SystemExit(f"classify failed:\n{done.stderr[-3000:]}")
     r = json.loads(done.stdout.strip().splitlines()[-1])
@@ -279,7 +315,7 @@ def main(argv=None) -> dict:
     bundle = make_bundle(work / f"convlstm-{args.dates}", scenes)
     result = {"backend": keras.backend.backend(), "device": device(),
               "dry_run": args.dry_run, "window": args.window, "dates": args.dates,
-              "bare": {}, "host_path": {}}
+              "bare": {}, "host_path": {}, "dn_path": {}}
     stages = {"setup": time.perf_counter() - t_start}
     t0 = time.perf_counter()
     for precision in ("float32", "bfloat16"):
@@ -288,11 +324,16 @@ def main(argv=None) -> dict:
                                      for b in args.batches]
         result["host_path"][precision] = [host_path(model, args.window, args.dates, b,
                                                     args.calls) for b in args.batches]
+        result["dn_path"][precision] = [dn_path(model, bundle, args.window, args.dates, b,
+                                                args.calls) for b in args.batches]
         keras.backend.clear_session()
     stages["network"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result["end_to_end"] = {"size": args.size, "scene_seconds": round(scene_seconds, 1),
                             **end_to_end(scenes, bundle, work / "map.tif", args.size)}
+    # the same with the features made on the host, for comparison (the default on a CPU)
+    result["end_to_end_host_features"] = end_to_end(scenes, bundle, work / "map_host.tif",
+                                                    args.size, "classify.features_on=host")
     stages["end_to_end"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result["train"] = train_steps(args.dates, args.train_batch, args.train_steps)
@@ -308,17 +349,20 @@ def main(argv=None) -> dict:
 def report(r: dict) -> None:
     print(f"backend {r['backend']} on {r['device']}{' (dry run)' if r['dry_run'] else ''}; "
           f"windows {r['window']}^2 x {r['dates']} dates")
-    for what in ("bare", "host_path"):
+    for what in ("bare", "host_path", "dn_path"):
         for precision, rows in r[what].items():
             for row in rows:
                 tf = f", {row['tflop_s']} TFLOP/s" if "tflop_s" in row else ""
                 print(f"  {what:<9} {precision:<8} batch {row['batch']:>3}: "
                       f"{row['mpx_s']:8.3f} Mpx/s{tf}")
     e = r["end_to_end"]
-    print(f"  classify end to end, {e['size']}^2 x {r['dates']} ({e['precision']}, window "
-          f"{e['window']}, batch {e['batch_size']}, {e['blocks']} blocks): {e['seconds']} s, "
-          f"{e['mpx_s']} Mpx/s, peak RSS {e['peak_mib']} MiB (scenes written in "
-          f"{e['scene_seconds']} s)")
+    print(f"  classify end to end, {e['size']}^2 x {r['dates']} ({e['precision']}, features on "
+          f"the {e['features_on']}, window {e['window']}, batch {e['batch_size']}, "
+          f"{e['blocks']} blocks): {e['seconds']} s, {e['mpx_s']} Mpx/s, peak RSS "
+          f"{e['peak_mib']} MiB (scenes written in {e['scene_seconds']} s)")
+    h = r["end_to_end_host_features"]
+    print(f"  the same, features on the {h['features_on']}: {h['seconds']} s, {h['mpx_s']} "
+          f"Mpx/s, peak RSS {h['peak_mib']} MiB")
     t = r["train"]
     print(f"  train (Keras fit, batch {t['batch']}): {t['steps_s']} steps/s, "
           f"{t['patches_s']} patches/s")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from landcover.precision import has_nvidia_gpu
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
 
 
@@ -24,11 +26,14 @@ def test_the_gpu_benchmark_runs_dry_on_jax(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     r = json.loads(done.stdout[done.stdout.index("{"):])
     assert r["backend"] == "jax" and r["dry_run"] is True
-    for what in ("bare", "host_path"):
+    for what in ("bare", "host_path", "dn_path"):
         assert set(r[what]) == {"float32", "bfloat16"}
         for rows in r[what].values():
             assert rows and all(row["mpx_s"] > 0 and row["batch"] == 2 for row in rows)
     e = r["end_to_end"]
     assert e["size"] == 64 and e["blocks"] >= 1 and e["seconds"] > 0 and e["mpx_s"] > 0
+    h = r["end_to_end_host_features"]
+    assert h["features_on"] == "host" and h["seconds"] > 0
+    assert e["features_on"] == ("model" if has_nvidia_gpu() else "host")  # classify's auto
     assert r["train"]["steps_s"] > 0 and r["train"]["patches_s"] > 0
     assert set(r["stage_seconds"]) == {"setup", "network", "end_to_end", "train"}

@@ -364,6 +364,45 @@ def test_default_tiling_and_mixed_precision(reference, field_series, field_bundl
 # classify.precision: auto by measurement: tests/test_precision.py
 
 
+def test_features_made_inside_the_network_give_the_same_map(reference, field_series,
+                                                              field_bundle, tmp_path):
+    """classify.features_on=model sends the digital numbers and validity and the network makes
+    the features (keras.ops, the host's float32 operations in the same order): the same
+    probabilities, bit for bit, over blocks, edges (reflection) and a date missing blocks."""
+    done = run(field_series[0], field_bundle, tmp_path / "m.tif", "classify.block_size=64",
+               "classify.features_on=model", probabilities=True)
+    assert done["windows"] == reference[1]["windows"]
+    np.testing.assert_array_equal(read(tmp_path / "m_probabilities.tif"),
+                                  read(reference[0].with_name("map_probabilities.tif")))
+    np.testing.assert_array_equal(read(tmp_path / "m.tif"), read(reference[0]))
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert '"features_on": "model"' in src.tags()["LANDCOVER_CONFIG"]
+
+
+def test_features_inside_the_network_only_where_it_can_make_them(field_bundle, monkeypatch):
+    """classify.features_on=model where the network cannot make the features is a usage error
+    naming the key and why; auto picks the host there, and on a machine without a GPU."""
+    from dataclasses import replace
+
+    from landcover.classify.plan import features_on
+    from landcover.errors import ConfigError
+    from landcover.precision import has_nvidia_gpu
+
+    meta = lc.resolve_config(field_bundle)[0]
+    linear = replace(meta, input=replace(meta.input, fill="linear"))
+    with pytest.raises(ConfigError, match=r"classify.features_on: model .*fill: linear; use "):
+        features_on("model", linear, [(1,)])
+    with pytest.raises(ConfigError, match=r"but a date is a mosaic of several scenes"):
+        features_on("model", meta, [(1,), (2, 3)])
+    assert features_on("host", meta, [(1,)]) == "host"
+    assert features_on("model", meta, [(1,)]) == "model"
+    assert features_on("auto", meta, [(1,)]) == ("model" if has_nvidia_gpu() else "host")
+    monkeypatch.setattr("landcover.precision.NVIDIA_DEVICES", ("/",))  # a GPU's node present
+    assert features_on("auto", meta, [(1,)]) == "model"
+    assert features_on("auto", meta, [(1,), (2, 3)]) == "host"  # a mosaic: on the host
+    assert features_on("auto", linear, [(1,)]) == "host"
+
+
 @dataclass(frozen=True)
 class BoxMean:
     """A neighbourhood post-processing step: the mean of the probabilities over (2r+1)^2 pixels

@@ -17,8 +17,13 @@ import numpy as np
 
 from landcover.classify.plan import Plan
 from landcover.classify.store import chunk_sums, done_marker
-from landcover.classify.worker import checked_model, predict_windows, wait_for_model
-from landcover.features import features_by_date
+from landcover.classify.worker import (
+    checked_model,
+    input_model,
+    predict_windows,
+    wait_for_model,
+)
+from landcover.features import date_features, doy_sin_cos, features_by_date
 from landcover.gdalio import keep_open
 from landcover.lattice import reflect_index, taper
 from landcover.maps import encode_classes, encode_probabilities
@@ -88,6 +93,44 @@ class BlockData:
             return np.moveaxis(refl, 0, -1), valid
 
         return features_by_date(read_date, self.plan.features, self.plan.dates, out)
+
+
+    def inputs(self, a: int, b: int, h: int, w: int, dn: np.ndarray, valid: np.ndarray) -> None:
+        """The digital numbers ``(T, B, h, w)`` and validity ``(T, h, w)`` of rows ``a .. a + h``
+        and columns ``b .. b + w`` into ``dn`` and ``valid``, for a network that makes its
+        features (:func:`landcover.models.with_input_features`; one scene per date)."""
+        ys, xs = self._index(self.iy, a, h), self._index(self.ix, b, w)
+        for t, (_, values, ok) in enumerate(self.dates):
+            valid[t] = ok[ys][:, xs]
+            if values is None:  # the scene misses the box: every pixel invalid
+                dn[t] = 0
+            else:
+                dn[t] = values[:, ys][:, :, xs]
+
+    @property
+    def dn_dtype(self) -> np.dtype:
+        """The type that holds every date's digital numbers."""
+        kinds = [values.dtype for scene, values, _ in self.dates if values is not None]
+        return np.result_type(*kinds) if kinds else np.dtype(np.uint16)
+
+
+def dates_input(plan: Plan) -> np.ndarray:
+    """The ``dates`` input of :class:`landcover.models.layers.InputFeatures` for the plan's dates
+    ``(T, 4B + 2)`` float32: per band each date's scene's scale and offset, the normalisation's
+    mean and std, then the sine and cosine of the day of year (0 without ``doy``)."""
+    spec = plan.features
+    bands, T = spec.bands, len(plan.dates)
+    out = np.zeros((T, 4 * len(bands) + 2), np.float32)
+    _, doy = date_features(plan.dates, spec.doy)
+    for t, group in enumerate(plan.groups):
+        scene = group[0]
+        out[t, :len(bands)] = [np.float32(scene.scale[b]) for b in bands]
+        out[t, len(bands):2 * len(bands)] = [np.float32(scene.offset[b]) for b in bands]
+        if doy is not None:
+            out[t, -2:] = doy_sin_cos(doy[t])
+    out[:, 2 * len(bands):3 * len(bands)] = np.asarray(spec.mean).astype(np.float32)
+    out[:, 3 * len(bands):4 * len(bands)] = np.asarray(spec.std).astype(np.float32)
+    return out
 
 
 def read_box(plan: Plan, rows: np.ndarray, cols: np.ndarray) -> tuple[int, int, int, int]:
@@ -192,8 +235,9 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int, *, block
                     builder.submit(reader.prepare_next, block)
                     if (idle := reader.idle_work()) is not None:
                         builder.submit(idle)
-                probs = predict_windows(model, lock, x, plan.batch_size, plan.days,
-                                        plan.temperature)
+                probs = predict_windows(model if not isinstance(x, tuple) else
+                                        input_model(plan, model, x[0].dtype), lock, x,
+                                        plan.batch_size, plan.days, plan.temperature)
                 share.advance(len(batch))
                 del x
                 for (y, x), p in zip(batch, probs):  # global lattice order: same sums anywhere
@@ -233,11 +277,19 @@ def predicted_windows(plan: Plan, data: BlockData, oy: np.ndarray, ox: np.ndarra
     return windows
 
 
-def window_batch(plan: Plan, data: BlockData, batch, gy0: int, gx0: int) -> np.ndarray:
-    """The model inputs ``(len(batch), T, s, s, F)`` of the windows ``batch`` (origins ``(y,
-    x)``) from ``data``, whose first row and column are ``gy0``, ``gx0``."""
-    s = plan.window
-    x = np.empty((len(batch), len(plan.dates), s, s, len(plan.features.names)), np.float32)
+def window_batch(plan: Plan, data: BlockData, batch, gy0: int, gx0: int):
+    """The model inputs of the windows ``batch`` (origins ``(y, x)``) from ``data``, whose first
+    row and column are ``gy0``, ``gx0``: features ``(len(batch), T, s, s, F)``, or with
+    ``plan.features_on == "model"`` the tuple ``(dn (n, T, B, s, s), valid (n, T, s, s) uint8,
+    dates (n, T, 4B + 2))`` of :func:`landcover.models.with_input_features`."""
+    s, T, n = plan.window, len(plan.dates), len(batch)
+    if plan.features_on == "model":
+        dn = np.empty((n, T, len(plan.features.bands), s, s), data.dn_dtype)
+        valid = np.empty((n, T, s, s), np.uint8)
+        for k, (y, x0) in enumerate(batch):
+            data.inputs(y - gy0, x0 - gx0, s, s, dn[k], valid[k])
+        return dn, valid, np.broadcast_to(dates_input(plan), (n,) + (T, dn.shape[2] * 4 + 2))
+    x = np.empty((n, T, s, s, len(plan.features.names)), np.float32)
     for k, (y, x0) in enumerate(batch):
         data.features(y - gy0, x0 - gx0, s, s, out=x[k])
     return x

@@ -116,6 +116,7 @@ class Plan:
     blend: int = 0  # width of the blended seam between windows (0: each pixel from one window)
     precision: str = "float32"  # the network's compute dtype policy
     temperature: float = 1.0  # logits are divided by it before the softmax (landcover.calibration)
+    features_on: str = "host"  # host: float32 features sent; model: DNs sent (features_inside)
 
     @property
     def stride(self) -> int:
@@ -310,8 +311,32 @@ def build_plan(scenes: SceneSource | Sequence[Scene], model_dir: str | Path, cfg
         days=_as_days(kept_days(meta, [d for d, _ in kept])),
         precision="float32" if meta.is_pixel else  # a pixel classifier computes in float32
         auto_precision() if c.precision == "auto" else c.precision,
-        temperature=meta.output.temperature)
+        temperature=meta.output.temperature,
+        features_on=features_on(c.features_on, meta, [g for _, g in kept]))
     return plan, kept, table
+
+
+def features_on(setting: str, meta: BundleMeta, groups: Sequence) -> str:
+    """Where a run's window inputs are made (``classify.features_on``): ``model`` (the network
+    makes the features from the digital numbers: :func:`landcover.models.with_input_features`)
+    or ``host``. ``auto``: the model where it can and an NVIDIA GPU is present; on a CPU the
+    network's features cost more CPU than NumPy's (README, "Classifying").
+
+    Raises:
+        ConfigError: ``model`` asked for where the network cannot make them (a pixel classifier,
+            ``fill: linear``, a date mosaicked from several scenes).
+    """
+    from landcover.precision import has_nvidia_gpu
+
+    why = ("the bundle is a pixel classifier" if meta.is_pixel else
+           f"the bundle's features use fill: {meta.input.fill}" if meta.input.fill != "zero" else
+           "a date is a mosaic of several scenes" if any(len(g) > 1 for g in groups) else None)
+    if setting == "model" and why is not None:
+        raise ConfigError(f"classify.features_on: model needs one scene per date, fill: zero and "
+                          f"a network, but {why}; use classify.features_on=auto or host")
+    if setting == "auto":
+        return "model" if why is None and has_nvidia_gpu() else "host"
+    return setting
 
 
 def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool = False,

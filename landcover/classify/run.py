@@ -145,6 +145,7 @@ def _run(req: Request, outputs: OutputSet) -> dict:
         "grid": plan.grid.to_dict(), "dates": [d.isoformat() for d, _ in kept],
         "window": plan.window, "overlap": plan.overlap, "blend": plan.blend,
         "block_size": plan.block, "batch_size": plan.batch_size, "precision": plan.precision,
+        "features_on": plan.features_on,
         "predictions_per_pixel": round(predictions_per_pixel(plan, results), 3),
         "post": describe_steps(plan.post),
         "blocks": len(results), "blocks_resumed": resumed,
@@ -167,7 +168,8 @@ def write_products(plan: Plan, kept, table: ClassTable, meta: BundleMeta, cfg: C
               "classify": {**resolved["classify"], "window": plan.window,
                            "overlap": plan.overlap, "blend": plan.blend,
                            "block_size": plan.block, "batch_size": plan.batch_size,
-                           "precision": plan.precision, "post": describe_steps(plan.post)},
+                           "precision": plan.precision, "features_on": plan.features_on,
+                           "post": describe_steps(plan.post)},
               "model": meta.config}
     tags = map_tags(meta, [d for d, _ in kept], ["+".join(s.scene_id for s in g) for _, g in kept],
                     config, plan.bundle)

@@ -52,6 +52,22 @@ def worker_model(plan: Plan):
         return _MODELS[key]
 
 
+_INPUT_MODELS: dict = {}  # (model key, dn dtype) -> the network behind with_input_features
+
+
+def input_model(plan: Plan, network, dtype) -> object:
+    """``network`` (the plan's :func:`worker_model`) behind the layer that makes its features
+    from digital numbers of ``dtype`` (:func:`landcover.models.with_input_features`), built once
+    per process and type; it shares the network's weights."""
+    key = (*_model_key(plan), np.dtype(dtype).name)
+    with _MODELS_LOCK:
+        if key not in _INPUT_MODELS:
+            from landcover.models import with_input_features
+
+            _INPUT_MODELS[key] = with_input_features(network, plan.features, key[-1])
+        return _INPUT_MODELS[key]
+
+
 def checked_model(plan: Plan):
     """:func:`worker_model`, with a network that Keras cannot build from the bundle (its
     ``bundle.json`` describes another architecture than ``model.keras`` holds, e.g. edited and
@@ -116,20 +132,25 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None,
                     temperature: float = 1.0) -> np.ndarray:
-    """Class probabilities ``(n, s, s, K)`` of ``x (n, T, s, s, F)``, in batches of exactly
-    ``batch_size`` (the last one padded) so every call has the same shape. ``days (T,)``: the
-    dates' ``days`` input, for a network that takes one. ``temperature``: the bundle's
+    """Class probabilities ``(n, s, s, K)`` of ``x (n, T, s, s, F)`` (or of a tuple of arrays of
+    ``n`` windows each: the inputs of a network behind
+    :func:`landcover.models.with_input_features`), in batches of exactly ``batch_size`` (the
+    last one padded) so every call has the same shape. ``days (T,)``: the dates' ``days``
+    input, for a network that takes one. ``temperature``: the bundle's
     (:mod:`landcover.calibration`), dividing the logits before the softmax."""
     from landcover.models import model_inputs
 
+    arrays = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     out = []
-    for a in range(0, len(x), batch_size):
-        part = x[a:a + batch_size]
-        n = len(part)
+    for a in range(0, len(arrays[0]), batch_size):
+        part = [v[a:a + batch_size] for v in arrays]
+        n = len(part[0])
         if n < batch_size:
-            part = np.concatenate([part, np.zeros((batch_size - n,) + part.shape[1:], part.dtype)])
+            part = [np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
+                    for v in part]
+        inputs = model_inputs(model, part if len(arrays) > 1 else part[0], days)
         with lock:
-            logits = np.asarray(model.predict_on_batch(model_inputs(model, part, days)))
+            logits = np.asarray(model.predict_on_batch(inputs))
         logits = logits[:n]
         if temperature != 1.0:
             logits = logits / np.float32(temperature)

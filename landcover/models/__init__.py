@@ -171,9 +171,17 @@ def takes_dates(spec) -> bool:
 
 def model_inputs(model, x, days=None):
     """What to feed ``model`` for the series ``x`` (B, T, H, W, F): ``[x, days (B, T)]`` for a
-    network with a ``days`` input (``days`` (T,) is repeated over the batch), else ``x``."""
+    network with a ``days`` input (``days`` (T,) is repeated over the batch), else ``x``. ``x``
+    may be a list of :func:`with_input_features`' inputs (the days are added the same way)."""
     import numpy as np
 
+    if isinstance(x, (list, tuple)):  # a network behind with_input_features: its inputs
+        if len(model.inputs) == len(x):
+            return list(x)
+        if days is None:
+            raise ValueError(f"the {model.name} network takes the acquisition days as an input")
+        days = np.broadcast_to(np.asarray(days, np.float32), (len(x[0]), len(days)))
+        return [*x, np.ascontiguousarray(days)]
     if len(model.inputs) == 1:
         return x
     if days is None:
@@ -259,6 +267,32 @@ def rebuild_for_window(model, meta, window: int, precision: str = "float32"):
     return net
 
 
+def with_input_features(network, spec, dn_dtype: str = "uint16"):
+    """``network`` behind an :class:`~landcover.models.layers.InputFeatures` layer: a model that
+    takes ``[dn (N, T, B, H, W) of dn_dtype, valid (N, T, H, W) uint8, dates (N, T, 4B + 2)
+    float32]`` (and ``days``, where ``network`` takes them) instead of the float32 features, and
+    gives the same logits. ``spec``: the bundle's :class:`~landcover.features.FeatureSpec`
+    (``fill: zero``; the caller checks; its normalisation travels in ``dates``); the weights are
+    ``network``'s own, not copies."""
+    import keras
+
+    from landcover.models.layers import InputFeatures
+
+    t, h, w, _ = network.inputs[0].shape[1:]
+    nb = len(spec.bands)
+    dn = keras.Input((t, nb, h, w), dtype=dn_dtype, name="dn")
+    valid = keras.Input((t, h, w), dtype="uint8", name="valid")
+    dates = keras.Input((t, 4 * nb + 2), dtype="float32", name="dates")
+    inputs = [dn, valid, dates]
+    x = InputFeatures(spec.doy, name="input_features")(inputs)
+    if len(network.inputs) > 1:  # the acquisition days, as the network takes them
+        days = keras.Input(network.inputs[1].shape[1:], dtype=network.inputs[1].dtype,
+                           name="days")
+        inputs.append(days)
+        x = [x, days]
+    return keras.Model(inputs, network(x), name=f"{network.name}_from_dn")
+
+
 def take_weights(net, trained) -> None:
     """``trained``'s weights into ``net``, layer by layer name (a layer with a ``take_weights``
     method takes its own)."""
@@ -332,4 +366,5 @@ __all__ = [
     "takes_dates",
     "valid_channel_of",
     "variable_date_architectures",
+    "with_input_features",
 ]

@@ -97,6 +97,50 @@ class DayEncoding(layers.Layer):
         return {**super().get_config(), "period": self.period}
 
 
+@keras.saving.register_keras_serializable(package="landcover")
+class InputFeatures(layers.Layer):
+    """The network's inputs made inside the network from the digital numbers of a series, as
+    :mod:`landcover.features` makes them on the host with ``fill: zero`` (the same float32
+    operations in the same order as :func:`landcover.stack.scale_dn` then
+    :func:`landcover.features._date_features`): ``[dn (N, T, B, H, W) any number type, valid
+    (N, T, H, W) 0/1, dates (N, T, 4B + 2) float32]`` -> ``(N, T, H, W, B + 1 (+ 2))`` float32.
+
+    ``dates`` holds, per date and band, the ``scale`` and ``offset`` (reflectance = DN x scale +
+    offset) and the normalisation's ``mean`` and ``std``, then the sine and cosine of the date's
+    day of year (used with ``doy``). They are inputs, not constants: TensorFlow's graph optimiser
+    rewrites arithmetic with constants (a division by a constant became a multiplication by its
+    reciprocal: 2e-6 off the host's features), not with inputs. Computes in float32 whatever the
+    dtype policy (a mixed-precision network casts the features as it casts the host's). The
+    digital numbers travel in their own type, band-first as they are read: uint16 DNs are a
+    sixth of the bytes of the float32 features (6 bands against 9 features)."""
+
+    def __init__(self, doy: bool = True, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.doy = bool(doy)
+
+    def call(self, inputs):
+        dn, valid, dates = inputs
+        nb = dn.shape[2]
+        x = ops.transpose(ops.cast(dn, "float32"), (0, 1, 3, 4, 2))  # (N, T, H, W, B)
+        at = dates[:, :, None, None, :]  # one value per window, date (and band)
+        refl = x * at[..., :nb] + at[..., nb:2 * nb]
+        z = (refl - at[..., 2 * nb:3 * nb]) / at[..., 3 * nb:4 * nb]
+        ok = ops.cast(valid, "bool")[..., None]
+        parts = [ops.where(ok, z, ops.zeros_like(z)), ops.cast(ok, "float32")]
+        if self.doy:
+            ones = ops.ones_like(parts[1])
+            parts += [ones * at[..., 4 * nb:4 * nb + 1], ones * at[..., 4 * nb + 1:4 * nb + 2]]
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        n, t, b, h, w = input_shape[0]
+        return (n, t, h, w, b + 1 + (2 if self.doy else 0))
+
+    def get_config(self):
+        return {**super().get_config(), "doy": self.doy}
+
+
 def collapse(x, attn):
     """``sum_t attn[..., head(c)] * x[..., c]``: ``x (B, T, h, w, C)`` collapsed over time with
     the attention ``(B, T, h, w, heads)`` of the head owning each group of ``C / heads``
@@ -328,7 +372,7 @@ class StreamedConvLSTM(layers.RNN):
 CUSTOM_OBJECTS = {"TemporalMean": TemporalMean, "ClassMask": ClassMask, "ValidMask": ValidMask,
                   "FoldTime": FoldTime, "UnfoldTime": UnfoldTime,
                   "DayEncoding": DayEncoding, "TemporalAttention": TemporalAttention,
-                  "MaskedCollapse": MaskedCollapse}
+                  "MaskedCollapse": MaskedCollapse, "InputFeatures": InputFeatures}
 
 
 def ltae_block(x, days, valid, d_model: int, heads: int, key_dim: int, dropout: float,
