@@ -366,27 +366,30 @@ def test_default_tiling_and_mixed_precision(reference, field_series, field_bundl
 
 def test_features_made_inside_the_network_give_the_same_map(reference, field_series,
                                                               field_bundle, tmp_path):
-    """classify.features_on=model sends the digital numbers and validity and the network makes
-    the features (keras.ops, the host's float32 operations in the same order): the same
-    probabilities, bit for bit, over blocks, edges (reflection) and a date missing blocks."""
-    done = run(field_series[0], field_bundle, tmp_path / "m.tif", "classify.block_size=64",
-               "classify.features_on=model", probabilities=True)
-    assert done["windows"] == reference[1]["windows"]
-    np.testing.assert_array_equal(read(tmp_path / "m_probabilities.tif"),
+    """classify.features_on=model (auto's choice here) sends the digital numbers and validity
+    and the network makes the features (keras.ops, the host's float32 operations in the same
+    order): the same probabilities as features made on the host, bit for bit, over blocks and
+    edges (reflection)."""
+    assert reference[1]["features_on"] == "model"  # auto, for a network with fill: zero
+    done = run(field_series[0], field_bundle, tmp_path / "h.tif", "classify.block_size=64",
+               "classify.features_on=host", probabilities=True)
+    assert done["windows"] == reference[1]["windows"] and done["features_on"] == "host"
+    np.testing.assert_array_equal(read(tmp_path / "h_probabilities.tif"),
                                   read(reference[0].with_name("map_probabilities.tif")))
-    np.testing.assert_array_equal(read(tmp_path / "m.tif"), read(reference[0]))
-    with rasterio.open(tmp_path / "m.tif") as src:
-        assert '"features_on": "model"' in src.tags()["LANDCOVER_CONFIG"]
+    np.testing.assert_array_equal(read(tmp_path / "h.tif"), read(reference[0]))
+    with rasterio.open(tmp_path / "h.tif") as src:
+        assert json.loads(src.tags()["LANDCOVER_CONFIG"])["classify"]["features_on"] == "host"
+    with rasterio.open(reference[0]) as src:
+        assert json.loads(src.tags()["LANDCOVER_CONFIG"])["classify"]["features_on"] == "model"
 
 
-def test_features_inside_the_network_only_where_it_can_make_them(field_bundle, monkeypatch):
+def test_features_inside_the_network_only_where_it_can_make_them(field_bundle):
     """classify.features_on=model where the network cannot make the features is a usage error
-    naming the key and why; auto picks the host there, and on a machine without a GPU."""
+    naming the key and why; auto makes them on the host there, in the network elsewhere."""
     from dataclasses import replace
 
     from landcover.classify.plan import features_on
     from landcover.errors import ConfigError
-    from landcover.precision import has_nvidia_gpu
 
     meta = lc.resolve_config(field_bundle)[0]
     linear = replace(meta, input=replace(meta.input, fill="linear"))
@@ -396,8 +399,6 @@ def test_features_inside_the_network_only_where_it_can_make_them(field_bundle, m
         features_on("model", meta, [(1,), (2, 3)])
     assert features_on("host", meta, [(1,)]) == "host"
     assert features_on("model", meta, [(1,)]) == "model"
-    assert features_on("auto", meta, [(1,)]) == ("model" if has_nvidia_gpu() else "host")
-    monkeypatch.setattr("landcover.precision.NVIDIA_DEVICES", ("/",))  # a GPU's node present
     assert features_on("auto", meta, [(1,)]) == "model"
     assert features_on("auto", meta, [(1,), (2, 3)]) == "host"  # a mosaic: on the host
     assert features_on("auto", linear, [(1,)]) == "host"

@@ -523,12 +523,11 @@ class ClassifyConfig:
         "BF16 where a one-off cached benchmark finds it faster; else float32: README \"Tiling\"), "
         "float32, bfloat16 or float16 (Keras mixed precision: float32 weights)", choices=("auto", "float32", "bfloat16", "float16"))
     features_on: str = setting(
-        "auto", "where a window's model inputs are made: host (float32 features in NumPy, sent "
-        "to the network), model (the digital numbers and validity sent in their own types, the "
-        "features made inside the network with keras.ops: a sixth of the bytes to a GPU; needs "
-        "fill: zero and one scene per date) or auto (model on a GPU where possible, else host: "
-        "on a CPU the network's features cost more than NumPy's, README \"Classifying\")",
-        choices=("auto", "host", "model"))
+        "auto", "where a window's model inputs are made: model (the digital numbers and validity "
+        "sent in their own types, the features made inside the network with keras.ops: a sixth "
+        "of the bytes to a GPU; needs fill: zero and one scene per date), host (float32 features "
+        "made in NumPy and sent) or auto (model where it can, else host; the same maps: README "
+        "\"Classifying\")", choices=("auto", "host", "model"))
     probability_dtype: str = setting(
         "uint8", "--probabilities: uint8 (0-250 = p x 250, nodata 255) or uint16 (0-10000 = p x "
         "10000, nodata 65535)", choices=tuple(contract.PROBABILITY_SCALE))
