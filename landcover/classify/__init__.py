@@ -35,12 +35,17 @@ How a scene is cut (all sizes in pixels; ``s`` = ``classify.window``, ``o`` = ``
 * **The network**: the bundle's network restated for prediction where its architecture has one
   (:func:`landcover.models.rebuild_for_window`): the default network streams the dates through
   every layer at once, so its memory does not grow with the series.
+* **Where the features are made** (``classify.features_on``): by default the network is sent each
+  window's digital numbers in the rasters' own type, its validity and each date's scale, offset,
+  normalisation and day of year, and a layer in front of it makes the features with the host's
+  float32 operations (:func:`landcover.models.with_input_features`; bit for bit on TensorFlow);
+  on the host where it cannot (a pixel classifier, ``fill: linear``, mosaicked dates).
 * **Precision**: ``classify.precision`` ``bfloat16``/``float16`` runs the network under Keras mixed
   precision (float32 weights and softmax); ``auto`` (the default) is bfloat16 on a GPU that computes it
   natively and on a CPU where a cached one-off benchmark found it faster, else float32
   (:func:`landcover.precision.auto_precision`; README, "Tiling").
 
-Inputs are built exactly as in training, from the bundle: bands, normalisation statistics, gap
+Inputs are made exactly as in training, from the bundle: bands, normalisation statistics, gap
 filling, validity channel and day-of-year features, dates dropped in training. The model is loaded
 once per worker process (and shared by its threads).
 

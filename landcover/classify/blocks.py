@@ -43,7 +43,9 @@ class BlockData:
     of the training reads), then :func:`landcover.features.features_by_date`, the code that made
     the training inputs. A block therefore holds about 13 bytes per pixel and date instead of 37
     for every feature, reflection costs no copy of the block, and a window's features are written
-    straight into its batch.
+    straight into its batch. Where the network makes the features (``plan.features_on ==
+    "model"``), a window's digital numbers and validity are copied into its batch instead
+    (:meth:`inputs`).
     """
 
     def __init__(self, plan: Plan, rows: np.ndarray, cols: np.ndarray, share=None,
@@ -189,8 +191,9 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int, *, block
     ``block``: the block ``(i, j)`` the area belongs to, when this process reads blocks ahead
     (:func:`reading_ahead`): its rasters are taken from the read-ahead (with its windows and first
     batch, readied during the block before's last call), and the next block's are read while this
-    one is predicted. A batch's features are built in a thread of their own while
-    the model predicts the batch before (the same arrays, in the same order: the same result).
+    one is predicted. A batch's inputs (:func:`window_batch`) are made in a thread of their own
+    while the model predicts the batch before (the same arrays, in the same order: the same
+    result).
     """
     s = plan.window
     first, end = plan.support()
