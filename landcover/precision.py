@@ -206,12 +206,17 @@ def gpu_compute_capability() -> tuple[int, int] | None:
     return None
 
 
+def has_nvidia_gpu(devices: Sequence[str] | None = None) -> bool:
+    """An NVIDIA device node (:data:`NVIDIA_DEVICES`) is present: nothing imported or measured."""
+    return any(os.path.exists(device) for device in devices or NVIDIA_DEVICES)
+
+
 def auto_precision(cpuinfo: str = "/proc/cpuinfo", devices: Sequence[str] = NVIDIA_DEVICES, *,
                    capability: Callable[[], tuple | None] = gpu_compute_capability,
                    cache: Path | None = None,
                    measure: Callable[[], dict | None] = measure_cpu) -> str:
     """The inference precision ``classify.precision: auto`` stands for here (module docstring)."""
-    if any(os.path.exists(device) for device in devices):  # an NVIDIA GPU
+    if has_nvidia_gpu(devices):
         cc = capability()
         if cc is not None:
             return "bfloat16" if tuple(cc) >= (8, 0) else "float32"

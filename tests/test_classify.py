@@ -95,7 +95,7 @@ def test_default_tiling_predicts_each_pixel_at_most_1_3_times():
     t = lc.tiling(ClassifyConfig(), grid, 30, 12)
     assert (t["window"] / (t["window"] - t["overlap"])) ** 2 <= 1.3
     assert t["block"] % (t["window"] - t["overlap"]) == 0 and t["blend"] == 0
-    assert t["batch_size"] * t["window"] ** 2 <= ClassifyConfig().batch_pixels
+    assert t["batch_size"] * t["window"] ** 2 <= lc.plan.BATCH_PIXELS["cpu"]
     small = lc.tiling(ClassifyConfig(), Grid("EPSG:32632", (30.0, 0, 0, 0, -30.0, 0), 90, 60),
                       30, 12)
     assert small["window"] == 90 + small["overlap"]  # one window covers a small grid

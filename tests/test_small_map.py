@@ -14,6 +14,7 @@ import pytest
 import rasterio
 
 from landcover.classify import tiling
+from landcover.classify.plan import BATCH_PIXELS
 from landcover.config import ClassifyConfig
 from landcover.grid import Grid
 
@@ -26,7 +27,7 @@ def test_a_small_map_is_one_window_in_one_call_of_one_window():
     t = tiling(ClassifyConfig(), _grid(100, 101), 30, 47)
     assert (t["window"], t["overlap"], t["batch_size"]) == (117, 16, 1)
     big = tiling(ClassifyConfig(), _grid(2048, 2048), 30, 12)
-    assert big["batch_size"] == max(1, ClassifyConfig().batch_pixels // big["window"] ** 2)
+    assert big["batch_size"] == max(1, BATCH_PIXELS["cpu"] // big["window"] ** 2)
     pixel = tiling(ClassifyConfig(), _grid(100, 101), 30, 47, context=False)
     assert (pixel["window"], pixel["overlap"], pixel["blend"], pixel["batch_size"]) == \
         (101, 0, 0, 1)
@@ -204,3 +205,18 @@ def test_keras_starts_without_scikit_learn_or_pyplot_and_their_parts_still_work(
     # the collector runs again, and the import's objects are out of its way; Keras takes
     # DataFrames (the trainer's slicing module, imported again, knows pandas)
     assert out == ["False"] * 3 + ["True"] * 9
+
+
+def test_batches_by_the_device(monkeypatch):
+    """classify.batch_pixels: null is one 256 px window a call on a CPU, 16 where an NVIDIA GPU
+    is present (a call of one window leaves a GPU idle between calls); a value set is kept."""
+    from dataclasses import replace
+
+    monkeypatch.setattr("landcover.precision.NVIDIA_DEVICES", ("/nonexistent/nvidia0",))
+    assert tiling(ClassifyConfig(), _grid(2048, 2048), 30, 12)["batch_size"] == 1
+    monkeypatch.setattr("landcover.precision.NVIDIA_DEVICES", ("/",))  # a node that exists
+    t = tiling(ClassifyConfig(), _grid(4096, 4096), 30, 12)
+    assert t["batch_size"] == 16 * 256 ** 2 // t["window"] ** 2 == 17  # 244 px windows
+    assert tiling(ClassifyConfig(), _grid(100, 101), 30, 47)["batch_size"] == 1  # one window
+    mine = replace(ClassifyConfig(), batch_pixels=4 * 244 ** 2)
+    assert tiling(mine, _grid(4096, 4096), 30, 12)["batch_size"] == 4

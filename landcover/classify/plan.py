@@ -35,6 +35,7 @@ from landcover.lattice import (
 from landcover.models import variable_date_architectures
 from landcover.outputs import check_space
 from landcover.postprocess import check_steps, halo_of
+from landcover.precision import has_nvidia_gpu
 from landcover.runtime import auto_precision, check_memory
 from landcover.scenes import Scene, SceneSource, as_scenes, scene_source
 
@@ -338,6 +339,13 @@ def features_on(setting: str, meta: BundleMeta, groups: Sequence) -> str:
     return setting
 
 
+BATCH_PIXELS = {"cpu": 65536, "gpu": 16 * 256 * 256}
+"""``classify.batch_pixels: null``: window pixels a model call on a CPU (one 256 px window, the
+fastest measured on 2 cores: README "Tiling") and where an NVIDIA GPU is present (16 windows: a
+call of one window leaves a GPU idle between calls; 16-32 windows a call ran the bare network at
+89-94 Mpx/s on one H200, issue 27)."""
+
+
 def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool = False,
            context: bool = True) -> dict:
     """Window, overlap, blend, block and batch sizes of a run from ``classify.*`` (null keys
@@ -354,6 +362,7 @@ def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool =
 
     A batch holds at most the windows of the whole grid: a map of one window is predicted in one
     call of one window (padding it to ``batch_pixels`` predicted 4 windows on a 100 px grid).
+    ``batch_pixels: null``: :data:`BATCH_PIXELS`, by the device.
     """
     if not context and c.overlap is None and not c.blend:
         window, overlap, blend = c.window or auto_window(grid, patch_size, 0), 0, 0
@@ -373,7 +382,8 @@ def tiling(c, grid: Grid, patch_size: int, dates: int, window_statistics: bool =
     block = block_side(c.block_size, dates)
     windows = len(window_origins(grid.height, window, overlap)) * \
         len(window_origins(grid.width, window, overlap))
-    batch = c.batch_size or min(windows, max(1, c.batch_pixels // (window * window)))
+    pixels = c.batch_pixels or BATCH_PIXELS["gpu" if has_nvidia_gpu() else "cpu"]
+    batch = c.batch_size or min(windows, max(1, pixels // (window * window)))
     return {"window": window, "overlap": overlap, "blend": blend, "batch_size": batch,
             "block": aligned_block(block, window - overlap)}
 

@@ -512,9 +512,11 @@ class ClassifyConfig:
         "rounded down to a multiple of the stride; null = 1024 for up to 12 dates, 1024 x "
         "sqrt(12 / dates) beyond (flat memory)",
         at_least(64, "pixels", null="from the number of dates"))
-    batch_pixels: int = setting(
-        65536, "window pixels per model call (one 256 px window: the fastest measured on a 2-core "
-        "CPU)", at_least(1))
+    batch_pixels: int | None = setting(
+        None, "window pixels per model call; null = 65,536 on a CPU (one 256 px window: the "
+        "fastest measured on a 2-core CPU), 1,048,576 (16 such windows) where an NVIDIA GPU is "
+        "present (16-32 windows a call ran the bare network at 89-94 Mpx/s on an H200)",
+        at_least(1, null="65,536 on a CPU, 1,048,576 with an NVIDIA GPU"))
     batch_size: int | None = setting(
         None, "windows per model call; null = from batch_pixels",
         at_least(1, null="from classify.batch_pixels"))
