@@ -96,7 +96,6 @@ class BlockData:
 
         return features_by_date(read_date, self.plan.features, self.plan.dates, out)
 
-
     def inputs(self, a: int, b: int, h: int, w: int, dn: np.ndarray, valid: np.ndarray) -> None:
         """The digital numbers ``(T, B, h, w)`` and validity ``(T, h, w)`` of rows ``a .. a + h``
         and columns ``b .. b + w`` into ``dn`` and ``valid``, for a network that makes its

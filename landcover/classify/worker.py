@@ -135,7 +135,7 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None,
     """Class probabilities ``(n, s, s, K)`` of ``x (n, T, s, s, F)`` (or of a tuple of arrays of
     ``n`` windows each: the inputs of a network behind
     :func:`landcover.models.with_input_features`), in batches of exactly ``batch_size`` (the
-    last one padded) so every call has the same shape. ``days (T,)``: the dates' ``days``
+    last one padded with copies of its last window) so every call has the same shape. ``days (T,)``: the dates' ``days``
     input, for a network that takes one. ``temperature``: the bundle's
     (:mod:`landcover.calibration`), dividing the logits before the softmax."""
     from landcover.models import model_inputs
@@ -145,9 +145,9 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None,
     for a in range(0, len(arrays[0]), batch_size):
         part = [v[a:a + batch_size] for v in arrays]
         n = len(part[0])
-        if n < batch_size:
-            part = [np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
-                    for v in part]
+        if n < batch_size:  # padded with copies of the last window (zeros would make a
+            # network that makes its features divide by a std of 0)
+            part = [np.concatenate([v, np.repeat(v[-1:], batch_size - n, axis=0)]) for v in part]
         inputs = model_inputs(model, part if len(arrays) > 1 else part[0], days)
         with lock:
             logits = np.asarray(model.predict_on_batch(inputs))
