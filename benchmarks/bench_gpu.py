@@ -12,7 +12,7 @@ Issue 27, item 5. With ``KERAS_BACKEND=jax`` (set here when unset), printed side
    (``predict_on_batch`` of float32 features built on the host, copied per call), as classify
    calls it with ``classify.features_on: host`` -> Mpx/s; and **the DN path**: the same with
    uint16 digital numbers and uint8 validity sent and the features made inside the network
-   (``features_on: model``, the default on a GPU);
+   (``features_on: model``, auto's choice);
 3. **end to end**: ``landcover.classify.classify`` of a synthetic ``--size`` (4096) px square
    scene of ``--dates`` dates (Landsat 8 C2 L2 folders, one date per process of a process pool;
    seeded reflectance, clouds and shadows), in a fresh subprocess -> scene Mpx/s, peak RSS;
@@ -160,15 +160,21 @@ def bare(model, window: int, dates: int, batch: int, calls: int) -> dict:
 
 
 def host_path(model, window: int, dates: int, batch: int, calls: int) -> dict:
-    """:func:`landcover.classify.predict_windows` as classify calls it: float32 features built on
-    the host, one ``predict_on_batch`` a batch, the softmax on the host."""
+    """:func:`landcover.classify.predict_windows` as classify calls it with
+    ``classify.features_on: host``: float32 features built on the host, one ``predict_on_batch``
+    a batch, the softmax on the host."""
+    x = np.random.default_rng(1).normal(size=(batch, dates, window, window, FEATURES))
+    return timed_calls(model, x.astype(np.float32), window, batch, calls)
+
+
+def timed_calls(model, x, window: int, batch: int, calls: int) -> dict:
+    """``calls`` calls of :func:`landcover.classify.predict_windows` on ``x`` after one untimed
+    call (tracing): seconds and window Mpx/s."""
     import threading
 
     from landcover.classify import predict_windows
 
     lock = threading.Lock()
-    x = np.random.default_rng(1).normal(size=(batch, dates, window, window, FEATURES))
-    x = x.astype(np.float32)
     predict_windows(model, lock, x, batch)  # trace
     t0 = time.perf_counter()
     for _ in range(calls):
@@ -180,12 +186,9 @@ def host_path(model, window: int, dates: int, batch: int, calls: int) -> dict:
 
 def dn_path(model, bundle: Path, window: int, dates: int, batch: int, calls: int) -> dict:
     """As :func:`host_path`, with the features made inside the network
-    (``classify.features_on: model``, the default on a GPU): uint16 digital numbers, uint8
-    validity and the dates' scale, offset and normalisation sent instead of float32 features."""
-    import threading
-
+    (``classify.features_on: model``, auto's choice): uint16 digital numbers, uint8 validity and
+    the dates' scale, offset and normalisation sent instead of float32 features."""
     from landcover.bundle import read_bundle_meta
-    from landcover.classify import predict_windows
     from landcover.features import FeatureSpec, doy_sin_cos
     from landcover.models import with_input_features
 
@@ -199,14 +202,7 @@ def dn_path(model, bundle: Path, window: int, dates: int, batch: int, calls: int
     row = np.concatenate([np.full(nb, 2.75e-5), np.full(nb, -0.2), spec.mean, spec.std,
                           doy_sin_cos(100.0)]).astype(np.float32)
     x = (dn, valid, np.broadcast_to(row, (batch, dates, len(row))))
-    net, lock = with_input_features(model, spec, "uint16"), threading.Lock()
-    predict_windows(net, lock, x, batch)  # trace
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        predict_windows(net, lock, x, batch)
-    seconds = time.perf_counter() - t0
-    return {"batch": batch, "calls": calls, "seconds": round(seconds, 3),
-            "mpx_s": round(batch * window * window * calls / seconds / 1e6, 6)}
+    return timed_calls(with_input_features(model, spec, "uint16"), x, window, batch, calls)
 
 
 def train_steps(dates: int, batch: int, steps: int) -> dict:
@@ -331,7 +327,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     result["end_to_end"] = {"size": args.size, "scene_seconds": round(scene_seconds, 1),
                             **end_to_end(scenes, bundle, work / "map.tif", args.size)}
-    # the same with the features made on the host, for comparison (the default on a CPU)
+    # the same with the features made on the host, for comparison
     result["end_to_end_host_features"] = end_to_end(scenes, bundle, work / "map_host.tif",
                                                     args.size, "classify.features_on=host")
     stages["end_to_end"] = time.perf_counter() - t0
