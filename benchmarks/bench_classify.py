@@ -187,7 +187,7 @@ def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False,
         worker_model,
     )
     from landcover.classify.blocks import window_batch
-    from landcover.classify.worker import input_model
+    from landcover.classify.worker import model_for
 
     meta, cfg = resolve_config(model_dir, None, list(sets))
     plan, _, _ = build_plan(model_scenes(scenes_of(folder), meta, cfg), model_dir, cfg, meta,
@@ -219,8 +219,7 @@ def job_bare(folder: Path, model_dir: Path, out: Path, trained: bool = False,
     windows = [(i * s, j * s) for i in range(ny) for j in range(nx)]
 
     def call(x):
-        net = model if not isinstance(x, tuple) else input_model(plan, model, x[0].dtype)
-        predict_windows(net, lock, x, B, plan.days)
+        predict_windows(model_for(plan, model, x), lock, x, B, plan.days)
 
     call(window_batch(plan, data, windows[:1] * B, 0, 0))  # trace once
     seconds = cpu = 0.0

@@ -19,7 +19,7 @@ from landcover.classify.plan import Plan
 from landcover.classify.store import chunk_sums, done_marker
 from landcover.classify.worker import (
     checked_model,
-    input_model,
+    model_for,
     predict_windows,
     wait_for_model,
 )
@@ -85,11 +85,9 @@ class BlockData:
         bands = self.plan.features.bands
 
         def read_date(t):
-            scene, values, valid = self.dates[t]
-            valid = valid[ys][:, xs]
+            scene, values, valid = self._window_of(t, ys, xs)
             if values is None:  # no data: features 0 (every pixel invalid)
                 return np.zeros((h, w, len(bands)), np.float32), valid
-            values = values[:, ys][:, :, xs]
             refl = values if scene is None else scale_dn(values, scene, bands,
                                                          out=np.empty(values.shape, np.float32))
             return np.moveaxis(refl, 0, -1), valid
@@ -101,12 +99,15 @@ class BlockData:
         and columns ``b .. b + w`` into ``dn`` and ``valid``, for a network that makes its
         features (:func:`landcover.models.with_input_features`; one scene per date)."""
         ys, xs = self._index(self.iy, a, h), self._index(self.ix, b, w)
-        for t, (_, values, ok) in enumerate(self.dates):
-            valid[t] = ok[ys][:, xs]
-            if values is None:  # the scene misses the box: every pixel invalid
-                dn[t] = 0
-            else:
-                dn[t] = values[:, ys][:, :, xs]
+        for t in range(len(self.dates)):
+            _, values, valid[t] = self._window_of(t, ys, xs)
+            dn[t] = 0 if values is None else values  # None: every pixel invalid
+
+    def _window_of(self, t: int, ys, xs) -> tuple:
+        """``(scene, values (B, h, w) or None, valid (h, w))`` of date ``t`` over the box's rows
+        ``ys`` and columns ``xs`` (views where they are slices)."""
+        scene, values, valid = self.dates[t]
+        return scene, None if values is None else values[:, ys][:, :, xs], valid[ys][:, xs]
 
     @property
     def dn_dtype(self) -> np.dtype:
@@ -237,9 +238,8 @@ def block_probabilities(plan: Plan, r0: int, r1: int, c0: int, c1: int, *, block
                     builder.submit(reader.prepare_next, block)
                     if (idle := reader.idle_work()) is not None:
                         builder.submit(idle)
-                probs = predict_windows(model if not isinstance(x, tuple) else
-                                        input_model(plan, model, x[0].dtype), lock, x,
-                                        plan.batch_size, plan.days, plan.temperature)
+                probs = predict_windows(model_for(plan, model, x), lock, x, plan.batch_size,
+                                        plan.days, plan.temperature)
                 share.advance(len(batch))
                 del x
                 for (y, x), p in zip(batch, probs):  # global lattice order: same sums anywhere
@@ -290,7 +290,8 @@ def window_batch(plan: Plan, data: BlockData, batch, gy0: int, gx0: int):
         valid = np.empty((n, T, s, s), np.uint8)
         for k, (y, x0) in enumerate(batch):
             data.inputs(y - gy0, x0 - gx0, s, s, dn[k], valid[k])
-        return dn, valid, np.broadcast_to(dates_input(plan), (n,) + (T, dn.shape[2] * 4 + 2))
+        dates = dates_input(plan)
+        return dn, valid, np.broadcast_to(dates, (n,) + dates.shape)
     x = np.empty((n, T, s, s, len(plan.features.names)), np.float32)
     for k, (y, x0) in enumerate(batch):
         data.features(y - gy0, x0 - gx0, s, s, out=x[k])

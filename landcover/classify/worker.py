@@ -55,11 +55,15 @@ def worker_model(plan: Plan):
 _INPUT_MODELS: dict = {}  # (model key, dn dtype) -> the network behind with_input_features
 
 
-def input_model(plan: Plan, network, dtype) -> object:
-    """``network`` (the plan's :func:`worker_model`) behind the layer that makes its features
-    from digital numbers of ``dtype`` (:func:`landcover.models.with_input_features`), built once
-    per process and type; it shares the network's weights."""
-    key = (*_model_key(plan), np.dtype(dtype).name)
+def model_for(plan: Plan, network, x):
+    """The model to predict the batch ``x`` of :func:`landcover.classify.blocks.window_batch`
+    with: ``network`` (the plan's :func:`worker_model`) for features; for the tuple of digital
+    numbers, validity and dates, ``network`` behind the layer that makes its features from them
+    (:func:`landcover.models.with_input_features`), built once per process and type of the
+    digital numbers; it shares the network's weights."""
+    if not isinstance(x, tuple):
+        return network
+    key = (*_model_key(plan), np.dtype(x[0].dtype).name)
     with _MODELS_LOCK:
         if key not in _INPUT_MODELS:
             from landcover.models import with_input_features
@@ -135,8 +139,8 @@ def predict_windows(model, lock, x: np.ndarray, batch_size: int, days=None,
     """Class probabilities ``(n, s, s, K)`` of ``x (n, T, s, s, F)`` (or of a tuple of arrays of
     ``n`` windows each: the inputs of a network behind
     :func:`landcover.models.with_input_features`), in batches of exactly ``batch_size`` (the
-    last one padded with copies of its last window) so every call has the same shape. ``days (T,)``: the dates' ``days``
-    input, for a network that takes one. ``temperature``: the bundle's
+    last one padded with copies of its last window) so every call has the same shape. ``days
+    (T,)``: the dates' ``days`` input, for a network that takes one. ``temperature``: the bundle's
     (:mod:`landcover.calibration`), dividing the logits before the softmax."""
     from landcover.models import model_inputs
 

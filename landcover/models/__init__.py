@@ -175,21 +175,15 @@ def model_inputs(model, x, days=None):
     may be a list of :func:`with_input_features`' inputs (the days are added the same way)."""
     import numpy as np
 
-    if isinstance(x, (list, tuple)):  # a network behind with_input_features: its inputs
-        if len(model.inputs) == len(x):
-            return list(x)
-        if days is None:
-            raise ValueError(f"the {model.name} network takes the acquisition days as an input")
-        days = np.broadcast_to(np.asarray(days, np.float32), (len(x[0]), len(days)))
-        return [*x, np.ascontiguousarray(days)]
-    if len(model.inputs) == 1:
-        return x
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]  # with_input_features' inputs, or x
+    if len(model.inputs) == len(xs):
+        return xs if len(xs) > 1 else x
     if days is None:
         raise ValueError(f"the {model.name} network takes the acquisition days as a second input")
     days = np.asarray(days, np.float32)
     if days.ndim == 1:
-        days = np.broadcast_to(days, (len(x), len(days)))
-    return [x, np.ascontiguousarray(days)]
+        days = np.broadcast_to(days, (len(xs[0]), len(days)))
+    return [*xs, np.ascontiguousarray(days)]
 
 
 def build_model(spec: Mapping, input_shape: Sequence, num_classes: int, absent=(),
